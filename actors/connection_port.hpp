@@ -1,0 +1,41 @@
+// What an actor may do with a client connection. The WebSocket I/O object in
+// net/ implements it; unit tests under CAF's deterministic scheduler use a
+// recording fake. All members are thread-safe and never block.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace switchyard {
+
+/// Receives encoded frames for one client. Topic actors push into it directly
+/// (no actor message per recipient); the socket drains it in batched writes.
+class frame_sink {
+public:
+  virtual ~frame_sink() = default;
+
+  /// Queues one encoded WebSocket frame. Returns false when the frame was
+  /// dropped (connection closing or its outbound queue over the limit; the
+  /// latter closes the connection with 4409).
+  virtual bool push(const std::shared_ptr<const std::string>& frame) = 0;
+};
+
+/// The control surface the session actor uses to own its connection.
+class connection_port : public frame_sink {
+public:
+  /// Queues one JSON text frame (encoded here; control traffic only).
+  virtual void send_text(const std::string& json) = 0;
+
+  /// Queues a WebSocket ping.
+  virtual void send_ping() = 0;
+
+  /// Starts the closing handshake with `code`. With `drop_pending`, frames
+  /// not yet written are discarded first (slow consumer).
+  virtual void close(uint16_t code, const std::string& reason,
+                     bool drop_pending = false)
+    = 0;
+};
+
+} // namespace switchyard

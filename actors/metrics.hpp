@@ -1,0 +1,42 @@
+// Process-wide counters behind `/metrics`. Actors and I/O threads bump them
+// with relaxed atomics; nothing on the hot path takes a lock for them.
+
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+namespace switchyard {
+
+/// Close codes counted one by one in `switchyard_closes_total`.
+constexpr std::array<uint16_t, 10> counted_close_codes{
+  1000, 1001, 1002, 1006, 1009, 1011, 4401, 4408, 4409, 4429};
+
+/// Counters and gauges of one node.
+struct metrics {
+  std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> sessions_authenticated{0};
+  std::atomic<int64_t> subscriptions{0};
+  std::atomic<int64_t> topic_actors{0};
+  std::atomic<int64_t> org_routers{0};
+  std::atomic<uint64_t> events_in{0};
+  std::atomic<uint64_t> events_out{0};
+  std::atomic<uint64_t> frames_written{0};
+  std::atomic<uint64_t> socket_writes{0};
+  std::atomic<uint64_t> dropped{0};
+  std::atomic<uint64_t> frames_in{0};
+  std::atomic<uint64_t> auth_failures{0};
+  std::atomic<uint64_t> http_requests{0};
+  std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
+
+  /// Counts one close with `code` (unknown codes land in "other").
+  void count_close(uint16_t code) {
+    size_t i = 0;
+    while (i < counted_close_codes.size() && counted_close_codes[i] != code)
+      ++i;
+    closes[i].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+} // namespace switchyard

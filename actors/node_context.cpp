@@ -1,0 +1,64 @@
+#include "actors/node_context.hpp"
+
+#include <random>
+
+#include "schemas/messages.hpp"
+
+namespace switchyard {
+
+void sink_registry::add(caf::actor_id id, std::shared_ptr<frame_sink> sink) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  sinks_[id] = std::move(sink);
+}
+
+void sink_registry::remove(caf::actor_id id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  sinks_.erase(id);
+}
+
+std::shared_ptr<frame_sink> sink_registry::find(caf::actor_id id) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = sinks_.find(id);
+  return i == sinks_.end() ? nullptr : i->second.lock();
+}
+
+node_context::node_context(settings config) : cfg(std::move(config)) {
+  std::random_device rd;
+  auto r = (static_cast<uint64_t>(rd()) << 32) | rd();
+  static constexpr char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 10; ++i)
+    node_id.push_back(hex[(r >> (i * 4)) & 0xF]);
+}
+
+std::string node_context::next_event_id() {
+  return node_id + "-" + std::to_string(++event_seq_);
+}
+
+std::string node_context::next_session_id() {
+  return "s-" + node_id + "-" + std::to_string(++session_seq_);
+}
+
+int64_t node_context::unix_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace switchyard
+
+namespace switchyard {
+
+std::string node_context::publish(event ev) {
+  return bus->publish(std::move(ev));
+}
+
+std::string node_context::bus_status() const {
+  return bus ? bus->status() : "none";
+}
+
+void node_context::extra_metrics(std::string& out) const {
+  if (bus)
+    bus->render_metrics(out);
+}
+
+} // namespace switchyard

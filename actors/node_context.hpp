@@ -1,0 +1,136 @@
+// What every actor of a node shares: settings, counters, the handles of the
+// node-level actors and the registry that lets a topic actor reach a local
+// session's socket queue without an actor message per event.
+
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/connection_port.hpp"
+#include "actors/metrics.hpp"
+
+namespace switchyard {
+
+using std::chrono::milliseconds;
+
+/// Tunables of one node, with the defaults `switchyard --help` shows.
+struct settings {
+  // -- defaults, each with its reason ---------------------------------------
+
+  /// Well under the 30-60 s idle timeouts of common proxies and NATs.
+  static constexpr milliseconds default_heartbeat_interval{25'000};
+  /// A pong over 10 s late means the path is dead for practical purposes.
+  static constexpr milliseconds default_heartbeat_timeout{10'000};
+  /// Time a client has to send its `auth` frame after the upgrade.
+  static constexpr milliseconds default_auth_timeout{10'000};
+  /// How long a closing handshake may take before the socket is cut.
+  static constexpr milliseconds default_close_timeout{2'000};
+  /// Largest inbound message; client frames are small control requests.
+  static constexpr size_t default_max_frame_size = 64 * 1024;
+  /// Distinct patterns per connection.
+  static constexpr size_t default_max_subscriptions = 256;
+  /// Bytes queued for one socket before it counts as a slow consumer: room
+  /// for ~3000 typical 300-byte events, about a second of a busy stream.
+  static constexpr size_t default_outbound_queue_limit = 1024 * 1024;
+  /// Inbound frames per second per connection (burst of the same size).
+  static constexpr uint32_t default_max_inbound_rate = 100;
+  /// Concurrent connections one user may hold on one node.
+  static constexpr uint32_t default_max_connections_per_user = 32;
+
+  // -- values ---------------------------------------------------------------
+
+  milliseconds heartbeat_interval = default_heartbeat_interval;
+  milliseconds heartbeat_timeout = default_heartbeat_timeout;
+  milliseconds auth_timeout = default_auth_timeout;
+  milliseconds close_timeout = default_close_timeout;
+  size_t max_frame_size = default_max_frame_size;
+  size_t max_subscriptions = default_max_subscriptions;
+  size_t outbound_queue_limit = default_outbound_queue_limit;
+  uint32_t max_inbound_rate = default_max_inbound_rate;
+  uint32_t max_connections_per_user = default_max_connections_per_user;
+  std::string jwt_secret;
+};
+
+/// Maps local session actors to their connection's frame queue.
+class sink_registry {
+public:
+  void add(caf::actor_id id, std::shared_ptr<frame_sink> sink);
+
+  void remove(caf::actor_id id);
+
+  /// Returns the sink of a live local session, or null.
+  std::shared_ptr<frame_sink> find(caf::actor_id id) const;
+
+private:
+  mutable std::mutex mtx_;
+  std::unordered_map<caf::actor_id, std::weak_ptr<frame_sink>> sinks_;
+};
+
+struct event;
+
+/// Where events enter the node: the in-process bus, or the NATS bridge.
+class bus_port {
+public:
+  virtual ~bus_port() = default;
+
+  /// Publishes `ev` to every node's subscribers. Returns an empty string on
+  /// success, else why the event was not accepted (HTTP 503). Never blocks.
+  virtual std::string publish(event ev) = 0;
+
+  /// "in-process", "up" or "down".
+  virtual std::string status() const = 0;
+
+  /// Appends bus metrics in Prometheus text format.
+  virtual void render_metrics(std::string& out) const = 0;
+};
+
+/// Shared state of one node.
+struct node_context {
+  explicit node_context(settings cfg);
+
+  /// Returns a node-unique event id: `<node id>-<sequence>`.
+  std::string next_event_id();
+
+  /// Returns a node-unique session id.
+  std::string next_session_id();
+
+  /// Unix time in milliseconds.
+  static int64_t unix_ms();
+
+  /// Publishes through the bus; see bus_port::publish.
+  std::string publish(event ev);
+
+  /// The bus state for /healthz.
+  std::string bus_status() const;
+
+  /// Appends the bus metrics.
+  void extra_metrics(std::string& out) const;
+
+  settings cfg;
+  metrics stats;
+  sink_registry sinks;
+  /// Random per start, so ids never repeat across restarts.
+  std::string node_id;
+  /// Root of the topic tree (topic_root actor).
+  caf::actor topics;
+  /// Where publishes go.
+  std::shared_ptr<bus_port> bus;
+  /// Live sessions by user (session_registry actor).
+  caf::actor sessions;
+
+private:
+  std::atomic<uint64_t> event_seq_{0};
+  std::atomic<uint64_t> session_seq_{0};
+};
+
+using node_context_ptr = std::shared_ptr<node_context>;
+
+} // namespace switchyard

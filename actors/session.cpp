@@ -1,0 +1,338 @@
+#include "actors/session.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "actors/log.hpp"
+#include "schemas/frames.hpp"
+#include "schemas/messages.hpp"
+#include "schemas/topic.hpp"
+
+namespace switchyard {
+
+namespace {
+
+auto& log() {
+  static auto instance = logger("session");
+  return instance;
+}
+
+/// Reads the request id, which clients may send as a string or a number.
+std::string request_id(const nlohmann::json& j) {
+  auto i = j.find("id");
+  if (i == j.end())
+    return {};
+  if (i->is_string())
+    return i->get<std::string>();
+  if (i->is_number_integer())
+    return std::to_string(i->get<int64_t>());
+  return {};
+}
+
+} // namespace
+
+session_actor::session_actor(caf::actor_config& cfg,
+                             std::shared_ptr<connection_port> conn,
+                             node_context_ptr ctx, std::string token)
+  : caf::event_based_actor(cfg),
+    conn_(std::move(conn)),
+    ctx_(std::move(ctx)),
+    initial_token_(std::move(token)) {
+  session_id_ = ctx_->next_session_id();
+}
+
+caf::behavior session_actor::make_behavior() {
+  ctx_->sinks.add(id(), conn_);
+  if (!initial_token_.empty()) {
+    auto token = std::move(initial_token_);
+    on_auth("", token);
+  } else {
+    delayed_send(this, ctx_->cfg.auth_timeout, auth_due_atom::value);
+  }
+  return {
+    [this](text_atom, const std::string& text) { on_text(text); },
+    [this](binary_atom) {
+      reply_error("", "bad_request", "binary frames are not part of protocol v1");
+    },
+    [this](pong_atom) { unanswered_ping_ = 0; },
+    [this](closed_atom, uint16_t) {
+      phase_ = phase::closed;
+      quit();
+    },
+    [this](frame_atom, const shared_frame& frame) {
+      // An event from a topic actor on another node.
+      if (frame.bytes)
+        conn_->push(frame.bytes);
+    },
+    [this](auth_due_atom) {
+      if (phase_ == phase::awaiting_auth) {
+        reply_error("", "unauthorized", "no auth frame within the auth timeout");
+        close(frames::close_code::unauthorized, "auth timeout");
+      }
+    },
+    [this](expire_atom, uint64_t gen) {
+      if (phase_ == phase::open && gen == auth_gen_) {
+        reply_error("", "unauthorized", "token expired");
+        close(frames::close_code::unauthorized, "token expired");
+      }
+    },
+    [this](tick_atom) {
+      if (phase_ != phase::open)
+        return;
+      conn_->send_ping();
+      ++ping_seq_;
+      if (unanswered_ping_ == 0) {
+        unanswered_ping_ = ping_seq_;
+        delayed_send(this, ctx_->cfg.heartbeat_timeout, pong_due_atom::value,
+                     ping_seq_);
+      }
+      delayed_send(this, ctx_->cfg.heartbeat_interval, tick_atom::value);
+    },
+    [this](pong_due_atom, uint64_t seq) {
+      if (phase_ == phase::open && unanswered_ping_ == seq)
+        close(frames::close_code::heartbeat, "heartbeat timeout");
+    },
+  };
+}
+
+void session_actor::on_exit() {
+  ctx_->sinks.remove(id());
+  if (phase_ != phase::closed)
+    conn_->close(frames::close_code::going_away, "session ended");
+  if (claims_)
+    ctx_->stats.sessions_authenticated.fetch_sub(1, std::memory_order_relaxed);
+  // Topic actors and the registry monitor this actor and clean up on the
+  // down message, whatever the reason of the exit.
+}
+
+// -- inbound frames -----------------------------------------------------------
+
+void session_actor::on_text(const std::string& text) {
+  if (phase_ == phase::closed)
+    return;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    reply_error("", "bad_request", "frame is not a JSON object");
+    return;
+  }
+  auto id = request_id(j);
+  auto type = j.find("type");
+  if (type == j.end() || !type->is_string()) {
+    reply_error(id, "bad_request", "frame has no string field 'type'");
+    return;
+  }
+  auto field = [&](const char* name) -> std::optional<std::string> {
+    auto i = j.find(name);
+    if (i == j.end() || !i->is_string())
+      return std::nullopt;
+    return i->get<std::string>();
+  };
+  auto& t = type->get_ref<const std::string&>();
+  if (t == "auth") {
+    if (auto token = field("token"))
+      on_auth(id, *token);
+    else
+      reply_error(id, "bad_request", "auth needs a string field 'token'");
+    return;
+  }
+  if (t != "subscribe" && t != "unsubscribe") {
+    reply_error(id, "bad_request", "unknown frame type '" + t + "'");
+    return;
+  }
+  if (phase_ != phase::open) {
+    reply_error(id, "unauthorized", "authenticate first");
+    return;
+  }
+  auto pattern = field("topic");
+  if (!pattern) {
+    reply_error(id, "bad_request", t + " needs a string field 'topic'");
+    return;
+  }
+  if (t == "subscribe")
+    on_subscribe(id, *pattern);
+  else
+    on_unsubscribe(id, *pattern);
+}
+
+void session_actor::on_auth(const std::string& id, const std::string& token) {
+  auto res = verify_token(token, ctx_->cfg.jwt_secret,
+                          node_context::unix_ms() / 1000);
+  if (!res.value) {
+    ctx_->stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    reply_error(id, "unauthorized", res.error);
+    if (phase_ == phase::awaiting_auth)
+      close(frames::close_code::unauthorized, res.error);
+    // An open session keeps its current token until that one expires.
+    return;
+  }
+  if (phase_ == phase::open) {
+    if (res.value->sub != claims_->sub || res.value->org != claims_->org) {
+      reply_error(id, "forbidden", "a fresh token must be for the same user and org");
+      return;
+    }
+    claims_ = std::move(res.value);
+    ++auth_gen_;
+    schedule_expiry();
+    drop_forbidden_subscriptions();
+    reply_ok(id);
+    return;
+  }
+  authenticated(std::move(*res.value), id);
+}
+
+void session_actor::authenticated(claims c, const std::string& id) {
+  session_info info{session_id_, c.sub, c.org, {}};
+  claims_ = std::move(c);
+  // Wait for the registry before anything else: frames that arrive
+  // meanwhile stay in the mailbox, in order.
+  request(ctx_->sessions, std::chrono::seconds(10), register_atom::value,
+          std::move(info), caf::actor_cast<caf::actor>(this))
+    .await(
+      [this, id](bool admitted) {
+        if (!admitted) {
+          reply_error(id, "rate_limited",
+                      "too many connections for this user");
+          close(frames::close_code::too_many, "too many connections");
+          return;
+        }
+        phase_ = phase::open;
+        ctx_->stats.sessions_authenticated.fetch_add(1,
+                                                     std::memory_order_relaxed);
+        conn_->send_text(frames::welcome_json(
+          session_id_, claims_->sub, claims_->org,
+          ctx_->cfg.heartbeat_interval.count(), claims_->exp));
+        if (!id.empty())
+          reply_ok(id);
+        ++auth_gen_;
+        schedule_expiry();
+        delayed_send(this, ctx_->cfg.heartbeat_interval, tick_atom::value);
+      },
+      [this](caf::error& err) {
+        log()->error("session {}: registry unavailable: {}", session_id_,
+                     to_string(err));
+        close(frames::close_code::internal_error, "registry unavailable");
+      });
+}
+
+void session_actor::on_subscribe(const std::string& id,
+                                 const std::string& pattern) {
+  std::string why;
+  if (!topic::valid_pattern(pattern, &why)) {
+    reply_error(id, "bad_topic", why);
+    return;
+  }
+  if (!may_subscribe(*claims_, pattern)) {
+    reply_error(id, "forbidden", "token may not subscribe to " + pattern);
+    return;
+  }
+  if (subs_.count(pattern) != 0) {
+    reply_ok(id); // idempotent: still one delivery per event
+    return;
+  }
+  if (subs_.size() >= ctx_->cfg.max_subscriptions) {
+    reply_error(id, "too_many_subscriptions",
+                "at most " + std::to_string(ctx_->cfg.max_subscriptions)
+                  + " subscriptions per connection");
+    return;
+  }
+  auto gen = ++sub_gen_;
+  subs_.emplace(pattern, subscription{caf::actor{}, gen});
+  request(ctx_->topics, std::chrono::seconds(10), subscribe_atom::value,
+          pattern, caf::actor_cast<caf::actor>(this))
+    .then(
+      [this, id, pattern, gen](caf::actor& node) {
+        auto i = subs_.find(pattern);
+        if (i == subs_.end()) {
+          // Unsubscribed while the subscribe was in flight.
+          send(node, unsubscribe_atom::value,
+               caf::actor_cast<caf::actor>(this));
+        } else if (i->second.gen == gen) {
+          i->second.node = std::move(node);
+          sync_registry();
+        } // else: unsubscribed and subscribed again; the newer reply counts
+        reply_ok(id);
+      },
+      [this, id, pattern, gen](caf::error& err) {
+        auto i = subs_.find(pattern);
+        if (i != subs_.end() && i->second.gen == gen)
+          subs_.erase(i);
+        log()->warn("session {}: subscribe {} failed: {}", session_id_,
+                    pattern, to_string(err));
+        reply_error(id, "unavailable", "subscription failed, retry");
+      });
+}
+
+void session_actor::on_unsubscribe(const std::string& id,
+                                   const std::string& pattern) {
+  std::string why;
+  if (!topic::valid_pattern(pattern, &why)) {
+    reply_error(id, "bad_topic", why);
+    return;
+  }
+  auto i = subs_.find(pattern);
+  if (i != subs_.end()) {
+    if (i->second.node)
+      send(i->second.node, unsubscribe_atom::value,
+           caf::actor_cast<caf::actor>(this));
+    subs_.erase(i);
+    sync_registry();
+  }
+  reply_ok(id); // idempotent, like subscribe
+}
+
+// -- helpers ------------------------------------------------------------------
+
+void session_actor::schedule_expiry() {
+  auto left = claims_->exp * 1000 - node_context::unix_ms();
+  delayed_send(this, std::chrono::milliseconds(std::max<int64_t>(left, 0)),
+               expire_atom::value, auth_gen_);
+}
+
+void session_actor::drop_forbidden_subscriptions() {
+  bool changed = false;
+  for (auto i = subs_.begin(); i != subs_.end();) {
+    if (may_subscribe(*claims_, i->first)) {
+      ++i;
+      continue;
+    }
+    if (i->second.node)
+      send(i->second.node, unsubscribe_atom::value,
+           caf::actor_cast<caf::actor>(this));
+    conn_->send_text(nlohmann::json{{"type", "unsubscribed"},
+                                    {"topic", i->first},
+                                    {"reason", "forbidden"}}
+                       .dump());
+    i = subs_.erase(i);
+    changed = true;
+  }
+  if (changed)
+    sync_registry();
+}
+
+void session_actor::sync_registry() {
+  session_info info{session_id_, claims_->sub, claims_->org, {}};
+  for (auto& kvp : subs_)
+    if (kvp.second.node)
+      info.subscriptions.emplace_back(kvp.first);
+  caf::anon_send(ctx_->sessions, register_atom::value, std::move(info),
+                 caf::actor_cast<caf::actor>(this));
+}
+
+void session_actor::reply_ok(const std::string& id) {
+  conn_->send_text(frames::ok_json(id));
+}
+
+void session_actor::reply_error(const std::string& id, const char* code,
+                                const std::string& message) {
+  conn_->send_text(frames::error_json(id, code, message));
+}
+
+void session_actor::close(uint16_t code, const std::string& reason) {
+  if (phase_ == phase::closed)
+    return;
+  phase_ = phase::closed;
+  log()->debug("session {}: closing with {} ({})", session_id_, code, reason);
+  conn_->close(code, reason);
+  quit();
+}
+
+} // namespace switchyard

@@ -1,0 +1,90 @@
+// The session actor: one per WebSocket connection. It owns the connection's
+// lifecycle (authentication, subscriptions, heartbeats, closing) while the
+// topic actors hand event frames straight to the connection's queue.
+
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/connection_port.hpp"
+#include "actors/node_context.hpp"
+#include "schemas/token.hpp"
+
+namespace switchyard {
+
+/// A session is a small state machine:
+/// awaiting_auth -> (registering) -> open -> closed.
+class session_actor : public caf::event_based_actor {
+public:
+  // -- member types -----------------------------------------------------------
+
+  enum class phase { awaiting_auth, open, closed };
+
+  // -- constructors -----------------------------------------------------------
+
+  /// `token` comes from the upgrade request (header or query) and may be
+  /// empty, in which case the client has `auth_timeout` to send an `auth`.
+  session_actor(caf::actor_config& cfg, std::shared_ptr<connection_port> conn,
+                node_context_ptr ctx, std::string token);
+
+  // -- overrides --------------------------------------------------------------
+
+  const char* name() const override {
+    return "session";
+  }
+
+  caf::behavior make_behavior() override;
+
+  void on_exit() override;
+
+private:
+  // -- inbound frames ---------------------------------------------------------
+
+  void on_text(const std::string& text);
+  void on_auth(const std::string& id, const std::string& token);
+  void on_subscribe(const std::string& id, const std::string& pattern);
+  void on_unsubscribe(const std::string& id, const std::string& pattern);
+
+  // -- helpers ----------------------------------------------------------------
+
+  void authenticated(claims c, const std::string& id);
+  void schedule_expiry();
+  void drop_forbidden_subscriptions();
+  void sync_registry();
+  void reply_ok(const std::string& id);
+  void reply_error(const std::string& id, const char* code,
+                   const std::string& message);
+  void close(uint16_t code, const std::string& reason);
+
+  // -- member variables -------------------------------------------------------
+
+  std::shared_ptr<connection_port> conn_;
+  node_context_ptr ctx_;
+  std::string initial_token_;
+  std::string session_id_;
+  phase phase_ = phase::awaiting_auth;
+  std::optional<claims> claims_;
+  /// Bumped on every successful auth; stale expiry timers carry an old one.
+  uint64_t auth_gen_ = 0;
+  struct subscription {
+    /// The topic actor; null while the subscribe is in flight.
+    caf::actor node;
+    /// Tells a reply to this subscribe from one to an earlier, cancelled one.
+    uint64_t gen = 0;
+  };
+
+  /// Pattern -> subscription.
+  std::map<std::string, subscription> subs_;
+  uint64_t sub_gen_ = 0;
+  uint64_t ping_seq_ = 0;
+  /// Sequence number of the oldest unanswered ping, 0 if none.
+  uint64_t unanswered_ping_ = 0;
+};
+
+} // namespace switchyard

@@ -1,0 +1,97 @@
+#include "actors/topic_node.hpp"
+
+#include "actors/log.hpp"
+#include "schemas/frames.hpp"
+#include "schemas/messages.hpp"
+
+namespace switchyard {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<topic_node_state>*;
+
+void report(self_ptr self) {
+  auto& st = self->state;
+  self->send(st.router, count_atom::value, st.pattern,
+             static_cast<uint64_t>(st.subscribers.size()), st.received);
+}
+
+void remove_subscriber(self_ptr self, const caf::actor_addr& addr) {
+  auto& st = self->state;
+  auto i = st.index.find(addr);
+  if (i == st.index.end())
+    return;
+  auto pos = i->second;
+  st.index.erase(i);
+  if (pos + 1 != st.subscribers.size()) {
+    st.subscribers[pos] = std::move(st.subscribers.back());
+    st.index[st.subscribers[pos].session.address()] = pos;
+  }
+  st.subscribers.pop_back();
+  st.ctx->stats.subscriptions.fetch_sub(1, std::memory_order_relaxed);
+  report(self);
+}
+
+} // namespace
+
+caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
+                         std::string pattern, caf::actor router,
+                         node_context_ptr ctx) {
+  auto& st = self->state;
+  st.pattern = std::move(pattern);
+  st.router = std::move(router);
+  st.ctx = std::move(ctx);
+  st.ctx->stats.topic_actors.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([c = st.ctx] {
+    c->stats.topic_actors.fetch_sub(1, std::memory_order_relaxed);
+  });
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    remove_subscriber(self, dm.source);
+  });
+  return {
+    [self](subscribe_atom, const std::string&,
+           const caf::actor& session) -> caf::actor {
+      auto& st = self->state;
+      ++st.received;
+      if (st.index.count(session.address()) == 0) {
+        topic_node_state::subscriber sub{session, nullptr};
+        if (session.node() == self->node())
+          sub.sink = st.ctx->sinks.find(session.id());
+        self->monitor(session);
+        st.index.emplace(session.address(), st.subscribers.size());
+        st.subscribers.emplace_back(std::move(sub));
+        st.ctx->stats.subscriptions.fetch_add(1, std::memory_order_relaxed);
+      }
+      report(self);
+      return caf::actor_cast<caf::actor>(self);
+    },
+    [self](unsubscribe_atom, const caf::actor& session) {
+      self->demonitor(session);
+      remove_subscriber(self, session.address());
+    },
+    [self](publish_atom, const event& ev) {
+      auto& st = self->state;
+      if (st.subscribers.empty())
+        return;
+      // One encoding for every recipient of this subscription.
+      auto frame = frames::event_frame(st.pattern, ev);
+      uint64_t delivered = 0;
+      caf::message remote_msg;
+      for (auto& sub : st.subscribers) {
+        if (sub.sink) {
+          if (sub.sink->push(frame))
+            ++delivered;
+        } else {
+          if (remote_msg.empty())
+            remote_msg = caf::make_message(frame_atom::value,
+                                           shared_frame{frame});
+          self->send(sub.session, remote_msg);
+          ++delivered;
+        }
+      }
+      st.ctx->stats.events_out.fetch_add(delivered, std::memory_order_relaxed);
+    },
+  };
+}
+
+} // namespace switchyard

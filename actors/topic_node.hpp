@@ -1,0 +1,49 @@
+// A topic actor: one per distinct subscription pattern on this node. It
+// holds the pattern's subscribers, encodes each event once, and hands the
+// same bytes to every subscriber's socket queue.
+
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/node_context.hpp"
+
+namespace switchyard {
+
+/// State of a topic actor.
+struct topic_node_state {
+  struct subscriber {
+    caf::actor session;
+    /// The local socket queue, or null for a session on another node (it
+    /// then gets the frame as a `frame_atom` message).
+    std::shared_ptr<frame_sink> sink;
+  };
+
+  std::string pattern;
+  caf::actor router;
+  node_context_ptr ctx;
+  std::vector<subscriber> subscribers;
+  std::unordered_map<caf::actor_addr, size_t> index;
+  /// Subscribe messages received so far; the router compares it with what it
+  /// forwarded before it retires this actor, so no subscribe is ever lost.
+  uint64_t received = 0;
+
+  static inline const char* name = "topic_node";
+};
+
+/// Messages:
+/// - `(subscribe_atom, pattern, session) -> actor`: adds (idempotent), replies
+///   with this actor's handle for later unsubscribes;
+/// - `(unsubscribe_atom, session)`: removes;
+/// - `(publish_atom, event)`: delivers one frame to every subscriber.
+/// Monitors each subscriber; a dead one is removed. Reports
+/// `(count_atom, pattern, subscribers, received)` to its router on change.
+caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
+                         std::string pattern, caf::actor router,
+                         node_context_ptr ctx);
+
+} // namespace switchyard

@@ -1,0 +1,95 @@
+#include "actors/topic_root.hpp"
+
+#include <chrono>
+
+#include "actors/topic_router.hpp"
+#include "schemas/messages.hpp"
+#include "schemas/topic.hpp"
+
+namespace switchyard {
+
+namespace {
+
+/// Collects replies of several routers into one response.
+struct topics_gather {
+  size_t pending = 0;
+  std::vector<topic_info> result;
+  caf::response_promise promise;
+
+  void done() {
+    if (--pending == 0)
+      promise.deliver(std::move(result));
+  }
+};
+
+} // namespace
+
+caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
+                         node_context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& orgs = self->state.orgs;
+    for (auto i = orgs.begin(); i != orgs.end(); ++i)
+      if (i->second.router.address() == dm.source) {
+        orgs.erase(i);
+        return;
+      }
+  });
+  return {
+    [self](subscribe_atom atm, std::string& pattern,
+           caf::actor& session) -> caf::result<caf::message> {
+      auto org = std::string{topic::org_of(pattern)};
+      if (org.empty())
+        return caf::make_error(caf::sec::invalid_argument,
+                               "pattern outside events.<org>.");
+      auto& st = self->state;
+      auto i = st.orgs.find(org);
+      if (i == st.orgs.end()) {
+        auto router = self->spawn(topic_router, org,
+                                  caf::actor_cast<caf::actor>(self), st.ctx);
+        self->monitor(router);
+        i = st.orgs.emplace(org, topic_root_state::entry{router}).first;
+      }
+      ++i->second.forwarded;
+      return self->delegate(i->second.router, atm, std::move(pattern),
+                            std::move(session));
+    },
+    [self](publish_atom atm, event& ev) {
+      auto org = topic::org_of(ev.topic);
+      auto& orgs = self->state.orgs;
+      auto i = orgs.find(std::string{org});
+      if (i != orgs.end())
+        self->send(i->second.router, atm, std::move(ev));
+    },
+    [self](count_atom, const std::string& org, uint64_t patterns,
+           uint64_t received) {
+      auto& orgs = self->state.orgs;
+      auto i = orgs.find(org);
+      if (i == orgs.end() || patterns != 0 || received != i->second.forwarded)
+        return;
+      self->demonitor(i->second.router);
+      self->send_exit(i->second.router, caf::exit_reason::user_shutdown);
+      orgs.erase(i);
+    },
+    [self](topics_atom atm) -> caf::result<std::vector<topic_info>> {
+      auto& orgs = self->state.orgs;
+      if (orgs.empty())
+        return std::vector<topic_info>{};
+      auto gather = std::make_shared<topics_gather>();
+      gather->pending = orgs.size();
+      gather->promise = self->make_response_promise();
+      for (auto& kvp : orgs)
+        self->request(kvp.second.router, std::chrono::seconds(5), atm)
+          .then(
+            [gather](std::vector<topic_info>& part) {
+              for (auto& x : part)
+                gather->result.emplace_back(std::move(x));
+              gather->done();
+            },
+            [gather](caf::error&) { gather->done(); });
+      return caf::delegated<std::vector<topic_info>>{};
+    },
+  };
+}
+
+} // namespace switchyard

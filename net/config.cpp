@@ -1,0 +1,265 @@
+#include "net/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <boost/program_options.hpp>
+
+#include "schemas/duration.hpp"
+#include "schemas/token.hpp"
+#include "schemas/topic.hpp"
+
+namespace po = boost::program_options;
+
+namespace switchyard {
+
+namespace {
+
+/// Maps SWITCHYARD_HEARTBEAT_INTERVAL to heartbeat-interval, and so on.
+std::function<std::string(std::string)>
+env_mapper(const po::options_description& desc) {
+  return [&desc](std::string name) -> std::string {
+    constexpr std::string_view prefix = "SWITCHYARD_";
+    if (name.compare(0, prefix.size(), prefix) != 0)
+      return {};
+    std::string opt;
+    for (auto c : name.substr(prefix.size()))
+      opt.push_back(c == '_' ? '-' : static_cast<char>(std::tolower(c)));
+    return desc.find_nothrow(opt, false) ? opt : std::string{};
+  };
+}
+
+bool read_secret_file(const std::string& path, std::string& out) {
+  std::ifstream in{path};
+  if (!in)
+    return false;
+  std::getline(in, out);
+  return true;
+}
+
+std::string random_secret() {
+  std::random_device rd;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "dev-";
+  for (int i = 0; i < 32; ++i)
+    out.push_back(hex[rd() % 16]);
+  return out;
+}
+
+/// Adds the secret options shared by the node and the token tool.
+void add_secret_options(po::options_description& desc) {
+  desc.add_options()("jwt-secret", po::value<std::string>(),
+                     "HS256 secret for tokens (prefer the environment: "
+                     "SWITCHYARD_JWT_SECRET)")(
+    "jwt-secret-file", po::value<std::string>(),
+    "file whose first line is the HS256 secret")(
+    "config", po::value<std::string>(),
+    "config file (INI: key = value, keys as the long flags)");
+}
+
+/// Reads flags, environment and config file into `vm`.
+bool load(po::options_description& desc, int argc, char** argv,
+          po::variables_map& vm) {
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::store(po::parse_environment(desc, env_mapper(desc)), vm);
+    if (vm.count("config")) {
+      auto path = vm["config"].as<std::string>();
+      std::ifstream in{path};
+      if (!in) {
+        std::cerr << "switchyard: cannot read config file " << path << "\n";
+        return false;
+      }
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+    return true;
+  } catch (const po::error& e) {
+    std::cerr << "switchyard: " << e.what() << "\n";
+    return false;
+  }
+}
+
+bool secret_from(const po::variables_map& vm, std::string& secret) {
+  if (vm.count("jwt-secret"))
+    secret = vm["jwt-secret"].as<std::string>();
+  else if (vm.count("jwt-secret-file")
+           && !read_secret_file(vm["jwt-secret-file"].as<std::string>(),
+                                secret)) {
+    std::cerr << "switchyard: cannot read jwt-secret-file\n";
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+parsed_options parse_node_options(int argc, char** argv) {
+  parsed_options result;
+  node_options opts;
+  auto& c = opts.cfg;
+  auto hw = std::max(2u, std::thread::hardware_concurrency());
+  auto dur = [](std::chrono::milliseconds d) { return format_duration(d); };
+  po::options_description desc{
+    "Usage: switchyard [options]\n       switchyard token --sub ID --org ORG "
+    "[--admin] [--pub PATTERN]... [--sub-allow PATTERN]... [--ttl 1h]\n\n"
+    "Node options (flags > SWITCHYARD_* environment > --config file)"};
+  desc.add_options()("help,h", "print this help")(
+    "host", po::value<std::string>()->default_value(opts.host),
+    "address to listen on")("port",
+                            po::value<unsigned short>()->default_value(
+                              opts.port),
+                            "port for WebSocket and HTTP (0 picks a free one)")(
+    "dev", po::bool_switch(),
+    "generate a development secret when none is configured and print it")(
+    "heartbeat-interval",
+    po::value<std::string>()->default_value(dur(c.heartbeat_interval)),
+    "time between server pings")(
+    "heartbeat-timeout",
+    po::value<std::string>()->default_value(dur(c.heartbeat_timeout)),
+    "close with 4408 when a pong is this late")(
+    "auth-timeout",
+    po::value<std::string>()->default_value(dur(c.auth_timeout)),
+    "close with 4401 when no auth arrives in time")(
+    "close-timeout",
+    po::value<std::string>()->default_value(dur(c.close_timeout)),
+    "longest closing handshake before the socket is cut")(
+    "max-frame-size", po::value<size_t>()->default_value(c.max_frame_size),
+    "largest inbound message and HTTP body, bytes (1009 beyond)")(
+    "max-subscriptions",
+    po::value<size_t>()->default_value(c.max_subscriptions),
+    "distinct patterns per connection")(
+    "outbound-queue-limit",
+    po::value<size_t>()->default_value(c.outbound_queue_limit),
+    "bytes queued for one client before it is closed with 4409")(
+    "max-inbound-rate",
+    po::value<uint32_t>()->default_value(c.max_inbound_rate),
+    "inbound frames per second per connection (4429 when flooding)")(
+    "max-connections-per-user",
+    po::value<uint32_t>()->default_value(c.max_connections_per_user),
+    "concurrent connections of one user on this node")(
+    "io-threads", po::value<unsigned>()->default_value(hw / 2),
+    "Asio threads for sockets")("actor-threads",
+                                po::value<unsigned>()->default_value(hw / 2),
+                                "CAF scheduler threads")(
+    "log-level", po::value<std::string>()->default_value(opts.log_level),
+    "trace, debug, info, warn, error");
+  add_secret_options(desc);
+  po::variables_map vm;
+  if (!load(desc, argc, argv, vm)) {
+    result.exit_code = 2;
+    return result;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return result;
+  }
+  auto fail = [&](const std::string& msg) {
+    std::cerr << "switchyard: " << msg << "\n";
+    result.exit_code = 2;
+    return result;
+  };
+  opts.host = vm["host"].as<std::string>();
+  opts.port = vm["port"].as<unsigned short>();
+  opts.io_threads = std::max(1u, vm["io-threads"].as<unsigned>());
+  opts.actor_threads = std::max(1u, vm["actor-threads"].as<unsigned>());
+  opts.log_level = vm["log-level"].as<std::string>();
+  struct {
+    const char* name;
+    std::chrono::milliseconds* target;
+  } durations[] = {{"heartbeat-interval", &c.heartbeat_interval},
+                   {"heartbeat-timeout", &c.heartbeat_timeout},
+                   {"auth-timeout", &c.auth_timeout},
+                   {"close-timeout", &c.close_timeout}};
+  for (auto& d : durations) {
+    auto parsed = parse_duration(vm[d.name].as<std::string>());
+    if (!parsed || parsed->count() <= 0)
+      return fail(std::string{"--"} + d.name
+                  + " needs a duration like 250ms, 25s, 5m or 1h");
+    *d.target = *parsed;
+  }
+  c.max_frame_size = vm["max-frame-size"].as<size_t>();
+  c.max_subscriptions = vm["max-subscriptions"].as<size_t>();
+  c.outbound_queue_limit = vm["outbound-queue-limit"].as<size_t>();
+  c.max_inbound_rate = std::max(1u, vm["max-inbound-rate"].as<uint32_t>());
+  c.max_connections_per_user = vm["max-connections-per-user"].as<uint32_t>();
+  if (c.max_frame_size < 128)
+    return fail("--max-frame-size must be at least 128 bytes");
+  if (!secret_from(vm, c.jwt_secret)) {
+    result.exit_code = 2;
+    return result;
+  }
+  if (c.jwt_secret.empty()) {
+    if (!vm["dev"].as<bool>())
+      return fail("no JWT secret: set SWITCHYARD_JWT_SECRET, --jwt-secret, "
+                  "--jwt-secret-file, or run with --dev");
+    c.jwt_secret = random_secret();
+    opts.dev_secret = true;
+  }
+  result.options = std::move(opts);
+  return result;
+}
+
+int run_token_command(int argc, char** argv) {
+  po::options_description desc{
+    "Usage: switchyard token --sub ID --org ORG [options]\nPrints a signed "
+    "token for the configured secret"};
+  desc.add_options()("help,h", "print this help")(
+    "sub", po::value<std::string>()->required(), "user or service id")(
+    "org", po::value<std::string>()->required(), "organisation id")(
+    "admin", po::bool_switch(), "may use admin endpoints")(
+    "pub", po::value<std::vector<std::string>>()->composing(),
+    "pattern the token may publish to (repeatable)")(
+    "sub-allow", po::value<std::vector<std::string>>()->composing(),
+    "pattern the token may subscribe to (repeatable; default "
+    "events.<org>.>)")("ttl", po::value<std::string>()->default_value("1h"),
+                       "lifetime, like 30s, 15m or 1h");
+  add_secret_options(desc);
+  po::variables_map vm;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view{argv[i]} == "--help" || std::string_view{argv[i]} == "-h") {
+      std::cout << desc << "\n";
+      return 0;
+    }
+  if (!load(desc, argc, argv, vm))
+    return 2;
+  claims c;
+  c.sub = vm["sub"].as<std::string>();
+  c.org = vm["org"].as<std::string>();
+  c.admin = vm["admin"].as<bool>();
+  auto patterns = [&](const char* name, std::vector<std::string>& out) {
+    if (!vm.count(name))
+      return true;
+    out = vm[name].as<std::vector<std::string>>();
+    for (auto& p : out)
+      if (!topic::valid_pattern(p)) {
+        std::cerr << "switchyard token: invalid pattern " << p << "\n";
+        return false;
+      }
+    return true;
+  };
+  if (!patterns("pub", c.pub_allow) || !patterns("sub-allow", c.sub_allow))
+    return 2;
+  auto ttl = parse_duration(vm["ttl"].as<std::string>());
+  if (!ttl) {
+    std::cerr << "switchyard token: --ttl needs a duration like 1h\n";
+    return 2;
+  }
+  // exp is whole seconds: round a sub-second ttl up so the token is usable.
+  c.exp = (node_context::unix_ms() + ttl->count() + 999) / 1000;
+  std::string secret;
+  if (!secret_from(vm, secret))
+    return 2;
+  if (secret.empty()) {
+    std::cerr << "switchyard token: no secret (SWITCHYARD_JWT_SECRET, "
+                 "--jwt-secret or --jwt-secret-file)\n";
+    return 2;
+  }
+  std::cout << mint_token(c, secret) << "\n";
+  return 0;
+}
+
+} // namespace switchyard

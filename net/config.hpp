@@ -1,0 +1,39 @@
+// Node configuration from flags, a config file and the environment.
+// Precedence: command line, then SWITCHYARD_* environment variables, then the
+// file named by --config, then the defaults in actors/node_context.hpp.
+
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/node_context.hpp"
+
+namespace switchyard {
+
+/// Everything `switchyard` (the node) reads at start.
+struct node_options {
+  settings cfg;
+  std::string host = "127.0.0.1";
+  unsigned short port = 8080;
+  unsigned io_threads = 1;
+  unsigned actor_threads = 1;
+  std::string log_level = "info";
+  /// Generated development secret, printed at start (`--dev`).
+  bool dev_secret = false;
+};
+
+/// Result of parsing: options, or an exit code after printing help/errors.
+struct parsed_options {
+  std::optional<node_options> options;
+  int exit_code = 0;
+};
+
+/// Parses the node's command line.
+parsed_options parse_node_options(int argc, char** argv);
+
+/// Runs `switchyard token ...`; returns the process exit code.
+int run_token_command(int argc, char** argv);
+
+} // namespace switchyard

@@ -1,0 +1,265 @@
+#include "net/http_router.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "actors/log.hpp"
+#include "schemas/messages.hpp"
+#include "schemas/token.hpp"
+#include "schemas/topic.hpp"
+
+namespace switchyard::net {
+
+namespace {
+
+auto& log() {
+  static auto instance = logger("http");
+  return instance;
+}
+
+/// Longest event id a publisher may choose.
+constexpr size_t max_event_id_size = 128;
+
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+} // namespace
+
+std::string bearer_token(const http_request& req) {
+  auto i = req.find(http::field::authorization);
+  if (i == req.end())
+    return {};
+  auto value = std::string_view{i->value().data(), i->value().size()};
+  constexpr std::string_view prefix = "Bearer ";
+  if (value.substr(0, prefix.size()) != prefix)
+    return {};
+  return std::string{value.substr(prefix.size())};
+}
+
+std::string query_param(std::string_view target, std::string_view key) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos)
+    return {};
+  auto query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == key && eq != std::string_view::npos) {
+      std::string out;
+      auto raw = pair.substr(eq + 1);
+      for (size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '%' && i + 2 < raw.size() + 0 && i + 2 <= raw.size() - 1
+            && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
+          out.push_back(
+            static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2])));
+          i += 2;
+        } else {
+          out.push_back(raw[i] == '+' ? ' ' : raw[i]);
+        }
+      }
+      return out;
+    }
+    if (amp == std::string_view::npos)
+      break;
+    query = query.substr(amp + 1);
+  }
+  return {};
+}
+
+http_router::http_router(caf::actor_system& sys, node_context_ptr ctx)
+  : sys_(sys), ctx_(std::move(ctx)) {
+  // nop
+}
+
+http_response http_router::json(http::status status, std::string body,
+                                unsigned version, bool keep_alive) {
+  http_response res{status, version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::server, "switchyard");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+http_response http_router::error(http::status status, const char* code,
+                                 const std::string& message, unsigned version,
+                                 bool keep_alive) {
+  nlohmann::json body{{"code", code}, {"message", message}};
+  return json(status, body.dump(), version, keep_alive);
+}
+
+void http_router::handle(const http_request& req,
+                         std::function<void(http_response)> done) {
+  ctx_->stats.http_requests.fetch_add(1, std::memory_order_relaxed);
+  auto path = path_of({req.target().data(), req.target().size()});
+  auto v = req.version();
+  auto ka = req.keep_alive();
+  auto method_is = [&](http::verb verb) {
+    if (req.method() == verb)
+      return true;
+    done(error(http::status::method_not_allowed, "bad_request",
+               "method not allowed", v, ka));
+    return false;
+  };
+  if (path == "/healthz") {
+    if (!method_is(http::verb::get))
+      return;
+    nlohmann::json body{{"status", "ok"},
+                        {"node", ctx_->node_id},
+                        {"bus", ctx_->bus_status()},
+                        {"connections", ctx_->stats.connections.load()}};
+    done(json(http::status::ok, body.dump(), v, ka));
+  } else if (path == "/metrics") {
+    if (!method_is(http::verb::get))
+      return;
+    http_response res{http::status::ok, v};
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.keep_alive(ka);
+    res.body() = render_metrics(*ctx_);
+    res.prepare_payload();
+    done(std::move(res));
+  } else if (path == "/v1/publish") {
+    if (method_is(http::verb::post))
+      publish(req, done);
+  } else if (path == "/v1/introspect/sessions"
+             || path == "/v1/introspect/topics") {
+    if (method_is(http::verb::get))
+      introspect(req, path == "/v1/introspect/sessions", done);
+  } else if (path == "/v1/ws") {
+    done(error(http::status::upgrade_required, "bad_request",
+               "GET /v1/ws expects a WebSocket upgrade", v, ka));
+  } else {
+    done(error(http::status::not_found, "not_found", "no such endpoint", v, ka));
+  }
+}
+
+void http_router::publish(const http_request& req,
+                          std::function<void(http_response)>& done) {
+  auto v = req.version();
+  auto ka = req.keep_alive();
+  auto checked = verify_token(bearer_token(req), ctx_->cfg.jwt_secret,
+                              node_context::unix_ms() / 1000);
+  if (!checked.value) {
+    done(error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
+    return;
+  }
+  auto body = nlohmann::json::parse(req.body(), nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    done(error(http::status::bad_request, "bad_request",
+               "body must be a JSON object", v, ka));
+    return;
+  }
+  auto t = body.find("topic");
+  if (t == body.end() || !t->is_string()) {
+    done(error(http::status::bad_request, "bad_request",
+               "body needs a string field 'topic'", v, ka));
+    return;
+  }
+  event ev;
+  ev.topic = t->get<std::string>();
+  std::string why;
+  if (!topic::valid_topic(ev.topic, &why)) {
+    done(error(http::status::bad_request, "bad_topic", why, v, ka));
+    return;
+  }
+  if (!may_publish(*checked.value, ev.topic)) {
+    done(error(http::status::forbidden, "forbidden",
+               "token may not publish to " + ev.topic, v, ka));
+    return;
+  }
+  if (auto id = body.find("id"); id != body.end()) {
+    if (!id->is_string() || id->get_ref<const std::string&>().empty()
+        || id->get_ref<const std::string&>().size() > max_event_id_size) {
+      done(error(http::status::bad_request, "bad_request",
+                 "id must be a string of 1 to 128 bytes", v, ka));
+      return;
+    }
+    ev.id = id->get<std::string>();
+  } else {
+    ev.id = ctx_->next_event_id();
+  }
+  if (auto data = body.find("data"); data != body.end())
+    ev.data = data->dump();
+  else
+    ev.data = "null";
+  ev.ts = node_context::unix_ms();
+  ev.source = checked.value->sub;
+  auto id = ev.id;
+  auto status = ctx_->publish(std::move(ev));
+  if (!status.empty()) {
+    done(error(http::status::service_unavailable, "unavailable", status, v, ka));
+    return;
+  }
+  nlohmann::json res{{"id", id}};
+  done(json(http::status::accepted, res.dump(), v, ka));
+}
+
+void http_router::introspect(const http_request& req, bool sessions,
+                             std::function<void(http_response)>& done) {
+  auto v = req.version();
+  auto ka = req.keep_alive();
+  auto checked = verify_token(bearer_token(req), ctx_->cfg.jwt_secret,
+                              node_context::unix_ms() / 1000);
+  if (!checked.value) {
+    done(error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
+    return;
+  }
+  if (!checked.value->admin) {
+    done(error(http::status::forbidden, "forbidden", "admin token required",
+               v, ka));
+    return;
+  }
+  auto target = sessions ? ctx_->sessions : ctx_->topics;
+  auto on_error = [done, v, ka](caf::error& err) {
+    log()->warn("introspection failed: {}", to_string(err));
+    done(error(http::status::service_unavailable, "unavailable",
+               "introspection timed out", v, ka));
+  };
+  // A one-shot actor asks and completes the HTTP response; the I/O thread
+  // never waits for an actor.
+  if (sessions) {
+    sys_.spawn([=](caf::event_based_actor* self) {
+      self->request(target, std::chrono::seconds(5), sessions_atom::value)
+        .then(
+          [=](std::vector<session_info>& xs) {
+            auto arr = nlohmann::json::array();
+            for (auto& x : xs)
+              arr.push_back({{"session", x.session},
+                             {"user", x.user},
+                             {"org", x.org},
+                             {"subscriptions", x.subscriptions}});
+            done(json(http::status::ok,
+                      nlohmann::json{{"sessions", arr}}.dump(), v, ka));
+          },
+          on_error);
+    });
+  } else {
+    sys_.spawn([=](caf::event_based_actor* self) {
+      self->request(target, std::chrono::seconds(5), topics_atom::value)
+        .then(
+          [=](std::vector<topic_info>& xs) {
+            auto arr = nlohmann::json::array();
+            for (auto& x : xs)
+              arr.push_back(
+                {{"pattern", x.pattern}, {"subscribers", x.subscribers}});
+            done(json(http::status::ok,
+                      nlohmann::json{{"topics", arr}}.dump(), v, ka));
+          },
+          on_error);
+    });
+  }
+}
+
+} // namespace switchyard::net

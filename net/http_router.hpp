@@ -1,0 +1,59 @@
+// Plain HTTP on the WebSocket port: publish, health, metrics and
+// introspection. Handlers never block an I/O thread: anything that needs an
+// actor's answer goes through a one-shot actor and completes asynchronously.
+
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <boost/beast/http.hpp>
+
+#include "actors/node_context.hpp"
+
+namespace switchyard::net {
+
+namespace http = boost::beast::http;
+
+using http_request = http::request<http::string_body>;
+using http_response = http::response<http::string_body>;
+
+/// Routes HTTP requests that are not WebSocket upgrades.
+class http_router {
+public:
+  http_router(caf::actor_system& sys, node_context_ptr ctx);
+
+  /// Answers `req` by calling `done` exactly once, possibly from another
+  /// thread.
+  void handle(const http_request& req,
+              std::function<void(http_response)> done);
+
+  /// Builds a JSON response.
+  static http_response json(http::status status, std::string body,
+                            unsigned version, bool keep_alive);
+
+  /// Builds `{"code":...,"message":...}` with `status`.
+  static http_response error(http::status status, const char* code,
+                             const std::string& message, unsigned version,
+                             bool keep_alive);
+
+private:
+  void publish(const http_request& req,
+               std::function<void(http_response)>& done);
+  void introspect(const http_request& req, bool sessions,
+                  std::function<void(http_response)>& done);
+
+  caf::actor_system& sys_;
+  node_context_ptr ctx_;
+};
+
+/// Extracts the bearer token of an `Authorization` header, or "".
+std::string bearer_token(const http_request& req);
+
+/// Returns the value of `key` in the query string of `target`, decoded.
+std::string query_param(std::string_view target, std::string_view key);
+
+/// Renders the node's metrics in Prometheus text format.
+std::string render_metrics(const node_context& ctx);
+
+} // namespace switchyard::net

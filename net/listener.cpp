@@ -1,0 +1,220 @@
+#include "net/listener.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "actors/log.hpp"
+#include "actors/session.hpp"
+#include "net/ws_codec.hpp"
+
+namespace switchyard::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+namespace {
+
+auto& log() {
+  static auto instance = logger("net");
+  return instance;
+}
+
+/// Time a client has to send a complete HTTP request head (slowloris guard).
+constexpr auto http_read_timeout = std::chrono::seconds(30);
+
+/// Largest HTTP request head.
+constexpr uint32_t http_header_limit = 16 * 1024;
+
+/// One HTTP/1.1 connection until it upgrades or closes.
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(asio::ip::tcp::socket socket, caf::actor_system& sys,
+               node_context_ptr ctx, std::shared_ptr<connection_set> conns,
+               std::shared_ptr<http_router> router)
+    : stream_(std::move(socket)),
+      sys_(sys),
+      ctx_(std::move(ctx)),
+      conns_(std::move(conns)),
+      router_(std::move(router)) {
+    // nop
+  }
+
+  void run() {
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&http_session::do_read,
+                                             shared_from_this()));
+  }
+
+private:
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(http_header_limit);
+    parser_->body_limit(ctx_->cfg.max_frame_size);
+    stream_.expires_after(http_read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&http_session::on_read,
+                                               shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout
+        || ec == asio::error::operation_aborted) {
+      shutdown();
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      write(http_router::error(http::status::payload_too_large, "bad_request",
+                               "body larger than max-frame-size", 11, false));
+      return;
+    }
+    if (ec) {
+      write(http_router::error(http::status::bad_request, "bad_request",
+                               "malformed HTTP request", 11, false));
+      return;
+    }
+    auto req = parser_->release();
+    if (beast::websocket::is_upgrade(req)) {
+      upgrade(req);
+      return;
+    }
+    router_->handle(req, [self = shared_from_this()](http_response res) {
+      asio::post(self->stream_.get_executor(),
+                 [self, res = std::move(res)]() mutable {
+                   self->write(std::move(res));
+                 });
+    });
+  }
+
+  void write(http_response res) {
+    auto ptr = std::make_shared<http_response>(std::move(res));
+    bool close = !ptr->keep_alive();
+    http::async_write(stream_, *ptr,
+                      [self = shared_from_this(), ptr,
+                       close](beast::error_code ec, size_t) {
+                        if (ec || close)
+                          self->shutdown();
+                        else
+                          self->do_read();
+                      });
+  }
+
+  void upgrade(const http_request& req) {
+    auto target = std::string_view{req.target().data(), req.target().size()};
+    auto reject = [&](http::status status, const char* msg) {
+      write(http_router::error(status, "bad_request", msg, req.version(), false));
+    };
+    if (target.substr(0, target.find('?')) != "/v1/ws") {
+      reject(http::status::not_found, "WebSocket endpoint is /v1/ws");
+      return;
+    }
+    if (req.method() != http::verb::get || req[http::field::sec_websocket_version] != "13") {
+      reject(http::status::upgrade_required, "WebSocket version 13 required");
+      return;
+    }
+    auto key = req[http::field::sec_websocket_key];
+    if (key.empty()) {
+      reject(http::status::bad_request, "missing Sec-WebSocket-Key");
+      return;
+    }
+    auto token = bearer_token(req);
+    if (token.empty())
+      token = query_param(target, "token");
+    auto response = std::make_shared<std::string>(
+      "HTTP/1.1 101 Switching Protocols\r\n"
+      "Upgrade: websocket\r\n"
+      "Connection: Upgrade\r\n"
+      "Server: switchyard\r\n"
+      "Sec-WebSocket-Accept: "
+      + websocket_accept({key.data(), key.size()}) + "\r\n\r\n");
+    stream_.expires_never();
+    asio::async_write(
+      stream_.socket(), asio::buffer(*response),
+      [self = shared_from_this(), response,
+       token = std::move(token)](beast::error_code ec, size_t) mutable {
+        if (ec)
+          return;
+        self->start_websocket(std::move(token));
+      });
+  }
+
+  void start_websocket(std::string token) {
+    auto leftover = beast::buffers_to_string(buffer_.data());
+    auto conn = std::make_shared<ws_connection>(stream_.release_socket(),
+                                                ctx_, conns_,
+                                                std::move(leftover));
+    auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
+    conn->start(std::move(session));
+  }
+
+  void shutdown() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  caf::actor_system& sys_;
+  node_context_ptr ctx_;
+  std::shared_ptr<connection_set> conns_;
+  std::shared_ptr<http_router> router_;
+};
+
+} // namespace
+
+listener::listener(asio::io_context& ioc, caf::actor_system& sys,
+                   node_context_ptr ctx, std::shared_ptr<connection_set> conns)
+  : ioc_(ioc),
+    sys_(sys),
+    ctx_(std::move(ctx)),
+    conns_(std::move(conns)),
+    router_(std::make_shared<http_router>(sys, ctx_)),
+    acceptor_(asio::make_strand(ioc)) {
+  // nop
+}
+
+void listener::open(const tcp::endpoint& ep) {
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+void listener::run() {
+  do_accept();
+}
+
+void listener::stop() {
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    beast::error_code ignored;
+    self->acceptor_.close(ignored);
+  });
+}
+
+unsigned short listener::port() const {
+  return acceptor_.local_endpoint().port();
+}
+
+void listener::do_accept() {
+  acceptor_.async_accept(
+    asio::make_strand(ioc_),
+    [self = shared_from_this()](beast::error_code ec,
+                                asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted)
+        return;
+      if (ec) {
+        // Out of file descriptors and the like: log, keep accepting.
+        log()->warn("accept failed: {}", ec.message());
+      } else {
+        std::make_shared<http_session>(std::move(socket), self->sys_,
+                                       self->ctx_, self->conns_,
+                                       self->router_)
+          ->run();
+      }
+      self->do_accept();
+    });
+}
+
+} // namespace switchyard::net

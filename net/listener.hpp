@@ -1,0 +1,49 @@
+// The Beast front end: accepts TCP, reads HTTP requests, upgrades
+// `GET /v1/ws` to a WebSocket served by a session actor, and hands every
+// other request to the HTTP router on the same port.
+
+#pragma once
+
+#include <memory>
+
+#include <boost/asio.hpp>
+#include <caf/all.hpp>
+
+#include "actors/node_context.hpp"
+#include "net/http_router.hpp"
+#include "net/ws_connection.hpp"
+
+namespace switchyard::net {
+
+/// Accepts connections on one endpoint.
+class listener : public std::enable_shared_from_this<listener> {
+public:
+  using tcp = boost::asio::ip::tcp;
+
+  listener(boost::asio::io_context& ioc, caf::actor_system& sys,
+           node_context_ptr ctx, std::shared_ptr<connection_set> conns);
+
+  /// Binds and listens; throws boost::system::system_error on failure.
+  void open(const tcp::endpoint& ep);
+
+  /// Starts accepting.
+  void run();
+
+  /// Stops accepting new connections.
+  void stop();
+
+  /// The bound port (useful with port 0).
+  unsigned short port() const;
+
+private:
+  void do_accept();
+
+  boost::asio::io_context& ioc_;
+  caf::actor_system& sys_;
+  node_context_ptr ctx_;
+  std::shared_ptr<connection_set> conns_;
+  std::shared_ptr<http_router> router_;
+  tcp::acceptor acceptor_;
+};
+
+} // namespace switchyard::net

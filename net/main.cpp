@@ -1,0 +1,112 @@
+// switchyard: one node of the gateway, or `switchyard token` to mint tokens.
+
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <caf/all.hpp>
+
+#include "actors/local_bus.hpp"
+#include "actors/log.hpp"
+#include "actors/session_registry.hpp"
+#include "actors/topic_root.hpp"
+#include "net/config.hpp"
+#include "net/listener.hpp"
+#include "schemas/messages.hpp"
+
+namespace asio = boost::asio;
+using namespace switchyard;
+
+namespace {
+
+/// Polls until every connection finished its closing handshake, or until
+/// `deadline`, then stops the I/O threads.
+void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
+                     std::shared_ptr<net::connection_set> conns,
+                     std::chrono::steady_clock::time_point deadline,
+                     asio::io_context& ioc) {
+  if (conns->size() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    ioc.stop();
+    return;
+  }
+  timer->expires_after(std::chrono::milliseconds(20));
+  timer->async_wait([=, &ioc](boost::system::error_code) {
+    drain_then_stop(timer, conns, deadline, ioc);
+  });
+}
+
+int run_node(node_options opts) {
+  spdlog::set_level(spdlog::level::from_str(opts.log_level));
+  auto log = logger("node");
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::switchyard>();
+  cfg.set("scheduler.max-threads", static_cast<size_t>(opts.actor_threads));
+  caf::actor_system sys{cfg};
+  auto ctx = std::make_shared<node_context>(opts.cfg);
+  ctx->topics = sys.spawn(topic_root, ctx);
+  ctx->sessions = sys.spawn(session_registry, ctx);
+  ctx->bus = std::make_shared<local_bus>(*ctx);
+  log->info("event bus: in-process (no --nats given); events published here "
+            "reach only this node's clients");
+
+  asio::io_context ioc{static_cast<int>(opts.io_threads)};
+  auto conns = std::make_shared<net::connection_set>();
+  auto lst = std::make_shared<net::listener>(ioc, sys, ctx, conns);
+  try {
+    lst->open({asio::ip::make_address(opts.host), opts.port});
+  } catch (const std::exception& e) {
+    log->error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
+    return 1;
+  }
+  lst->run();
+  if (opts.dev_secret)
+    std::cout << "development secret (SWITCHYARD_JWT_SECRET): "
+              << ctx->cfg.jwt_secret << "\n";
+  std::cout << "listening on http://" << opts.host << ":" << lst->port()
+            << std::endl;
+  log->info("node {} listening on {}:{} ({} I/O threads, {} actor threads)",
+            ctx->node_id, opts.host, lst->port(), opts.io_threads,
+            opts.actor_threads);
+
+  asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec)
+      return;
+    log->info("signal {}: closing {} connections with 1001", sig,
+              conns->size());
+    lst->stop();
+    conns->close_all(frames::close_code::going_away, "node shutting down");
+    auto timer = std::make_shared<asio::steady_timer>(ioc);
+    drain_then_stop(timer, conns,
+                    std::chrono::steady_clock::now() + ctx->cfg.close_timeout,
+                    ioc);
+  });
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < opts.io_threads; ++i)
+    threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads)
+    t.join();
+  log->info("stopped");
+  caf::anon_send_exit(ctx->topics, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx->sessions, caf::exit_reason::user_shutdown);
+  sys.await_actors_before_shutdown(false);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  if (argc > 1 && std::string_view{argv[1]} == "token")
+    return run_token_command(argc - 1, argv + 1);
+  auto parsed = parse_node_options(argc, argv);
+  if (!parsed.options)
+    return parsed.exit_code;
+  return run_node(std::move(*parsed.options));
+}

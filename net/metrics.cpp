@@ -1,0 +1,70 @@
+#include <string>
+
+#include "net/http_router.hpp"
+
+namespace switchyard::net {
+
+std::string render_metrics(const node_context& ctx) {
+  auto& s = ctx.stats;
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help,
+                    auto value) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+  };
+  auto r = std::memory_order_relaxed;
+  metric("switchyard_connections", "gauge", "Open WebSocket connections.",
+         s.connections.load(r));
+  metric("switchyard_sessions_authenticated", "gauge",
+         "Authenticated sessions.", s.sessions_authenticated.load(r));
+  metric("switchyard_subscriptions", "gauge",
+         "Subscriptions held by topic actors.", s.subscriptions.load(r));
+  metric("switchyard_topic_actors", "gauge", "Live topic actors (patterns).",
+         s.topic_actors.load(r));
+  metric("switchyard_org_routers", "gauge", "Live org router actors.",
+         s.org_routers.load(r));
+  metric("switchyard_events_in_total", "counter",
+         "Events accepted for delivery.", s.events_in.load(r));
+  metric("switchyard_events_out_total", "counter",
+         "Event frames queued to clients.", s.events_out.load(r));
+  metric("switchyard_frames_written_total", "counter",
+         "Frames written to sockets.", s.frames_written.load(r));
+  metric("switchyard_socket_writes_total", "counter",
+         "Socket gather-writes (frames_written / this = batch size).",
+         s.socket_writes.load(r));
+  metric("switchyard_dropped_total", "counter",
+         "Frames dropped (slow consumers, closing connections).",
+         s.dropped.load(r));
+  metric("switchyard_frames_in_total", "counter",
+         "Frames received from clients.", s.frames_in.load(r));
+  metric("switchyard_auth_failures_total", "counter",
+         "Rejected tokens on WebSocket connections.", s.auth_failures.load(r));
+  metric("switchyard_http_requests_total", "counter",
+         "Plain HTTP requests.", s.http_requests.load(r));
+  ctx.extra_metrics(out);
+  out += "# HELP switchyard_closes_total Closed connections by close code.\n"
+         "# TYPE switchyard_closes_total counter\n";
+  for (size_t i = 0; i <= counted_close_codes.size(); ++i) {
+    out += "switchyard_closes_total{code=\"";
+    out += i < counted_close_codes.size()
+             ? std::to_string(counted_close_codes[i])
+             : std::string{"other"};
+    out += "\"} ";
+    out += std::to_string(s.closes[i].load(r));
+    out += '\n';
+  }
+  return out;
+}
+
+} // namespace switchyard::net

@@ -1,0 +1,353 @@
+#include "net/ws_connection.hpp"
+
+#include "actors/log.hpp"
+#include "schemas/messages.hpp"
+
+namespace switchyard::net {
+
+namespace asio = boost::asio;
+using frames::opcode;
+
+namespace {
+
+auto& log() {
+  static auto instance = logger("net");
+  return instance;
+}
+
+} // namespace
+
+// -- constructors -------------------------------------------------------------
+
+ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
+                             std::shared_ptr<connection_set> set,
+                             std::string leftover)
+  : socket_(std::move(socket)),
+    ctx_(std::move(ctx)),
+    set_(std::move(set)),
+    parser_(ctx_->cfg.max_frame_size),
+    close_timer_(socket_.get_executor()),
+    rate_tokens_(ctx_->cfg.max_inbound_rate),
+    rate_refill_(std::chrono::steady_clock::now()) {
+  if (!leftover.empty())
+    parser_.feed(leftover.data(), leftover.size());
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay{true}, ec);
+  ctx_->stats.connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+ws_connection::~ws_connection() {
+  // nop
+}
+
+void ws_connection::start(caf::actor session) {
+  session_ = std::move(session);
+  set_->add(shared_from_this());
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    self->parse(); // bytes that came with the upgrade request
+  });
+}
+
+// -- connection_port ----------------------------------------------------------
+
+bool ws_connection::push(const frames::frame_ptr& frame) {
+  return enqueue(frame, true);
+}
+
+void ws_connection::send_text(const std::string& json) {
+  enqueue(std::make_shared<const std::string>(
+            frames::ws_frame(opcode::text, json)),
+          true);
+}
+
+void ws_connection::send_ping() {
+  static const auto ping = std::make_shared<const std::string>(
+    frames::ws_frame(opcode::ping, ""));
+  enqueue(ping, false);
+}
+
+void ws_connection::close(uint16_t code, const std::string& reason,
+                          bool drop_pending) {
+  bool post_write = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closing_)
+      return;
+    closing_ = true;
+    close_code_ = code;
+    if (drop_pending) {
+      ctx_->stats.dropped.fetch_add(queue_.size(), std::memory_order_relaxed);
+      for (auto& f : queue_)
+        queued_bytes_ -= f->size();
+      queue_.clear();
+    }
+    close_frame_ = std::make_shared<const std::string>(
+      frames::ws_close(code, reason));
+    queue_.push_back(close_frame_);
+    queued_bytes_ += close_frame_->size();
+    post_write = !write_scheduled_;
+    write_scheduled_ = true;
+  }
+  asio::post(socket_.get_executor(), [self = shared_from_this(), post_write] {
+    if (post_write)
+      self->do_write();
+    self->close_timer_.expires_after(self->ctx_->cfg.close_timeout);
+    self->close_timer_.async_wait([self](boost::system::error_code ec) {
+      if (!ec)
+        self->finish(self->close_code_);
+    });
+  });
+}
+
+// -- reading ------------------------------------------------------------------
+
+void ws_connection::do_read() {
+  socket_.async_read_some(
+    asio::buffer(read_buf_),
+    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+      self->on_read(ec, n);
+    });
+}
+
+void ws_connection::on_read(boost::system::error_code ec, size_t n) {
+  if (finished_)
+    return;
+  if (ec) {
+    // EOF after our close frame is the normal end of a closing handshake.
+    finish(close_sent_ ? close_code_ : frames::close_code::abnormal);
+    return;
+  }
+  parser_.feed(read_buf_.data(), n);
+  parse();
+}
+
+void ws_connection::parse() {
+  for (;;) {
+    switch (parser_.next()) {
+      case ws_parser::status::need_more:
+        if (!peer_closed_)
+          do_read();
+        return;
+      case ws_parser::status::error:
+        log()->info("closing connection: {}", parser_.error());
+        close(parser_.close_code(), parser_.error(), false);
+        do_read(); // wait for the peer's close frame or EOF
+        return;
+      case ws_parser::status::message:
+        handle(parser_.message());
+        if (peer_closed_)
+          return;
+    }
+  }
+}
+
+bool ws_connection::admit_inbound() {
+  auto rate = static_cast<double>(ctx_->cfg.max_inbound_rate);
+  auto now = std::chrono::steady_clock::now();
+  std::chrono::duration<double> elapsed = now - rate_refill_;
+  rate_refill_ = now;
+  rate_tokens_ = std::min(rate, rate_tokens_ + elapsed.count() * rate);
+  if (rate_tokens_ >= 1.0) {
+    rate_tokens_ -= 1.0;
+    rate_strikes_ = 0;
+    return true;
+  }
+  // Over the limit: refuse the frame; a client that keeps flooding for
+  // another full burst is closed.
+  if (++rate_strikes_ > ctx_->cfg.max_inbound_rate) {
+    close(frames::close_code::too_many, "inbound rate limit exceeded");
+  } else {
+    send_text(frames::error_json("", "rate_limited",
+                                 "more than "
+                                   + std::to_string(ctx_->cfg.max_inbound_rate)
+                                   + " frames per second"));
+  }
+  return false;
+}
+
+void ws_connection::handle(ws_message& msg) {
+  ctx_->stats.frames_in.fetch_add(1, std::memory_order_relaxed);
+  switch (msg.op) {
+    case opcode::text:
+      if (admit_inbound())
+        caf::anon_send(session_, text_atom::value, std::move(msg.payload));
+      break;
+    case opcode::binary:
+      if (admit_inbound())
+        caf::anon_send(session_, binary_atom::value);
+      break;
+    case opcode::ping:
+      enqueue(std::make_shared<const std::string>(
+                frames::ws_frame(opcode::pong, msg.payload)),
+              false);
+      break;
+    case opcode::pong:
+      caf::anon_send(session_, pong_atom::value);
+      break;
+    case opcode::close: {
+      peer_closed_ = true;
+      auto code = close_code_of(msg.payload);
+      bool we_started;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        we_started = closing_;
+      }
+      if (we_started) {
+        if (close_sent_)
+          finish(close_code_);
+        // else: on_write finishes once our close frame is out
+      } else {
+        // Echo the peer's code, as RFC 6455 5.5.1 asks.
+        auto echo = code == frames::close_code::no_status
+                      ? frames::close_code::normal
+                      : code;
+        close(echo, "", false);
+        std::lock_guard<std::mutex> guard{mtx_};
+        close_code_ = code;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// -- writing ------------------------------------------------------------------
+
+bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit) {
+  bool post_write = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closing_)
+      return false;
+    if (enforce_limit
+        && queued_bytes_ + frame->size() > ctx_->cfg.outbound_queue_limit) {
+      // Fall through to the slow-consumer close below, outside the lock.
+    } else {
+      queued_bytes_ += frame->size();
+      queue_.emplace_back(std::move(frame));
+      post_write = !write_scheduled_;
+      write_scheduled_ = true;
+      frame = nullptr;
+    }
+  }
+  if (frame) {
+    ctx_->stats.dropped.fetch_add(1, std::memory_order_relaxed);
+    log()->info("slow consumer: outbound queue over {} bytes, closing",
+                ctx_->cfg.outbound_queue_limit);
+    // The session learns of it when the socket is finished.
+    close(frames::close_code::slow_consumer, "slow consumer", true);
+    return false;
+  }
+  if (post_write)
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this()] { self->do_write(); });
+  return true;
+}
+
+void ws_connection::do_write() {
+  if (finished_)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (queue_.empty()) {
+      write_scheduled_ = false;
+      return;
+    }
+    writing_.swap(queue_);
+  }
+  // Everything queued since the last write goes out in one gather-write.
+  buffers_.clear();
+  buffers_.reserve(writing_.size());
+  for (auto& f : writing_)
+    buffers_.emplace_back(asio::buffer(*f));
+  asio::async_write(socket_, buffers_,
+                    [self = shared_from_this()](boost::system::error_code ec,
+                                                size_t n) {
+                      self->on_write(ec, n);
+                    });
+}
+
+void ws_connection::on_write(boost::system::error_code ec, size_t n) {
+  if (ec) {
+    finish(frames::close_code::abnormal);
+    return;
+  }
+  ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
+  ctx_->stats.frames_written.fetch_add(writing_.size(),
+                                       std::memory_order_relaxed);
+  bool wrote_close = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    queued_bytes_ -= n;
+    wrote_close = close_frame_ && !writing_.empty()
+                  && writing_.back() == close_frame_;
+  }
+  writing_.clear();
+  if (wrote_close) {
+    close_sent_ = true;
+    if (peer_closed_) {
+      finish(close_code_);
+      return;
+    }
+    // Wait for the peer's close frame (or the close timer).
+  }
+  do_write();
+}
+
+// -- closing ------------------------------------------------------------------
+
+void ws_connection::finish(uint16_t code) {
+  if (finished_)
+    return;
+  finished_ = true;
+  close_timer_.cancel();
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  ctx_->stats.count_close(code);
+  ctx_->stats.connections.fetch_sub(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closing_ = true;
+    ctx_->stats.dropped.fetch_add(queue_.size(), std::memory_order_relaxed);
+    queue_.clear();
+    queued_bytes_ = 0;
+  }
+  if (session_) {
+    caf::anon_send(session_, closed_atom::value, code);
+    session_ = nullptr; // breaks the session <-> connection cycle
+  }
+  set_->remove(this);
+}
+
+// -- connection_set -----------------------------------------------------------
+
+void connection_set::add(const std::shared_ptr<ws_connection>& conn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  conns_.emplace(conn.get(), conn);
+}
+
+void connection_set::remove(ws_connection* conn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  conns_.erase(conn);
+}
+
+void connection_set::close_all(uint16_t code, const std::string& reason) {
+  std::vector<std::shared_ptr<ws_connection>> all;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& kvp : conns_)
+      if (auto conn = kvp.second.lock())
+        all.emplace_back(std::move(conn));
+  }
+  for (auto& conn : all)
+    conn->close(code, reason, false);
+}
+
+size_t connection_set::size() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return conns_.size();
+}
+
+} // namespace switchyard::net

@@ -1,0 +1,125 @@
+// The I/O half of a WebSocket client: reads and parses client frames and
+// hands them to the session actor; drains the outbound queue in batched
+// gather-writes. Policy (auth, subscriptions, heartbeats) lives in the
+// session actor, which owns this object through `connection_port`.
+
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <caf/all.hpp>
+
+#include "actors/connection_port.hpp"
+#include "actors/node_context.hpp"
+#include "net/ws_codec.hpp"
+
+namespace switchyard::net {
+
+class connection_set;
+
+/// One upgraded WebSocket connection. Thread-safe entry points: `push`,
+/// `send_text`, `send_ping`, `close`; everything else runs on the socket's
+/// strand.
+class ws_connection final : public connection_port,
+                            public std::enable_shared_from_this<ws_connection> {
+public:
+  using tcp = boost::asio::ip::tcp;
+
+  // -- constructors -----------------------------------------------------------
+
+  /// `leftover` holds bytes the client sent right after the upgrade request.
+  ws_connection(tcp::socket socket, node_context_ptr ctx,
+                std::shared_ptr<connection_set> set, std::string leftover);
+
+  ~ws_connection() override;
+
+  // -- lifecycle --------------------------------------------------------------
+
+  /// Starts reading; inbound frames go to `session`.
+  void start(caf::actor session);
+
+  // -- connection_port --------------------------------------------------------
+
+  bool push(const frames::frame_ptr& frame) override;
+
+  void send_text(const std::string& json) override;
+
+  void send_ping() override;
+
+  void close(uint16_t code, const std::string& reason,
+             bool drop_pending = false) override;
+
+private:
+  // -- reading ----------------------------------------------------------------
+
+  void do_read();
+  void on_read(boost::system::error_code ec, size_t n);
+  void parse();
+  void handle(ws_message& msg);
+  bool admit_inbound();
+
+  // -- writing ----------------------------------------------------------------
+
+  bool enqueue(frames::frame_ptr frame, bool enforce_limit);
+  void do_write();
+  void on_write(boost::system::error_code ec, size_t n);
+
+  // -- closing ----------------------------------------------------------------
+
+  void finish(uint16_t code);
+
+  // -- member variables -------------------------------------------------------
+
+  tcp::socket socket_;
+  node_context_ptr ctx_;
+  std::shared_ptr<connection_set> set_;
+  caf::actor session_;
+  ws_parser parser_;
+  std::array<char, 16 * 1024> read_buf_;
+  boost::asio::steady_timer close_timer_;
+
+  // Guarded by mtx_: touched by topic actors and the session actor.
+  std::mutex mtx_;
+  std::vector<frames::frame_ptr> queue_;
+  size_t queued_bytes_ = 0; // queued plus in flight
+  bool write_scheduled_ = false;
+  bool closing_ = false;
+  uint16_t close_code_ = frames::close_code::abnormal;
+  frames::frame_ptr close_frame_;
+
+  // Strand only.
+  std::vector<frames::frame_ptr> writing_;
+  std::vector<boost::asio::const_buffer> buffers_;
+  bool close_sent_ = false;
+  bool peer_closed_ = false;
+  bool finished_ = false;
+  double rate_tokens_;
+  uint32_t rate_strikes_ = 0;
+  std::chrono::steady_clock::time_point rate_refill_;
+};
+
+/// Every open connection of a node, for closing them all at shutdown.
+class connection_set {
+public:
+  void add(const std::shared_ptr<ws_connection>& conn);
+
+  void remove(ws_connection* conn);
+
+  /// Closes every connection with `code`.
+  void close_all(uint16_t code, const std::string& reason);
+
+  size_t size() const;
+
+private:
+  mutable std::mutex mtx_;
+  std::unordered_map<ws_connection*, std::weak_ptr<ws_connection>> conns_;
+};
+
+} // namespace switchyard::net

@@ -1,0 +1,77 @@
+// Encoders for protocol v1 server frames, as JSON text and as complete
+// WebSocket frames. An event frame is encoded once per (subscription, event)
+// and the same bytes go to every recipient: server frames are never masked
+// (RFC 6455 5.1), so the wire bytes do not depend on the connection.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "schemas/messages.hpp"
+
+namespace switchyard::frames {
+
+// -- WebSocket opcodes and close codes -----------------------------------------
+
+/// RFC 6455 opcodes.
+enum class opcode : uint8_t {
+  continuation = 0x0,
+  text = 0x1,
+  binary = 0x2,
+  close = 0x8,
+  ping = 0x9,
+  pong = 0xA,
+};
+
+/// Close codes of protocol v1 (4xxx are ours; 1xxx from RFC 6455).
+namespace close_code {
+constexpr uint16_t normal = 1000;          // RFC 6455: normal closure
+constexpr uint16_t going_away = 1001;      // node shutting down
+constexpr uint16_t protocol_error = 1002;  // RFC 6455: protocol error
+constexpr uint16_t no_status = 1005;       // RFC 6455: no code in close frame
+constexpr uint16_t abnormal = 1006;        // RFC 6455: closed without a frame
+constexpr uint16_t too_large = 1009;       // message larger than allowed
+constexpr uint16_t internal_error = 1011;  // RFC 6455: server failure
+constexpr uint16_t unauthorized = 4401;    // bad/expired token, auth timeout
+constexpr uint16_t heartbeat = 4408;       // pong missing within timeout
+constexpr uint16_t slow_consumer = 4409;   // outbound queue over its limit
+constexpr uint16_t too_many = 4429;        // inbound rate or connection limit
+} // namespace close_code
+
+using frame_ptr = std::shared_ptr<const std::string>;
+
+// -- WebSocket framing ---------------------------------------------------------
+
+/// Encodes one unmasked, final WebSocket frame.
+std::string ws_frame(opcode op, std::string_view payload);
+
+/// Encodes a close frame with `code` and a reason (cut to 123 bytes).
+std::string ws_close(uint16_t code, std::string_view reason);
+
+// -- JSON frames of protocol v1 ------------------------------------------------
+
+/// Escapes `str` as a JSON string literal, quotes included.
+std::string json_string(std::string_view str);
+
+/// `{"type":"event",...}` for one subscription.
+std::string event_json(std::string_view subscription, const event& ev);
+
+/// The WebSocket text frame for `event_json`, ready to share.
+frame_ptr event_frame(std::string_view subscription, const event& ev);
+
+/// `{"type":"ok","id":...}`.
+std::string ok_json(std::string_view id);
+
+/// `{"type":"error",...}`; `id` is left out when empty.
+std::string error_json(std::string_view id, std::string_view code,
+                       std::string_view message);
+
+/// `{"type":"welcome",...}`.
+std::string welcome_json(std::string_view session, std::string_view user,
+                         std::string_view org, int64_t heartbeat_ms,
+                         int64_t expires_at);
+
+} // namespace switchyard::frames

@@ -1,0 +1,128 @@
+// Every message that travels between Switchyard actors. Each type has an
+// `inspect` overload and a place in the `switchyard` type-ID block, so any
+// actor may later live on another node of a cluster (caf::io middleman).
+
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace switchyard {
+
+// -- event --------------------------------------------------------------------
+
+/// One event on its way from a publisher to subscribers. `data` holds the
+/// payload as JSON text, validated once where the event entered the node, so
+/// the hot path never parses it again.
+struct event {
+  /// Unique event id (publisher-chosen or assigned by the node).
+  std::string id;
+  /// Concrete topic, no wildcards.
+  std::string topic;
+  /// Unix time in milliseconds when the event entered the platform.
+  int64_t ts = 0;
+  /// The publishing service or user (`sub` of its token).
+  std::string source;
+  /// Payload as JSON text.
+  std::string data;
+  /// Free-form headers (room for tracing ids and the like).
+  std::map<std::string, std::string> headers;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event& x) {
+  return f(caf::meta::type_name("switchyard::event"), x.id, x.topic, x.ts,
+           x.source, x.data, x.headers);
+}
+
+// -- shared_frame -------------------------------------------------------------
+
+/// A fully encoded WebSocket frame (header and payload). Inside one node the
+/// bytes are shared by every recipient; across nodes they are serialized.
+struct shared_frame {
+  std::shared_ptr<const std::string> bytes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
+  std::string tmp;
+  if (x.bytes)
+    tmp = *x.bytes;
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x.bytes = std::make_shared<const std::string>(std::move(tmp));
+    return caf::none;
+  });
+  return f(caf::meta::type_name("switchyard::shared_frame"), tmp, load);
+}
+
+// -- introspection ------------------------------------------------------------
+
+/// What `/v1/introspect/topics` shows for one topic actor.
+struct topic_info {
+  std::string pattern;
+  uint64_t subscribers = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, topic_info& x) {
+  return f(caf::meta::type_name("switchyard::topic_info"), x.pattern,
+           x.subscribers);
+}
+
+/// What `/v1/introspect/sessions` shows for one session actor.
+struct session_info {
+  std::string session;
+  std::string user;
+  std::string org;
+  std::vector<std::string> subscriptions;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_info& x) {
+  return f(caf::meta::type_name("switchyard::session_info"), x.session, x.user,
+           x.org, x.subscriptions);
+}
+
+} // namespace switchyard
+
+// -- type-ID block ------------------------------------------------------------
+
+CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::event))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::shared_frame))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::topic_info))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::session_info))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::topic_info>))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::session_info>))
+
+  // Subscriptions and publishing.
+  CAF_ADD_ATOM(switchyard, switchyard, subscribe_atom, "subscribe")
+  CAF_ADD_ATOM(switchyard, switchyard, unsubscribe_atom, "unsubscrib")
+  CAF_ADD_ATOM(switchyard, switchyard, publish_atom, "publish")
+  CAF_ADD_ATOM(switchyard, switchyard, frame_atom, "frame")
+  CAF_ADD_ATOM(switchyard, switchyard, count_atom, "count")
+  // Connection I/O to session actor.
+  CAF_ADD_ATOM(switchyard, switchyard, text_atom, "text")
+  CAF_ADD_ATOM(switchyard, switchyard, binary_atom, "binary")
+  CAF_ADD_ATOM(switchyard, switchyard, pong_atom, "pong")
+  CAF_ADD_ATOM(switchyard, switchyard, closed_atom, "closed")
+  CAF_ADD_ATOM(switchyard, switchyard, close_atom, "close")
+  // Session timers.
+  CAF_ADD_ATOM(switchyard, switchyard, tick_atom, "tick")
+  CAF_ADD_ATOM(switchyard, switchyard, pong_due_atom, "pong_due")
+  CAF_ADD_ATOM(switchyard, switchyard, auth_due_atom, "auth_due")
+  CAF_ADD_ATOM(switchyard, switchyard, expire_atom, "expire")
+  // Registries and introspection.
+  CAF_ADD_ATOM(switchyard, switchyard, register_atom, "register")
+  CAF_ADD_ATOM(switchyard, switchyard, topics_atom, "topics")
+  CAF_ADD_ATOM(switchyard, switchyard, sessions_atom, "sessions")
+
+CAF_END_TYPE_ID_BLOCK(switchyard)
