@@ -147,6 +147,8 @@ bool may_subscribe(const claims& c, std::string_view pattern) {
   // The org fence comes first: no sub_allow entry can widen it.
   if (!topic::covers("events." + c.org + ".>", pattern))
     return false;
+  if (c.sub_allow.empty())
+    return true; // the default sub_allow is the org space itself
   for (auto& allowed : c.sub_allow)
     if (topic::covers(allowed, pattern))
       return true;

@@ -42,16 +42,23 @@ describe('slow consumer', () => {
     };
 
     const ids = [];
+    const publishNext = async () => ids.push(await node.publishOk(pubToken, topic, { seq: ids.length, pad: PAD }));
     let gone = false;
-    for (let seq = 0; seq < MAX_EVENTS; seq++) {
-      ids.push(await node.publishOk(pubToken, topic, { seq, pad: PAD }));
-      if ((seq + 1) % 50 === 0) {
-        gone = gone || (await slowGone());
-        if (gone && seq + 1 >= MIN_EVENTS) break;
-      }
+    while (!gone && ids.length < MAX_EVENTS) {
+      await publishNext();
+      if (ids.length % 25 === 0) gone = await slowGone();
     }
     if (!gone) gone = await waitUntil(slowGone, { timeout: 10000, message: 'the paused client to be dropped' }).catch(() => false);
     assert.ok(gone, `the paused client was not closed after ${ids.length} events of ~8 KiB (${((ids.length * 8000) / 1048576).toFixed(1)} MiB) with --outbound-queue-limit ${QUEUE_LIMIT}`);
+
+    // the paused client reads again right away and must see the 4409 close
+    const droppedAfter = ids.length;
+    slow.ws._socket.resume();
+    const slowClosed = slow.waitClose(30000);
+    slowClosed.catch(() => {});
+
+    // keep publishing up to MIN_EVENTS: the healthy subscriber is unaffected
+    while (ids.length < MIN_EVENTS) await publishNext();
 
     // every event reaches the healthy subscriber, in publish order
     await healthy.waitState((c) => c.events((e) => e.topic === topic).length >= ids.length || c.closeInfo, {
@@ -64,12 +71,14 @@ describe('slow consumer', () => {
     const outOfOrder = got.findIndex((e, i) => e.id !== ids[i] || e.data?.seq !== i);
     assert.equal(outOfOrder, -1, `healthy subscriber: event #${outOfOrder} is seq ${got[outOfOrder]?.data?.seq} id ${got[outOfOrder]?.id}, expected seq ${outOfOrder} id ${ids[outOfOrder]}`);
 
-    // the paused client sees the 4409 once it reads again
-    slow.ws._socket.resume();
-    const close = await slow.waitClose(30000);
-    assert.equal(close.code, 4409, `slow client close code (reason ${JSON.stringify(close.reason)}) after ${slow.events().length} events`);
-    const slowSeqs = slow.events((e) => e.topic === topic).map((e) => e.data?.seq);
-    assert.ok(slowSeqs.length < ids.length, 'the slow client cannot have received everything');
+    const close = await slowClosed;
+    const slowCount = slow.events((e) => e.topic === topic).length;
+    assert.equal(
+      close.code,
+      4409,
+      `slow client close code (reason ${JSON.stringify(close.reason)}); it read ${slowCount} events after resuming, the drop was seen after ${droppedAfter} publishes; client errors: ${JSON.stringify(slow.errors.map((e) => e.code ?? e.message))}`,
+    );
+    assert.ok(slowCount < ids.length, 'the slow client cannot have received everything');
 
     await waitUntil(async () => (await node.subscribers(adminToken, P)) === 1, { message: `${P} to drop to 1 subscriber` });
     const m = await node.metrics();

@@ -1,0 +1,107 @@
+// Shared pieces of the unit tests: a config with our type-ID block, a node
+// context, and a recording connection (the only fake: it stands in for the
+// socket so actor logic runs under CAF's deterministic scheduler).
+
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/connection_port.hpp"
+#include "actors/local_bus.hpp"
+#include "actors/node_context.hpp"
+#include "actors/session_registry.hpp"
+#include "actors/topic_root.hpp"
+#include "schemas/messages.hpp"
+
+namespace switchyard::test {
+
+struct test_config : caf::actor_system_config {
+  test_config() {
+    add_message_types<caf::id_block::switchyard>();
+  }
+};
+
+/// Records what actors do to a connection.
+class recording_connection : public connection_port {
+public:
+  bool push(const std::shared_ptr<const std::string>& frame) override {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (closed_with != 0)
+      return false;
+    frames.push_back(frame);
+    return true;
+  }
+
+  void send_text(const std::string& json) override {
+    std::lock_guard<std::mutex> guard{mtx};
+    texts.push_back(json);
+  }
+
+  void send_ping() override {
+    std::lock_guard<std::mutex> guard{mtx};
+    ++pings;
+  }
+
+  void close(uint16_t code, const std::string&, bool) override {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (closed_with == 0)
+      closed_with = code;
+  }
+
+  /// Parses the text frames sent so far.
+  std::vector<nlohmann::json> json_texts() {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::vector<nlohmann::json> result;
+    for (auto& t : texts)
+      result.push_back(nlohmann::json::parse(t));
+    return result;
+  }
+
+  /// Payloads of the event frames (WebSocket header stripped).
+  std::vector<nlohmann::json> events() {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::vector<nlohmann::json> result;
+    for (auto& f : frames) {
+      auto len = static_cast<uint8_t>((*f)[1]) & 0x7F;
+      size_t header = len == 126 ? 4 : (len == 127 ? 10 : 2);
+      result.push_back(nlohmann::json::parse(f->substr(header)));
+    }
+    return result;
+  }
+
+  std::mutex mtx;
+  std::vector<std::shared_ptr<const std::string>> frames;
+  std::vector<std::string> texts;
+  int pings = 0;
+  uint16_t closed_with = 0;
+};
+
+/// A node context with its topic root and session registry spawned in `sys`.
+inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
+  if (cfg.jwt_secret.empty())
+    cfg.jwt_secret = "unit-test-secret";
+  auto ctx = std::make_shared<node_context>(cfg);
+  ctx->topics = sys.spawn(topic_root, ctx);
+  ctx->sessions = sys.spawn(session_registry, ctx);
+  ctx->bus = std::make_shared<local_bus>(*ctx);
+  return ctx;
+}
+
+/// An event on `topic` with a small JSON payload.
+inline event make_event(std::string topic, std::string id = "e1") {
+  event ev;
+  ev.id = std::move(id);
+  ev.topic = std::move(topic);
+  ev.ts = 1700000000000;
+  ev.source = "unit";
+  ev.data = R"({"n":1})";
+  return ev;
+}
+
+} // namespace switchyard::test
