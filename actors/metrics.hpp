@@ -10,8 +10,8 @@
 namespace switchyard {
 
 /// Close codes counted one by one in `switchyard_closes_total`.
-constexpr std::array<uint16_t, 10> counted_close_codes{
-  1000, 1001, 1002, 1006, 1009, 1011, 4401, 4408, 4409, 4429};
+constexpr std::array<uint16_t, 11> counted_close_codes{
+  1000, 1001, 1002, 1005, 1006, 1009, 1011, 4401, 4408, 4409, 4429};
 
 /// Counters and gauges of one node.
 struct metrics {

@@ -98,8 +98,9 @@ void session_actor::on_exit() {
   ctx_->sinks.remove(id());
   if (phase_ != phase::closed)
     conn_->close(frames::close_code::going_away, "session ended");
-  if (claims_)
+  if (registered_)
     ctx_->stats.sessions_authenticated.fetch_sub(1, std::memory_order_relaxed);
+  conn_.reset(); // breaks the session <-> connection reference cycle
   // Topic actors and the registry monitor this actor and clean up on the
   // down message, whatever the reason of the exit.
 }
@@ -195,6 +196,7 @@ void session_actor::authenticated(claims c, const std::string& id) {
           return;
         }
         phase_ = phase::open;
+        registered_ = true;
         ctx_->stats.sessions_authenticated.fetch_add(1,
                                                      std::memory_order_relaxed);
         conn_->send_text(frames::welcome_json(

@@ -82,6 +82,8 @@ private:
   /// Pattern -> subscription.
   std::map<std::string, subscription> subs_;
   uint64_t sub_gen_ = 0;
+  /// Whether the registry admitted this session (and the gauge counts it).
+  bool registered_ = false;
   uint64_t ping_seq_ = 0;
   /// Sequence number of the oldest unanswered ping, 0 if none.
   uint64_t unanswered_ping_ = 0;

@@ -33,6 +33,9 @@ ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
     parser_.feed(leftover.data(), leftover.size());
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay{true}, ec);
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec)
+    peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   ctx_->stats.connections.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -129,7 +132,7 @@ void ws_connection::parse() {
           do_read();
         return;
       case ws_parser::status::error:
-        log()->info("closing connection: {}", parser_.error());
+        log()->info("{}: closing connection: {}", peer_, parser_.error());
         close(parser_.close_code(), parser_.error(), false);
         do_read(); // wait for the peer's close frame or EOF
         return;
@@ -233,10 +236,13 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit) {
   }
   if (frame) {
     ctx_->stats.dropped.fetch_add(1, std::memory_order_relaxed);
-    log()->info("slow consumer: outbound queue over {} bytes, closing",
-                ctx_->cfg.outbound_queue_limit);
-    // The session learns of it when the socket is finished.
+    log()->info("{}: slow consumer, outbound queue over {} bytes, closing",
+                peer_, ctx_->cfg.outbound_queue_limit);
     close(frames::close_code::slow_consumer, "slow consumer", true);
+    // The session ends now, not when the socket is finally cut: its
+    // subscriptions go at once and the client can reconnect right away.
+    caf::anon_send(session_, closed_atom::value,
+                   frames::close_code::slow_consumer);
     return false;
   }
   if (post_write)
@@ -305,6 +311,7 @@ void ws_connection::finish(uint16_t code) {
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
+  log()->debug("{}: connection finished with close code {}", peer_, code);
   ctx_->stats.count_close(code);
   ctx_->stats.connections.fetch_sub(1, std::memory_order_relaxed);
   {
@@ -314,10 +321,9 @@ void ws_connection::finish(uint16_t code) {
     queue_.clear();
     queued_bytes_ = 0;
   }
-  if (session_) {
-    caf::anon_send(session_, closed_atom::value, code);
-    session_ = nullptr; // breaks the session <-> connection cycle
-  }
+  // session_ is never reset (other threads read it); the session breaks the
+  // session <-> connection cycle by dropping its handle when it exits.
+  caf::anon_send(session_, closed_atom::value, code);
   set_->remove(this);
 }
 

@@ -78,6 +78,8 @@ private:
   // -- member variables -------------------------------------------------------
 
   tcp::socket socket_;
+  /// "ip:port" of the client, for logs.
+  std::string peer_;
   node_context_ptr ctx_;
   std::shared_ptr<connection_set> set_;
   caf::actor session_;

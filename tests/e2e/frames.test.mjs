@@ -104,3 +104,35 @@ describe('frames', () => {
     await other.assertAlive('events.org_123.frames.bystander2');
   });
 });
+
+describe('inbound rate limit', () => {
+  const RATE = 20;
+  let node, userToken, pubToken;
+  before(async () => {
+    node = await startNode(['--max-inbound-rate', String(RATE)]);
+    userToken = node.token({ sub: 'u_1', org: 'org_123' });
+    pubToken = node.token({ sub: 'svc', org: 'org_123', pub: ['events.org_123.>'] });
+  });
+  after(async () => {
+    await node?.stop();
+  });
+
+  it('a flooding client is refused with rate_limited / closed with 4429; a calm client is unaffected', T, async (t) => {
+    const calm = await node.connect({ t, token: node.token({ sub: 'u_calm', org: 'org_123' }) });
+    await calm.subscribe('events.org_123.rate.calm');
+    const flood = await node.connect({ t, token: userToken });
+    for (let i = 0; i < RATE * 20 && flood.ws.readyState === flood.ws.OPEN; i++) {
+      flood.send({ type: 'subscribe', id: `f${i}`, topic: 'events.org_123.rate.flood' });
+    }
+    const close = await flood.waitClose(10000);
+    assert.equal(close.code, 4429, `flooding client close code (reason ${JSON.stringify(close.reason)})`);
+    const errors = flood.history.filter((f) => f.type === 'error');
+    assert.deepEqual([...new Set(errors.map((e) => e.code))].filter((c) => c !== 'rate_limited'), [], `error codes while flooding: ${JSON.stringify(errors.slice(0, 3))}`);
+    const oks = flood.history.filter((f) => f.type === 'ok').length;
+    assert.ok(oks < RATE * 20, `all ${oks} flooded frames were accepted`);
+
+    assert.equal(calm.closeInfo, null, 'the calm client must stay connected');
+    const id = await node.publishOk(pubToken, 'events.org_123.rate.calm', {});
+    await calm.waitEvent((e) => e.id === id);
+  });
+});

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything Switchyard builds and tests with: Debian 12 packages and
+# the npm packages of the end-to-end tests. Idempotent; run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libcaf-dev libboost-dev libboost-program-options-dev
+  libnats-dev libmsgpack-cxx-dev libspdlog-dev libssl-dev
+  libjwt-dev nlohmann-json3-dev libbenchmark-dev
+  nats-server curl ca-certificates
+)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+# WebSocket client for the end-to-end tests (npm registry).
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
