@@ -33,8 +33,8 @@ public:
 
   /// Starts the closing handshake with `code`. With `drop_pending`, frames
   /// not yet written are discarded first (slow consumer).
-  virtual void close(uint16_t code, const std::string& reason,
-                     bool drop_pending = false)
+  virtual void
+  close(uint16_t code, const std::string& reason, bool drop_pending = false)
     = 0;
 };
 

@@ -49,11 +49,16 @@ caf::behavior session_actor::make_behavior() {
     delayed_send(this, ctx_->cfg.auth_timeout, auth_due_atom::value);
   }
   return {
-    [this](text_atom, const std::string& text) { on_text(text); },
-    [this](binary_atom) {
-      reply_error("", "bad_request", "binary frames are not part of protocol v1");
+    [this](text_atom, const std::string& text) {
+      on_text(text);
     },
-    [this](pong_atom) { unanswered_ping_ = 0; },
+    [this](binary_atom) {
+      reply_error("", "bad_request",
+                  "binary frames are not part of protocol v1");
+    },
+    [this](pong_atom) {
+      unanswered_ping_ = 0;
+    },
     [this](closed_atom, uint16_t) {
       phase_ = phase::closed;
       quit();
@@ -65,7 +70,8 @@ caf::behavior session_actor::make_behavior() {
     },
     [this](auth_due_atom) {
       if (phase_ == phase::awaiting_auth) {
-        reply_error("", "unauthorized", "no auth frame within the auth timeout");
+        reply_error("", "unauthorized",
+                    "no auth frame within the auth timeout");
         close(frames::close_code::unauthorized, "auth timeout");
       }
     },
@@ -167,7 +173,8 @@ void session_actor::on_auth(const std::string& id, const std::string& token) {
   }
   if (phase_ == phase::open) {
     if (res.value->sub != claims_->sub || res.value->org != claims_->org) {
-      reply_error(id, "forbidden", "a fresh token must be for the same user and org");
+      reply_error(id, "forbidden",
+                  "a fresh token must be for the same user and org");
       return;
     }
     claims_ = std::move(res.value);
@@ -190,8 +197,7 @@ void session_actor::authenticated(claims c, const std::string& id) {
     .await(
       [this, id](bool admitted) {
         if (!admitted) {
-          reply_error(id, "rate_limited",
-                      "too many connections for this user");
+          reply_error(id, "rate_limited", "too many connections for this user");
           close(frames::close_code::too_many, "too many connections");
           return;
         }
@@ -257,8 +263,8 @@ void session_actor::on_subscribe(const std::string& id,
         auto i = subs_.find(pattern);
         if (i != subs_.end() && i->second.gen == gen)
           subs_.erase(i);
-        log()->warn("session {}: subscribe {} failed: {}", session_id_,
-                    pattern, to_string(err));
+        log()->warn("session {}: subscribe {} failed: {}", session_id_, pattern,
+                    to_string(err));
         reply_error(id, "unavailable", "subscription failed, retry");
       });
 }
@@ -299,9 +305,8 @@ void session_actor::drop_forbidden_subscriptions() {
     if (i->second.node)
       send(i->second.node, unsubscribe_atom::value,
            caf::actor_cast<caf::actor>(this));
-    conn_->send_text(nlohmann::json{{"type", "unsubscribed"},
-                                    {"topic", i->first},
-                                    {"reason", "forbidden"}}
+    conn_->send_text(nlohmann::json{
+      {"type", "unsubscribed"}, {"topic", i->first}, {"reason", "forbidden"}}
                        .dump());
     i = subs_.erase(i);
     changed = true;

@@ -2,8 +2,9 @@
 
 namespace switchyard {
 
-caf::behavior session_registry(caf::stateful_actor<session_registry_state>* self,
-                               node_context_ptr ctx) {
+caf::behavior
+session_registry(caf::stateful_actor<session_registry_state>* self,
+                 node_context_ptr ctx) {
   self->state.ctx = std::move(ctx);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;

@@ -28,7 +28,8 @@ struct session_registry_state {
 /// - `(register_atom, session_info, session) -> bool`: adds or updates;
 ///   false when the user is at the connection limit (first registration);
 /// - `(sessions_atom) -> std::vector<session_info>`.
-caf::behavior session_registry(caf::stateful_actor<session_registry_state>* self,
-                               node_context_ptr ctx);
+caf::behavior
+session_registry(caf::stateful_actor<session_registry_state>* self,
+                 node_context_ptr ctx);
 
 } // namespace switchyard

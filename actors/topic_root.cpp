@@ -86,7 +86,9 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
                 gather->result.emplace_back(std::move(x));
               gather->done();
             },
-            [gather](caf::error&) { gather->done(); });
+            [gather](caf::error&) {
+              gather->done();
+            });
       return caf::delegated<std::vector<topic_info>>{};
     },
   };

@@ -82,7 +82,8 @@ void report(self_ptr self) {
              static_cast<uint64_t>(st.patterns.size()), st.received);
 }
 
-void retire(self_ptr self, std::map<std::string, topic_router_state::entry>::iterator i) {
+void retire(self_ptr self,
+            std::map<std::string, topic_router_state::entry>::iterator i) {
   auto& st = self->state;
   st.trie.erase(i->first);
   self->demonitor(i->second.node);
@@ -126,8 +127,7 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
                                 caf::actor_cast<caf::actor>(self), st.ctx);
         self->monitor(node);
         st.trie.insert(pattern, node);
-        i = st.patterns.emplace(pattern, topic_router_state::entry{node})
-              .first;
+        i = st.patterns.emplace(pattern, topic_router_state::entry{node}).first;
       }
       ++i->second.forwarded;
       return self->delegate(i->second.node, atm, std::move(pattern),

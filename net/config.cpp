@@ -102,17 +102,18 @@ parsed_options parse_node_options(int argc, char** argv) {
   node_options opts;
   auto& c = opts.cfg;
   auto hw = std::max(2u, std::thread::hardware_concurrency());
-  auto dur = [](std::chrono::milliseconds d) { return format_duration(d); };
+  auto dur = [](std::chrono::milliseconds d) {
+    return format_duration(d);
+  };
   po::options_description desc{
     "Usage: switchyard [options]\n       switchyard token --sub ID --org ORG "
     "[--admin] [--pub PATTERN]... [--sub-allow PATTERN]... [--ttl 1h]\n\n"
     "Node options (flags > SWITCHYARD_* environment > --config file)"};
   desc.add_options()("help,h", "print this help")(
     "host", po::value<std::string>()->default_value(opts.host),
-    "address to listen on")("port",
-                            po::value<unsigned short>()->default_value(
-                              opts.port),
-                            "port for WebSocket and HTTP (0 picks a free one)")(
+    "address to listen on")(
+    "port", po::value<unsigned short>()->default_value(opts.port),
+    "port for WebSocket and HTTP (0 picks a free one)")(
     "dev", po::bool_switch(),
     "generate a development secret when none is configured and print it")(
     "heartbeat-interval",
@@ -209,8 +210,8 @@ int run_token_command(int argc, char** argv) {
     "token for the configured secret"};
   desc.add_options()("help,h", "print this help")(
     "sub", po::value<std::string>()->required(), "user or service id")(
-    "org", po::value<std::string>()->required(), "organisation id")(
-    "admin", po::bool_switch(), "may use admin endpoints")(
+    "org", po::value<std::string>()->required(),
+    "organisation id")("admin", po::bool_switch(), "may use admin endpoints")(
     "pub", po::value<std::vector<std::string>>()->composing(),
     "pattern the token may publish to (repeatable)")(
     "sub-allow", po::value<std::vector<std::string>>()->composing(),
@@ -220,7 +221,8 @@ int run_token_command(int argc, char** argv) {
   add_secret_options(desc);
   po::variables_map vm;
   for (int i = 1; i < argc; ++i)
-    if (std::string_view{argv[i]} == "--help" || std::string_view{argv[i]} == "-h") {
+    if (std::string_view{argv[i]} == "--help"
+        || std::string_view{argv[i]} == "-h") {
       std::cout << desc << "\n";
       return 0;
     }

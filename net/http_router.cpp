@@ -61,8 +61,8 @@ std::string query_param(std::string_view target, std::string_view key) {
       for (size_t i = 0; i < raw.size(); ++i) {
         if (raw[i] == '%' && i + 2 < raw.size() + 0 && i + 2 <= raw.size() - 1
             && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
-          out.push_back(
-            static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2])));
+          out.push_back(static_cast<char>(hex_value(raw[i + 1]) * 16
+                                          + hex_value(raw[i + 2])));
           i += 2;
         } else {
           out.push_back(raw[i] == '+' ? ' ' : raw[i]);
@@ -141,7 +141,8 @@ void http_router::handle(const http_request& req,
     done(error(http::status::upgrade_required, "bad_request",
                "GET /v1/ws expects a WebSocket upgrade", v, ka));
   } else {
-    done(error(http::status::not_found, "not_found", "no such endpoint", v, ka));
+    done(
+      error(http::status::not_found, "not_found", "no such endpoint", v, ka));
   }
 }
 
@@ -152,7 +153,8 @@ void http_router::publish(const http_request& req,
   auto checked = verify_token(bearer_token(req), ctx_->cfg.jwt_secret,
                               node_context::unix_ms() / 1000);
   if (!checked.value) {
-    done(error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
+    done(
+      error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
     return;
   }
   auto body = nlohmann::json::parse(req.body(), nullptr, false);
@@ -199,7 +201,8 @@ void http_router::publish(const http_request& req,
   auto id = ev.id;
   auto status = ctx_->publish(std::move(ev));
   if (!status.empty()) {
-    done(error(http::status::service_unavailable, "unavailable", status, v, ka));
+    done(
+      error(http::status::service_unavailable, "unavailable", status, v, ka));
     return;
   }
   nlohmann::json res{{"id", id}};
@@ -213,12 +216,13 @@ void http_router::introspect(const http_request& req, bool sessions,
   auto checked = verify_token(bearer_token(req), ctx_->cfg.jwt_secret,
                               node_context::unix_ms() / 1000);
   if (!checked.value) {
-    done(error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
+    done(
+      error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
     return;
   }
   if (!checked.value->admin) {
-    done(error(http::status::forbidden, "forbidden", "admin token required",
-               v, ka));
+    done(error(http::status::forbidden, "forbidden", "admin token required", v,
+               ka));
     return;
   }
   auto target = sessions ? ctx_->sessions : ctx_->topics;
@@ -254,8 +258,8 @@ void http_router::introspect(const http_request& req, bool sessions,
             for (auto& x : xs)
               arr.push_back(
                 {{"pattern", x.pattern}, {"subscribers", x.subscribers}});
-            done(json(http::status::ok,
-                      nlohmann::json{{"topics", arr}}.dump(), v, ka));
+            done(json(http::status::ok, nlohmann::json{{"topics", arr}}.dump(),
+                      v, ka));
           },
           on_error);
     });

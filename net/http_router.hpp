@@ -25,8 +25,7 @@ public:
 
   /// Answers `req` by calling `done` exactly once, possibly from another
   /// thread.
-  void handle(const http_request& req,
-              std::function<void(http_response)> done);
+  void handle(const http_request& req, std::function<void(http_response)> done);
 
   /// Builds a JSON response.
   static http_response json(http::status status, std::string body,

@@ -102,13 +102,15 @@ private:
   void upgrade(const http_request& req) {
     auto target = std::string_view{req.target().data(), req.target().size()};
     auto reject = [&](http::status status, const char* msg) {
-      write(http_router::error(status, "bad_request", msg, req.version(), false));
+      write(
+        http_router::error(status, "bad_request", msg, req.version(), false));
     };
     if (target.substr(0, target.find('?')) != "/v1/ws") {
       reject(http::status::not_found, "WebSocket endpoint is /v1/ws");
       return;
     }
-    if (req.method() != http::verb::get || req[http::field::sec_websocket_version] != "13") {
+    if (req.method() != http::verb::get
+        || req[http::field::sec_websocket_version] != "13") {
       reject(http::status::upgrade_required, "WebSocket version 13 required");
       return;
     }
@@ -128,21 +130,20 @@ private:
       "Sec-WebSocket-Accept: "
       + websocket_accept({key.data(), key.size()}) + "\r\n\r\n");
     stream_.expires_never();
-    asio::async_write(
-      stream_.socket(), asio::buffer(*response),
-      [self = shared_from_this(), response,
-       token = std::move(token)](beast::error_code ec, size_t) mutable {
-        if (ec)
-          return;
-        self->start_websocket(std::move(token));
-      });
+    asio::async_write(stream_.socket(), asio::buffer(*response),
+                      [self = shared_from_this(), response,
+                       token = std::move(token)](beast::error_code ec,
+                                                 size_t) mutable {
+                        if (ec)
+                          return;
+                        self->start_websocket(std::move(token));
+                      });
   }
 
   void start_websocket(std::string token) {
     auto leftover = beast::buffers_to_string(buffer_.data());
-    auto conn = std::make_shared<ws_connection>(stream_.release_socket(),
-                                                ctx_, conns_,
-                                                std::move(leftover));
+    auto conn = std::make_shared<ws_connection>(stream_.release_socket(), ctx_,
+                                                conns_, std::move(leftover));
     auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
     conn->start(std::move(session));
   }
@@ -209,8 +210,7 @@ void listener::do_accept() {
         log()->warn("accept failed: {}", ec.message());
       } else {
         std::make_shared<http_session>(std::move(socket), self->sys_,
-                                       self->ctx_, self->conns_,
-                                       self->router_)
+                                       self->ctx_, self->conns_, self->router_)
           ->run();
       }
       self->do_accept();

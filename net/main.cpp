@@ -88,7 +88,9 @@ int run_node(node_options opts) {
 
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < opts.io_threads; ++i)
-    threads.emplace_back([&ioc] { ioc.run(); });
+    threads.emplace_back([&ioc] {
+      ioc.run();
+    });
   ioc.run();
   for (auto& t : threads)
     t.join();

@@ -50,16 +50,16 @@ std::string render_metrics(const node_context& ctx) {
          "Frames received from clients.", s.frames_in.load(r));
   metric("switchyard_auth_failures_total", "counter",
          "Rejected tokens on WebSocket connections.", s.auth_failures.load(r));
-  metric("switchyard_http_requests_total", "counter",
-         "Plain HTTP requests.", s.http_requests.load(r));
+  metric("switchyard_http_requests_total", "counter", "Plain HTTP requests.",
+         s.http_requests.load(r));
   ctx.extra_metrics(out);
   out += "# HELP switchyard_closes_total Closed connections by close code.\n"
          "# TYPE switchyard_closes_total counter\n";
   for (size_t i = 0; i <= counted_close_codes.size(); ++i) {
     out += "switchyard_closes_total{code=\"";
     out += i < counted_close_codes.size()
-             ? std::to_string(counted_close_codes[i])
-             : std::string{"other"};
+      ? std::to_string(counted_close_codes[i])
+      : std::string{"other"};
     out += "\"} ";
     out += std::to_string(s.closes[i].load(r));
     out += '\n';

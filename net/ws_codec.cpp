@@ -50,8 +50,7 @@ ws_parser::status ws_parser::next() {
     bool control = (static_cast<uint8_t>(op) & 0x8) != 0;
     if (control) {
       if (!fin || len > 125)
-        return fail(frames::close_code::protocol_error,
-                    "bad control frame");
+        return fail(frames::close_code::protocol_error, "bad control frame");
       if (op != opcode::close && op != opcode::ping && op != opcode::pong)
         return fail(frames::close_code::protocol_error, "unknown opcode");
     } else if (op != opcode::continuation && op != opcode::text

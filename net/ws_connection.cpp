@@ -58,14 +58,14 @@ bool ws_connection::push(const frames::frame_ptr& frame) {
 }
 
 void ws_connection::send_text(const std::string& json) {
-  enqueue(std::make_shared<const std::string>(
-            frames::ws_frame(opcode::text, json)),
-          true);
+  enqueue(
+    std::make_shared<const std::string>(frames::ws_frame(opcode::text, json)),
+    true);
 }
 
 void ws_connection::send_ping() {
-  static const auto ping = std::make_shared<const std::string>(
-    frames::ws_frame(opcode::ping, ""));
+  static const auto ping
+    = std::make_shared<const std::string>(frames::ws_frame(opcode::ping, ""));
   enqueue(ping, false);
 }
 
@@ -84,8 +84,8 @@ void ws_connection::close(uint16_t code, const std::string& reason,
         queued_bytes_ -= f->size();
       queue_.clear();
     }
-    close_frame_ = std::make_shared<const std::string>(
-      frames::ws_close(code, reason));
+    close_frame_
+      = std::make_shared<const std::string>(frames::ws_close(code, reason));
     queue_.push_back(close_frame_);
     queued_bytes_ += close_frame_->size();
     post_write = !write_scheduled_;
@@ -184,9 +184,7 @@ void ws_connection::handle(ws_message& msg) {
                 frames::ws_frame(opcode::pong, msg.payload)),
               false);
       break;
-    case opcode::pong:
-      caf::anon_send(session_, pong_atom::value);
-      break;
+    case opcode::pong: caf::anon_send(session_, pong_atom::value); break;
     case opcode::close: {
       peer_closed_ = true;
       auto code = close_code_of(msg.payload);
@@ -202,16 +200,15 @@ void ws_connection::handle(ws_message& msg) {
       } else {
         // Echo the peer's code, as RFC 6455 5.5.1 asks.
         auto echo = code == frames::close_code::no_status
-                      ? frames::close_code::normal
-                      : code;
+          ? frames::close_code::normal
+          : code;
         close(echo, "", false);
         std::lock_guard<std::mutex> guard{mtx_};
         close_code_ = code;
       }
       break;
     }
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -246,8 +243,9 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit) {
     return false;
   }
   if (post_write)
-    asio::post(socket_.get_executor(),
-               [self = shared_from_this()] { self->do_write(); });
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->do_write();
+    });
   return true;
 }
 
@@ -287,7 +285,7 @@ void ws_connection::on_write(boost::system::error_code ec, size_t n) {
     std::lock_guard<std::mutex> guard{mtx_};
     queued_bytes_ -= n;
     wrote_close = close_frame_ && !writing_.empty()
-                  && writing_.back() == close_frame_;
+      && writing_.back() == close_frame_;
   }
   writing_.clear();
   if (wrote_close) {

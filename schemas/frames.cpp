@@ -18,8 +18,8 @@ std::string ws_frame(opcode op, std::string_view payload) {
   } else {
     out.push_back(static_cast<char>(127));
     for (int shift = 56; shift >= 0; shift -= 8)
-      out.push_back(static_cast<char>((static_cast<uint64_t>(n) >> shift)
-                                      & 0xFF));
+      out.push_back(
+        static_cast<char>((static_cast<uint64_t>(n) >> shift) & 0xFF));
   }
   out.append(payload.data(), payload.size());
   return out;
@@ -34,8 +34,8 @@ std::string ws_close(uint16_t code, std::string_view reason) {
 }
 
 std::string json_string(std::string_view str) {
-  return nlohmann::json(std::string{str}).dump(-1, ' ', false,
-                                               nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string{str})
+    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string event_json(std::string_view subscription, const event& ev) {
@@ -73,7 +73,7 @@ std::string error_json(std::string_view id, std::string_view code,
   if (!id.empty())
     out += R"("id":)" + json_string(id) + ",";
   out += R"("code":)" + json_string(code) + R"(,"message":)"
-         + json_string(message) + "}";
+    + json_string(message) + "}";
   return out;
 }
 

@@ -36,7 +36,7 @@ struct event {
   std::map<std::string, std::string> headers;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
   return f(caf::meta::type_name("switchyard::event"), x.id, x.topic, x.ts,
            x.source, x.data, x.headers);
@@ -50,7 +50,7 @@ struct shared_frame {
   std::shared_ptr<const std::string> bytes;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
   std::string tmp;
   if (x.bytes)
@@ -70,7 +70,7 @@ struct topic_info {
   uint64_t subscribers = 0;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, topic_info& x) {
   return f(caf::meta::type_name("switchyard::topic_info"), x.pattern,
            x.subscribers);
@@ -84,7 +84,7 @@ struct session_info {
   std::vector<std::string> subscriptions;
 };
 
-template <class Inspector>
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session_info& x) {
   return f(caf::meta::type_name("switchyard::session_info"), x.session, x.user,
            x.org, x.subscriptions);

@@ -84,7 +84,8 @@ verified verify_token(std::string_view token, std::string_view secret,
     return result;
   }
   std::string why;
-  if (!topic::valid_topic(c.org, &why) || c.org.find('.') != std::string::npos) {
+  if (!topic::valid_topic(c.org, &why)
+      || c.org.find('.') != std::string::npos) {
     result.error = "token org is not a single topic token";
     return result;
   }

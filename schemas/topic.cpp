@@ -6,7 +6,7 @@ namespace {
 
 bool valid_token_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-         || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
 bool check(std::string_view str, bool wildcards, std::string* why) {

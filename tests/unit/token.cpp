@@ -70,7 +70,7 @@ CAF_TEST(garbage and unsigned tokens are rejected) {
   CAF_CHECK(!verify_token("a.b.c", secret, now_s()).value);
   // {"alg":"none"} . {"sub":"u_1","org":"org_123","exp":9999999999} .
   auto none = std::string{"eyJhbGciOiJub25lIn0."}
-              + "eyJzdWIiOiJ1XzEiLCJvcmciOiJvcmdfMTIzIiwiZXhwIjo5OTk5OTk5OTk5fQ.";
+    + "eyJzdWIiOiJ1XzEiLCJvcmciOiJvcmdfMTIzIiwiZXhwIjo5OTk5OTk5OTk5fQ.";
   CAF_CHECK(!verify_token(none, secret, now_s()).value);
 }
 

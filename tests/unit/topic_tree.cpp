@@ -34,7 +34,9 @@ struct fixture : test_coordinator_fixture<test_config> {
     self->send(ctx->topics, subscribe_atom::value, pattern, c.actor);
     sched.run();
     caf::actor node;
-    self->receive([&](caf::actor& x) { node = x; });
+    self->receive([&](caf::actor& x) {
+      node = x;
+    });
     return node;
   }
 
@@ -47,7 +49,9 @@ struct fixture : test_coordinator_fixture<test_config> {
     self->send(ctx->topics, topics_atom::value);
     sched.run();
     std::vector<topic_info> result;
-    self->receive([&](std::vector<topic_info>& xs) { result = xs; });
+    self->receive([&](std::vector<topic_info>& xs) {
+      result = xs;
+    });
     return result;
   }
 
@@ -65,9 +69,9 @@ CAF_TEST(a wildcard subscriber receives every matching event) {
   subscribe(c, "events.o1.tasks.*.completed.>");
   publish("events.o1.tasks.task.completed.t1", "e1");
   publish("events.o1.tasks.task.completed.t2.sub", "e2");
-  publish("events.o1.tasks.task.created.t1", "e3");      // wrong token
-  publish("events.o1.tasks.task.completed", "e4");       // > needs one more
-  publish("events.o2.tasks.task.completed.t1", "e5");    // other org
+  publish("events.o1.tasks.task.created.t1", "e3");   // wrong token
+  publish("events.o1.tasks.task.completed", "e4");    // > needs one more
+  publish("events.o2.tasks.task.completed.t1", "e5"); // other org
   auto evs = c.conn->events();
   CAF_REQUIRE_EQUAL(evs.size(), 2u);
   auto str = [&](size_t i, const char* field) {
@@ -89,8 +93,8 @@ CAF_TEST(overlapping patterns deliver once per subscription) {
   CAF_REQUIRE_EQUAL(evs.size(), 2u);
   std::set<std::string> subs{evs[0]["subscription"].get<std::string>(),
                              evs[1]["subscription"].get<std::string>()};
-  CAF_CHECK_EQUAL(subs, (std::set<std::string>{"events.o1.a.*.c",
-                                               "events.o1.a.>"}));
+  CAF_CHECK_EQUAL(subs,
+                  (std::set<std::string>{"events.o1.a.*.c", "events.o1.a.>"}));
   publish("events.o1.a.b.d", "e2"); // only a.> matches
   CAF_CHECK_EQUAL(c.conn->events().size(), 3u);
 }
