@@ -21,14 +21,17 @@ namespace {
 /// Maps SWITCHYARD_HEARTBEAT_INTERVAL to heartbeat-interval, and so on.
 std::function<std::string(std::string)>
 env_mapper(const po::options_description& desc) {
-  return [&desc](std::string name) -> std::string {
-    constexpr std::string_view prefix = "SWITCHYARD_";
-    if (name.compare(0, prefix.size(), prefix) != 0)
-      return {};
+  return [&desc](const std::string& name) {
+    static const std::string prefix = "SWITCHYARD_";
     std::string opt;
-    for (auto c : name.substr(prefix.size()))
-      opt.push_back(c == '_' ? '-' : static_cast<char>(std::tolower(c)));
-    return desc.find_nothrow(opt, false) ? opt : std::string{};
+    if (name.size() <= prefix.size() || name.rfind(prefix, 0) != 0)
+      return opt;
+    opt = name.substr(prefix.size());
+    for (auto& c : opt)
+      c = c == '_' ? '-' : static_cast<char>(std::tolower(c));
+    if (desc.find_nothrow(opt, false) == nullptr)
+      opt.clear();
+    return opt;
   };
 }
 
