@@ -125,6 +125,8 @@ struct node_context {
   std::shared_ptr<bus_port> bus;
   /// Live sessions by user (session_registry actor).
   caf::actor sessions;
+  /// The bus bridge (NATS interest), or null on the in-process bus.
+  caf::actor bridge;
 
 private:
   std::atomic<uint64_t> event_seq_{0};

@@ -36,8 +36,9 @@ void remove_subscriber(self_ptr self, const caf::actor_addr& addr) {
 
 caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
                          std::string pattern, caf::actor router,
-                         node_context_ptr ctx) {
+                         node_context_ptr ctx, bool armed) {
   auto& st = self->state;
+  st.armed = armed;
   st.pattern = std::move(pattern);
   st.router = std::move(router);
   st.ctx = std::move(ctx);
@@ -50,7 +51,7 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
   });
   return {
     [self](subscribe_atom, const std::string&,
-           const caf::actor& session) -> caf::actor {
+           const caf::actor& session) -> caf::result<caf::actor> {
       auto& st = self->state;
       ++st.received;
       if (st.index.count(session.address()) == 0) {
@@ -63,7 +64,19 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
         st.ctx->stats.subscriptions.fetch_add(1, std::memory_order_relaxed);
       }
       report(self);
+      if (!st.armed) {
+        st.waiting.emplace_back(self->make_response_promise());
+        return caf::delegated<caf::actor>{};
+      }
       return caf::actor_cast<caf::actor>(self);
+    },
+    [self](register_atom) {
+      auto& st = self->state;
+      st.armed = true;
+      auto me = caf::actor_cast<caf::actor>(self);
+      for (auto& rp : st.waiting)
+        rp.deliver(me);
+      st.waiting.clear();
     },
     [self](unsubscribe_atom, const caf::actor& session) {
       self->demonitor(session);

@@ -31,6 +31,11 @@ struct topic_node_state {
   /// Subscribe messages received so far; the router compares it with what it
   /// forwarded before it retires this actor, so no subscribe is ever lost.
   uint64_t received = 0;
+  /// False until the bus bridge confirmed the NATS interest for `pattern`;
+  /// subscribes wait for it, so an `ok` means events published from then on
+  /// reach the client.
+  bool armed = true;
+  std::vector<caf::response_promise> waiting;
 
   static inline const char* name = "topic_node";
 };
@@ -39,11 +44,12 @@ struct topic_node_state {
 /// - `(subscribe_atom, pattern, session) -> actor`: adds (idempotent), replies
 ///   with this actor's handle for later unsubscribes;
 /// - `(unsubscribe_atom, session)`: removes;
-/// - `(publish_atom, event)`: delivers one frame to every subscriber.
+/// - `(publish_atom, event)`: delivers one frame to every subscriber;
+/// - `(register_atom)`: from the bus bridge, the NATS interest is in place.
 /// Monitors each subscriber; a dead one is removed. Reports
 /// `(count_atom, pattern, subscribers, received)` to its router on change.
 caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
                          std::string pattern, caf::actor router,
-                         node_context_ptr ctx);
+                         node_context_ptr ctx, bool armed);
 
 } // namespace switchyard

@@ -86,6 +86,9 @@ void retire(self_ptr self,
             std::map<std::string, topic_router_state::entry>::iterator i) {
   auto& st = self->state;
   st.trie.erase(i->first);
+  if (st.ctx->bridge)
+    self->send(st.ctx->bridge, unsubscribe_atom::value, i->first,
+               i->second.node);
   self->demonitor(i->second.node);
   self->send_exit(i->second.node, caf::exit_reason::user_shutdown);
   st.patterns.erase(i);
@@ -112,6 +115,9 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
     for (auto i = st.patterns.begin(); i != st.patterns.end(); ++i)
       if (i->second.node.address() == dm.source) {
         st.trie.erase(i->first);
+        if (st.ctx->bridge)
+          self->send(st.ctx->bridge, unsubscribe_atom::value, i->first,
+                     i->second.node);
         st.patterns.erase(i);
         report(self);
         return;
@@ -123,9 +129,13 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
       ++st.received;
       auto i = st.patterns.find(pattern);
       if (i == st.patterns.end()) {
+        auto& bridge = st.ctx->bridge;
         auto node = self->spawn(topic_node, pattern,
-                                caf::actor_cast<caf::actor>(self), st.ctx);
+                                caf::actor_cast<caf::actor>(self), st.ctx,
+                                bridge == nullptr);
         self->monitor(node);
+        if (bridge)
+          self->send(bridge, subscribe_atom::value, pattern, node);
         st.trie.insert(pattern, node);
         i = st.patterns.emplace(pattern, topic_router_state::entry{node}).first;
       }

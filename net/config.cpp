@@ -151,6 +151,35 @@ parsed_options parse_node_options(int argc, char** argv) {
                                 "CAF scheduler threads")(
     "log-level", po::value<std::string>()->default_value(opts.log_level),
     "trace, debug, info, warn, error");
+  auto& n = opts.nats;
+  po::options_description nats_desc{
+    "Event bus (without --nats: the in-process bus, this node only)"};
+  nats_desc.add_options()(
+    "nats", po::value<std::string>(),
+    "NATS server URLs, comma-separated (nats://host:4222,...)")(
+    "nats-user", po::value<std::string>(), "NATS user")(
+    "nats-password", po::value<std::string>(),
+    "NATS password (prefer SWITCHYARD_NATS_PASSWORD)")(
+    "nats-token", po::value<std::string>(),
+    "NATS token (prefer SWITCHYARD_NATS_TOKEN)")(
+    "nats-tls", po::bool_switch(), "require TLS to NATS")(
+    "nats-tls-ca", po::value<std::string>(), "CA certificates file")(
+    "nats-tls-cert", po::value<std::string>(), "client certificate file")(
+    "nats-tls-key", po::value<std::string>(), "client key file")(
+    "nats-reconnect-wait",
+    po::value<std::string>()->default_value(dur(n.reconnect_wait)),
+    "first reconnect delay; doubles per attempt")(
+    "nats-reconnect-wait-max",
+    po::value<std::string>()->default_value(dur(n.reconnect_wait_max)),
+    "longest reconnect delay")(
+    "nats-pending-msgs", po::value<int>()->default_value(n.pending_msgs),
+    "messages buffered per interest subscription before nats.c drops "
+    "(slow consumer)")(
+    "nats-pending-bytes", po::value<int64_t>()->default_value(n.pending_bytes),
+    "bytes buffered per interest subscription before nats.c drops")(
+    "nats-delivery-threads", po::value<int>()->default_value(n.delivery_threads),
+    "nats.c threads that decode and hand messages to topic actors");
+  desc.add(nats_desc);
   add_secret_options(desc);
   po::variables_map vm;
   if (!load(desc, argc, argv, vm)) {
@@ -185,6 +214,44 @@ parsed_options parse_node_options(int argc, char** argv) {
                   + " needs a duration like 250ms, 25s, 5m or 1h");
     *d.target = *parsed;
   }
+  if (vm.count("nats")) {
+    auto list = vm["nats"].as<std::string>();
+    size_t pos = 0;
+    while (pos <= list.size()) {
+      auto comma = list.find(',', pos);
+      auto url = list.substr(pos, comma == std::string::npos ? std::string::npos
+                                                             : comma - pos);
+      if (!url.empty())
+        n.servers.push_back(url);
+      if (comma == std::string::npos)
+        break;
+      pos = comma + 1;
+    }
+    if (n.servers.empty())
+      return fail("--nats needs at least one URL");
+  }
+  auto str = [&](const char* name, std::string& out) {
+    if (vm.count(name))
+      out = vm[name].as<std::string>();
+  };
+  str("nats-user", n.user);
+  str("nats-password", n.password);
+  str("nats-token", n.token);
+  str("nats-tls-ca", n.tls_ca);
+  str("nats-tls-cert", n.tls_cert);
+  str("nats-tls-key", n.tls_key);
+  n.tls = vm["nats-tls"].as<bool>();
+  for (auto [name, target] :
+       {std::pair{"nats-reconnect-wait", &n.reconnect_wait},
+        std::pair{"nats-reconnect-wait-max", &n.reconnect_wait_max}}) {
+    auto parsed = parse_duration(vm[name].as<std::string>());
+    if (!parsed || parsed->count() <= 0)
+      return fail(std::string{"--"} + name + " needs a duration like 250ms");
+    *target = *parsed;
+  }
+  n.pending_msgs = vm["nats-pending-msgs"].as<int>();
+  n.pending_bytes = vm["nats-pending-bytes"].as<int64_t>();
+  n.delivery_threads = std::max(1, vm["nats-delivery-threads"].as<int>());
   c.max_frame_size = vm["max-frame-size"].as<size_t>();
   c.max_subscriptions = vm["max-subscriptions"].as<size_t>();
   c.outbound_queue_limit = vm["outbound-queue-limit"].as<size_t>();

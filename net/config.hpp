@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/node_context.hpp"
+#include "net/nats_client.hpp"
 
 namespace switchyard {
 
@@ -22,6 +23,8 @@ struct node_options {
   std::string log_level = "info";
   /// Generated development secret, printed at start (`--dev`).
   bool dev_secret = false;
+  /// NATS connection; no servers means the in-process bus.
+  net::nats_settings nats;
 };
 
 /// Result of parsing: options, or an exit code after printing help/errors.

@@ -116,9 +116,13 @@ void http_router::handle(const http_request& req,
   if (path == "/healthz") {
     if (!method_is(http::verb::get))
       return;
-    nlohmann::json body{{"status", "ok"},
+    // The node serves its WebSocket clients without the bus, so it stays
+    // 200; "degraded" tells operators that publishing and NATS delivery are
+    // off.
+    auto bus = ctx_->bus_status();
+    nlohmann::json body{{"status", bus == "down" ? "degraded" : "ok"},
                         {"node", ctx_->node_id},
-                        {"bus", ctx_->bus_status()},
+                        {"bus", bus},
                         {"connections", ctx_->stats.connections.load()}};
     done(json(http::status::ok, body.dump(), v, ka));
   } else if (path == "/metrics") {

@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
 
+#include "actors/bus_bridge.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/log.hpp"
 #include "actors/session_registry.hpp"
@@ -49,9 +50,25 @@ int run_node(node_options opts) {
   auto ctx = std::make_shared<node_context>(opts.cfg);
   ctx->topics = sys.spawn(topic_root, ctx);
   ctx->sessions = sys.spawn(session_registry, ctx);
-  ctx->bus = std::make_shared<local_bus>(*ctx);
-  log->info("event bus: in-process (no --nats given); events published here "
-            "reach only this node's clients");
+  std::shared_ptr<net::nats_client> nats;
+  if (opts.nats.servers.empty()) {
+    ctx->bus = std::make_shared<local_bus>(*ctx);
+    log->info("event bus: in-process (no --nats given); events published "
+              "here reach only this node's clients");
+  } else {
+    std::string error;
+    nats = net::nats_client::make(opts.nats, ctx, error);
+    if (!nats) {
+      log->error("cannot use NATS: {}", error);
+      return 1;
+    }
+    ctx->bus = nats;
+    ctx->bridge = sys.spawn(bus_bridge, ctx, nats);
+    std::string urls;
+    for (auto& url : opts.nats.servers)
+      urls += (urls.empty() ? "" : ",") + url;
+    log->info("event bus: NATS at {}", urls);
+  }
 
   asio::io_context ioc{static_cast<int>(opts.io_threads)};
   auto conns = std::make_shared<net::connection_set>();
@@ -97,6 +114,10 @@ int run_node(node_options opts) {
   log->info("stopped");
   caf::anon_send_exit(ctx->topics, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->sessions, caf::exit_reason::user_shutdown);
+  if (ctx->bridge)
+    caf::anon_send_exit(ctx->bridge, caf::exit_reason::user_shutdown);
+  if (nats)
+    nats->close();
   sys.await_actors_before_shutdown(false);
   return 0;
 }

@@ -1,0 +1,403 @@
+#include "net/nats_client.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <strings.h>
+
+#include "actors/log.hpp"
+#include "schemas/envelope.hpp"
+#include "schemas/messages.hpp"
+#include "schemas/topic.hpp"
+
+namespace switchyard::net {
+
+namespace {
+
+auto& log() {
+  static auto instance = logger("bus");
+  return instance;
+}
+
+/// Malformed envelopes from one source are logged at most this often.
+constexpr auto malformed_log_interval = std::chrono::seconds(10);
+
+/// How many id-less messages we remember for matching their copies.
+constexpr size_t recent_id_groups = 64;
+
+/// What nats.c hands back to on_message; freed by nats.c's completion
+/// callback after the subscription's last message callback returned.
+struct sub_closure {
+  nats_client* client;
+  caf::actor node;
+};
+
+void free_closure(void* closure) {
+  delete static_cast<sub_closure*>(closure);
+}
+
+} // namespace
+
+struct nats_client::subscription {
+  natsSubscription* sub = nullptr;
+  std::string pattern;
+};
+
+// -- constructors -------------------------------------------------------------
+
+nats_client::nats_client(nats_settings cfg, node_context_ptr ctx)
+  : cfg_(std::move(cfg)), ctx_(std::move(ctx)) {
+  // nop
+}
+
+std::shared_ptr<nats_client>
+nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
+  nats_SetMessageDeliveryPoolSize(std::max(1, cfg.delivery_threads));
+  std::shared_ptr<nats_client> self{new nats_client(std::move(cfg), ctx)};
+  auto& c = self->cfg_;
+  auto check = [&](natsStatus s, const char* what) {
+    if (s == NATS_OK)
+      return true;
+    error = std::string{what} + ": " + natsStatus_GetText(s);
+    if (auto last = nats_GetLastError(nullptr); last && *last)
+      error += std::string{" ("} + last + ")";
+    return false;
+  };
+  if (!check(natsOptions_Create(&self->opts_), "nats options"))
+    return nullptr;
+  auto* o = self->opts_;
+  std::vector<const char*> urls;
+  for (auto& url : c.servers)
+    urls.push_back(url.c_str());
+  if (!check(natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size())),
+             "--nats")
+      || !check(natsOptions_SetName(o, ("switchyard-" + ctx->node_id).c_str()),
+                "name")
+      || !check(natsOptions_SetMaxReconnect(o, -1), "reconnect")
+      || !check(natsOptions_SetCustomReconnectDelay(o, on_reconnect_delay,
+                                                    self.get()),
+                "reconnect delay")
+      || !check(natsOptions_SetRetryOnFailedConnect(o, true, on_connected,
+                                                    self.get()),
+                "retry")
+      || !check(natsOptions_SetDisconnectedCB(o, on_disconnected, self.get()),
+                "callbacks")
+      || !check(natsOptions_SetReconnectedCB(o, on_reconnected, self.get()),
+                "callbacks")
+      || !check(natsOptions_SetErrorHandler(o, on_error, self.get()),
+                "callbacks")
+      || !check(natsOptions_UseGlobalMessageDelivery(o, true), "delivery")
+      || !check(natsOptions_SetMaxPendingMsgs(o, c.pending_msgs),
+                "--nats-pending-msgs"))
+    return nullptr;
+  if (!c.user.empty()
+      && !check(natsOptions_SetUserInfo(o, c.user.c_str(), c.password.c_str()),
+                "--nats-user"))
+    return nullptr;
+  if (!c.token.empty()
+      && !check(natsOptions_SetToken(o, c.token.c_str()), "--nats-token"))
+    return nullptr;
+  if (c.tls && !check(natsOptions_SetSecure(o, true), "--nats-tls"))
+    return nullptr;
+  if (!c.tls_ca.empty()
+      && !check(natsOptions_LoadCATrustedCertificates(o, c.tls_ca.c_str()),
+                "--nats-tls-ca"))
+    return nullptr;
+  if (!c.tls_cert.empty()
+      && !check(natsOptions_LoadCertificatesChain(o, c.tls_cert.c_str(),
+                                                  c.tls_key.c_str()),
+                "--nats-tls-cert"))
+    return nullptr;
+  self->worker_ = std::thread{[ptr = self.get()] { ptr->run_worker(); }};
+  // With retry-on-failed-connect this returns at once when NATS is down
+  // (NATS_NOT_YET_CONNECTED) and nats.c keeps trying in the background.
+  auto s = natsConnection_Connect(&self->conn_, o);
+  if (s == NATS_OK) {
+    self->up_ = true;
+    log()->info("connected to NATS");
+  } else if (s == NATS_NOT_YET_CONNECTED) {
+    log()->warn("NATS unreachable at start; retrying in the background");
+  } else {
+    check(s, "connect");
+    self->close();
+    return nullptr;
+  }
+  return self;
+}
+
+nats_client::~nats_client() {
+  close();
+  if (opts_ != nullptr)
+    natsOptions_Destroy(opts_);
+}
+
+void nats_client::close() {
+  {
+    std::lock_guard<std::mutex> guard{work_mtx_};
+    if (stopping_)
+      return;
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (worker_.joinable())
+    worker_.join();
+  if (conn_ != nullptr) {
+    natsConnection_Close(conn_);
+    natsConnection_Destroy(conn_);
+    conn_ = nullptr;
+  }
+  up_ = false;
+}
+
+// -- bus_port -----------------------------------------------------------------
+
+std::string nats_client::publish(event ev) {
+  if (!up_ || conn_ == nullptr
+      || natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) {
+    publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    return "event bus unavailable; retry later";
+  }
+  auto bytes = envelope::to_msgpack(ev);
+  auto s = natsConnection_Publish(conn_, ev.topic.c_str(), bytes.data(),
+                                  static_cast<int>(bytes.size()));
+  if (s != NATS_OK) {
+    publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    log()->warn("publish to NATS failed: {}", natsStatus_GetText(s));
+    return std::string{"event bus refused the event: "} + natsStatus_GetText(s);
+  }
+  published_.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+std::string nats_client::status() const {
+  return up_ ? "up" : "down";
+}
+
+void nats_client::render_metrics(std::string& out) const {
+  auto r = std::memory_order_relaxed;
+  auto line = [&](const char* name, const char* type, const char* help,
+                  auto value) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+  };
+  line("switchyard_bus_up", "gauge",
+       "Whether the event bus is usable (1) or not (0).", up_.load(r) ? 1 : 0);
+  line("switchyard_bus_received_total", "counter",
+       "Messages received from NATS interest subscriptions.",
+       received_.load(r));
+  line("switchyard_bus_published_total", "counter",
+       "Events published to NATS by this node.", published_.load(r));
+  line("switchyard_bus_publish_failures_total", "counter",
+       "Publishes refused because NATS was unavailable (HTTP 503).",
+       publish_failures_.load(r));
+  line("switchyard_bus_malformed_total", "counter",
+       "NATS messages dropped as malformed envelopes.", malformed_.load(r));
+  line("switchyard_bus_slow_consumer_total", "counter",
+       "Messages nats.c dropped over its pending limits.",
+       slow_consumer_.load(r));
+  line("switchyard_bus_reconnects_total", "counter",
+       "Reconnections to NATS.", reconnects_.load(r));
+  line("switchyard_bus_interest", "gauge",
+       "NATS subscriptions held for local subscribers.", interest_.load(r));
+}
+
+// -- interest -----------------------------------------------------------------
+
+std::shared_ptr<nats_client::subscription>
+nats_client::subscribe(const std::string& pattern, caf::actor node) {
+  auto result = std::make_shared<subscription>();
+  result->pattern = pattern;
+  if (conn_ == nullptr)
+    return result;
+  auto* closure = new sub_closure{this, std::move(node)};
+  auto s = natsConnection_Subscribe(&result->sub, conn_, pattern.c_str(),
+                                    on_message, closure);
+  if (s != NATS_OK) {
+    delete closure;
+    result->sub = nullptr;
+    log()->error("NATS subscribe {} failed: {}", pattern, natsStatus_GetText(s));
+    return result;
+  }
+  natsSubscription_SetOnCompleteCB(result->sub, free_closure, closure);
+  natsSubscription_SetPendingLimits(result->sub, cfg_.pending_msgs,
+                                    static_cast<int>(std::min<int64_t>(
+                                      cfg_.pending_bytes, INT32_MAX)));
+  interest_.fetch_add(1, std::memory_order_relaxed);
+  return result;
+}
+
+void nats_client::unsubscribe(const std::shared_ptr<subscription>& sub) {
+  if (!sub || sub->sub == nullptr)
+    return;
+  natsSubscription_Unsubscribe(sub->sub);
+  natsSubscription_Destroy(sub->sub);
+  sub->sub = nullptr;
+  interest_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void nats_client::flush_async(std::function<void(bool)> done) {
+  {
+    std::lock_guard<std::mutex> guard{work_mtx_};
+    if (!stopping_) {
+      flush_waiters_.emplace_back(std::move(done));
+      work_cv_.notify_one();
+      return;
+    }
+  }
+  done(false);
+}
+
+void nats_client::run_worker() {
+  for (;;) {
+    std::vector<std::function<void(bool)>> waiters;
+    {
+      std::unique_lock<std::mutex> guard{work_mtx_};
+      work_cv_.wait(guard,
+                    [this] { return stopping_ || !flush_waiters_.empty(); });
+      waiters.swap(flush_waiters_);
+      if (stopping_) {
+        guard.unlock();
+        for (auto& w : waiters)
+          w(false);
+        return;
+      }
+    }
+    // One round trip confirms every SUB sent before it.
+    bool ok = up_ && conn_ != nullptr
+              && natsConnection_FlushTimeout(conn_, 2000) == NATS_OK;
+    for (auto& w : waiters)
+      w(ok);
+  }
+}
+
+// -- nats.c callbacks ---------------------------------------------------------
+
+std::string nats_client::id_for(std::string_view subject,
+                                std::string_view payload, const void* sub) {
+  auto hash = std::hash<std::string_view>{}(payload);
+  std::lock_guard<std::mutex> guard{ids_mtx_};
+  for (auto& g : recent_ids_) {
+    if (g.hash != hash || g.subject != subject)
+      continue;
+    if (std::find(g.seen_by.begin(), g.seen_by.end(), sub) != g.seen_by.end())
+      continue; // this subscription already had that copy: a new message
+    g.seen_by.push_back(sub);
+    return g.id;
+  }
+  if (recent_ids_.size() >= recent_id_groups)
+    recent_ids_.pop_front();
+  recent_ids_.push_back(
+    id_group{std::string{subject}, hash, ctx_->next_event_id(), {sub}});
+  return recent_ids_.back().id;
+}
+
+void nats_client::on_message(natsConnection*, natsSubscription* sub,
+                             natsMsg* msg, void* closure) {
+  auto* c = static_cast<sub_closure*>(closure);
+  auto* self = c->client;
+  std::string_view subject{natsMsg_GetSubject(msg)};
+  std::string_view payload{natsMsg_GetData(msg),
+                           static_cast<size_t>(natsMsg_GetDataLength(msg))};
+  const char* content_type = nullptr;
+  bool is_json = natsMsgHeader_Get(msg, "Content-Type", &content_type) == NATS_OK
+                 && content_type != nullptr
+                 && strncasecmp(content_type, "application/json", 16) == 0;
+  auto decoded = is_json ? envelope::from_json(subject, payload)
+                         : envelope::from_msgpack(subject, payload);
+  if (!decoded.value) {
+    self->count_malformed(subject, decoded.error);
+    natsMsg_Destroy(msg);
+    return;
+  }
+  auto& ev = *decoded.value;
+  if (ev.id.empty())
+    ev.id = self->id_for(subject, payload, sub);
+  if (ev.ts == 0)
+    ev.ts = node_context::unix_ms();
+  natsMsg_Destroy(msg);
+  self->received_.fetch_add(1, std::memory_order_relaxed);
+  self->ctx_->stats.events_in.fetch_add(1, std::memory_order_relaxed);
+  caf::anon_send(c->node, publish_atom::value, std::move(ev));
+}
+
+void nats_client::count_malformed(std::string_view subject,
+                                  const std::string& why) {
+  malformed_.fetch_add(1, std::memory_order_relaxed);
+  // The source is the third token of events.{org}.{source}.…
+  auto toks = topic::split(subject);
+  std::string source{toks.size() > 2 ? toks[2] : subject};
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> guard{log_mtx_};
+  auto& last = last_logged_[source];
+  if (last.time_since_epoch().count() != 0
+      && now - last < malformed_log_interval)
+    return;
+  last = now;
+  log()->warn("dropped malformed envelope on {} (source {}): {}; further ones "
+              "from this source are counted, logged at most every 10s",
+              subject, source, why);
+}
+
+void nats_client::on_connected(natsConnection*, void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  self->up_ = true;
+  log()->info("connected to NATS");
+}
+
+void nats_client::on_disconnected(natsConnection*, void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  if (self->up_.exchange(false))
+    log()->warn("lost NATS; publishing answers 503 until it is back");
+}
+
+void nats_client::on_reconnected(natsConnection*, void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  self->up_ = true;
+  self->reconnects_.fetch_add(1, std::memory_order_relaxed);
+  log()->info("reconnected to NATS; interest subscriptions restored");
+}
+
+void nats_client::on_error(natsConnection*, natsSubscription* sub,
+                           natsStatus err, void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  if (err == NATS_SLOW_CONSUMER) {
+    self->slow_consumer_.fetch_add(1, std::memory_order_relaxed);
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> guard{self->log_mtx_};
+    if (now - self->last_slow_log_ < malformed_log_interval)
+      return;
+    self->last_slow_log_ = now;
+    log()->warn("NATS slow consumer on {}: messages over the pending limits "
+                "(--nats-pending-msgs/--nats-pending-bytes) are dropped",
+                sub != nullptr ? natsSubscription_GetSubject(sub) : "?");
+    return;
+  }
+  log()->warn("NATS error: {}", natsStatus_GetText(err));
+}
+
+int64_t nats_client::on_reconnect_delay(natsConnection*, int attempts,
+                                        void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  auto base = self->cfg_.reconnect_wait.count();
+  auto cap = self->cfg_.reconnect_wait_max.count();
+  int64_t delay = base;
+  for (int i = 1; i < attempts && delay < cap; ++i)
+    delay *= 2;
+  delay = std::min(delay, cap);
+  // Up to 20% jitter so a fleet of nodes does not reconnect in lockstep.
+  static thread_local std::minstd_rand rng{std::random_device{}()};
+  return delay + static_cast<int64_t>(rng() % (delay / 5 + 1));
+}
+
+} // namespace switchyard::net

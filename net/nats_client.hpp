@@ -1,0 +1,163 @@
+// RAII wrapper of one nats.c connection, and the node's bus_port when the
+// node runs with --nats. nats.c calls our handlers on its own threads; each
+// handler decodes, hands the event to a topic actor with anon_send and
+// returns. Blocking nats.c calls (flush) run on this wrapper's own worker
+// thread, never on an actor's or an I/O thread.
+
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nats/nats.h>
+
+#include "actors/node_context.hpp"
+
+namespace switchyard::net {
+
+/// Connection settings, from the --nats* flags.
+struct nats_settings {
+  /// Reconnect delay after the first failed attempt; doubles up to the max.
+  static constexpr std::chrono::milliseconds default_reconnect_wait{250};
+  static constexpr std::chrono::milliseconds default_reconnect_wait_max{5000};
+  /// nats.c's own defaults (65536 messages, 64 MiB) per subscription.
+  static constexpr int default_pending_msgs = 65536;
+  static constexpr int64_t default_pending_bytes = 64 * 1024 * 1024;
+
+  std::vector<std::string> servers;
+  std::string user;
+  std::string password;
+  std::string token;
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::chrono::milliseconds reconnect_wait = default_reconnect_wait;
+  std::chrono::milliseconds reconnect_wait_max = default_reconnect_wait_max;
+  int pending_msgs = default_pending_msgs;
+  int64_t pending_bytes = default_pending_bytes;
+  int delivery_threads = 1;
+};
+
+/// One NATS connection of a node.
+class nats_client : public bus_port {
+public:
+  /// An interest subscription; opaque to callers.
+  struct subscription;
+
+  // -- constructors -----------------------------------------------------------
+
+  /// Creates the client and starts connecting in the background (the node
+  /// starts even when NATS is down). Returns null and sets `error` when the
+  /// settings are unusable (bad URL, unreadable TLS files).
+  static std::shared_ptr<nats_client>
+  make(nats_settings cfg, node_context_ptr ctx, std::string& error);
+
+  ~nats_client() override;
+
+  nats_client(const nats_client&) = delete;
+  nats_client& operator=(const nats_client&) = delete;
+
+  // -- bus_port ---------------------------------------------------------------
+
+  std::string publish(event ev) override;
+
+  std::string status() const override;
+
+  void render_metrics(std::string& out) const override;
+
+  // -- interest ---------------------------------------------------------------
+
+  /// Subscribes `pattern` on NATS; messages go to `node` as
+  /// `(publish_atom, event)`. Does not block (nats.c buffers the SUB).
+  std::shared_ptr<subscription> subscribe(const std::string& pattern,
+                                          caf::actor node);
+
+  /// Drops the interest subscription.
+  void unsubscribe(const std::shared_ptr<subscription>& sub);
+
+  /// Calls `done(confirmed)` from the worker thread once the server has
+  /// processed everything sent so far (one round trip), or at once with
+  /// false while disconnected.
+  void flush_async(std::function<void(bool)> done);
+
+  /// Closes the connection and stops the worker.
+  void close();
+
+private:
+  explicit nats_client(nats_settings cfg, node_context_ptr ctx);
+
+  // -- nats.c callbacks (nats.c threads) --------------------------------------
+
+  static void on_message(natsConnection*, natsSubscription*, natsMsg* msg,
+                         void* closure);
+  static void on_connected(natsConnection*, void* closure);
+  static void on_disconnected(natsConnection*, void* closure);
+  static void on_reconnected(natsConnection*, void* closure);
+  static void on_error(natsConnection*, natsSubscription*, natsStatus err,
+                       void* closure);
+  static int64_t on_reconnect_delay(natsConnection*, int attempts,
+                                    void* closure);
+
+  void count_malformed(std::string_view subject, const std::string& why);
+
+  /// Returns the id for an envelope without one. NATS hands a message to
+  /// each matching subscription of the connection, back to back; copies of
+  /// one message (same subject and payload, a subscription that has not seen
+  /// it yet) get the same id, so clients can de-duplicate.
+  std::string id_for(std::string_view subject, std::string_view payload,
+                     const void* sub);
+  void run_worker();
+
+  // -- member variables -------------------------------------------------------
+
+  nats_settings cfg_;
+  node_context_ptr ctx_;
+  natsOptions* opts_ = nullptr;
+  natsConnection* conn_ = nullptr;
+
+  std::atomic<bool> up_{false};
+  std::atomic<uint64_t> received_{0};
+  std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> publish_failures_{0};
+  std::atomic<uint64_t> malformed_{0};
+  std::atomic<uint64_t> slow_consumer_{0};
+  std::atomic<uint64_t> reconnects_{0};
+  std::atomic<int64_t> interest_{0};
+
+  // Malformed-envelope log limiter: one line per source per interval.
+  std::mutex log_mtx_;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_logged_;
+  std::chrono::steady_clock::time_point last_slow_log_;
+
+  // Recent id-less messages: (subject, payload hash) -> id and the
+  // subscriptions that got a copy. Guarded by ids_mtx_.
+  struct id_group {
+    std::string subject;
+    size_t hash;
+    std::string id;
+    std::vector<const void*> seen_by;
+  };
+  std::mutex ids_mtx_;
+  std::deque<id_group> recent_ids_;
+
+  // Worker thread for blocking calls.
+  std::mutex work_mtx_;
+  std::condition_variable work_cv_;
+  std::vector<std::function<void(bool)>> flush_waiters_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+} // namespace switchyard::net

@@ -1,0 +1,98 @@
+#include "schemas/envelope.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "schemas/topic.hpp"
+
+namespace switchyard::envelope {
+
+namespace {
+
+using nlohmann::json;
+
+/// Longest event id a publisher may choose (same as POST /v1/publish).
+constexpr size_t max_id_size = 128;
+
+decoded fail(std::string why) {
+  decoded result;
+  result.error = std::move(why);
+  return result;
+}
+
+/// Checks the fields of a parsed envelope and builds the event. Unset `id`
+/// and `ts` stay empty/zero for the caller to fill in.
+decoded from_object(std::string_view subject, json& j) {
+  if (!j.is_object())
+    return fail("envelope is not a map");
+  if (!topic::valid_topic(subject))
+    return fail("subject is not a valid topic");
+  event ev;
+  ev.topic = std::string{subject};
+  if (auto i = j.find("topic"); i != j.end()) {
+    if (!i->is_string() || i->get_ref<const std::string&>() != subject)
+      return fail("envelope topic differs from the subject");
+  }
+  if (auto i = j.find("id"); i != j.end()) {
+    if (!i->is_string() || i->get_ref<const std::string&>().empty()
+        || i->get_ref<const std::string&>().size() > max_id_size)
+      return fail("id must be a string of 1 to 128 bytes");
+    ev.id = i->get<std::string>();
+  }
+  if (auto i = j.find("ts"); i != j.end()) {
+    if (!i->is_number_integer())
+      return fail("ts must be an integer (unix ms)");
+    ev.ts = i->get<int64_t>();
+  }
+  if (auto i = j.find("source"); i != j.end()) {
+    if (!i->is_string())
+      return fail("source must be a string");
+    ev.source = i->get<std::string>();
+  }
+  if (auto i = j.find("headers"); i != j.end()) {
+    if (!i->is_object())
+      return fail("headers must be a map of strings");
+    for (auto& [key, value] : i->items()) {
+      if (!value.is_string())
+        return fail("headers must be a map of strings");
+      ev.headers.emplace(key, value.get<std::string>());
+    }
+  }
+  if (auto i = j.find("data"); i != j.end())
+    ev.data = i->dump(-1, ' ', false, json::error_handler_t::replace);
+  else
+    ev.data = "null";
+  decoded result;
+  result.value = std::move(ev);
+  return result;
+}
+
+} // namespace
+
+std::string to_msgpack(const event& ev) {
+  json j{{"id", ev.id},
+         {"topic", ev.topic},
+         {"ts", ev.ts},
+         {"source", ev.source},
+         {"data", json::parse(ev.data.empty() ? "null" : ev.data, nullptr,
+                              false)}};
+  if (!ev.headers.empty())
+    j["headers"] = ev.headers;
+  auto bytes = json::to_msgpack(j);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+decoded from_msgpack(std::string_view subject, std::string_view payload) {
+  auto j = json::from_msgpack(payload.begin(), payload.end(), true, false);
+  if (j.is_discarded())
+    return fail("payload is not msgpack");
+  return from_object(subject, j);
+}
+
+decoded from_json(std::string_view subject, std::string_view payload) {
+  auto j = json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded())
+    return fail("payload is not JSON");
+  return from_object(subject, j);
+}
+
+} // namespace switchyard::envelope

@@ -1,0 +1,72 @@
+#define CAF_SUITE envelope
+
+#include <caf/test/dsl.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "schemas/envelope.hpp"
+
+using namespace switchyard;
+
+namespace {
+
+std::string msgpack_of(const nlohmann::json& j) {
+  auto bytes = nlohmann::json::to_msgpack(j);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+} // namespace
+
+CAF_TEST(an encoded event decodes to the same event) {
+  event ev;
+  ev.id = "e-1";
+  ev.topic = "events.o.svc.task.done.t1";
+  ev.ts = 1700000000123;
+  ev.source = "svc";
+  ev.data = R"({"a":[1,2.5,null,"x"],"b":{"c":true}})";
+  ev.headers = {{"trace", "abc"}};
+  auto out = envelope::from_msgpack(ev.topic, envelope::to_msgpack(ev));
+  CAF_REQUIRE(out.value);
+  CAF_CHECK_EQUAL(out.value->id, ev.id);
+  CAF_CHECK_EQUAL(out.value->topic, ev.topic);
+  CAF_CHECK_EQUAL(out.value->ts, ev.ts);
+  CAF_CHECK_EQUAL(out.value->source, ev.source);
+  CAF_CHECK_EQUAL(nlohmann::json::parse(out.value->data),
+                  nlohmann::json::parse(ev.data));
+  CAF_CHECK_EQUAL(out.value->headers.at("trace"), "abc");
+}
+
+CAF_TEST(optional fields may be left out) {
+  auto out = envelope::from_msgpack("events.o.a", msgpack_of({{"data", 7}}));
+  CAF_REQUIRE(out.value);
+  CAF_CHECK_EQUAL(out.value->topic, "events.o.a");
+  CAF_CHECK_EQUAL(out.value->id, "");
+  CAF_CHECK_EQUAL(out.value->ts, 0);
+  CAF_CHECK_EQUAL(out.value->data, "7");
+}
+
+CAF_TEST(a JSON envelope carries the same fields) {
+  auto out = envelope::from_json("events.o.a",
+                                 R"({"id":"j1","source":"sh","data":{"k":1}})");
+  CAF_REQUIRE(out.value);
+  CAF_CHECK_EQUAL(out.value->id, "j1");
+  CAF_CHECK_EQUAL(out.value->data, R"({"k":1})");
+}
+
+CAF_TEST(malformed envelopes are refused with a reason) {
+  CAF_CHECK(!envelope::from_msgpack("events.o.a", "\x01\x02\xc1").value);
+  CAF_CHECK(!envelope::from_msgpack("events.o.a", msgpack_of({1, 2})).value);
+  CAF_CHECK(!envelope::from_msgpack("events.o.a",
+                                    msgpack_of({{"topic", "events.o.b"}}))
+               .value);
+  CAF_CHECK(!envelope::from_msgpack("events.o.a", msgpack_of({{"id", 5}})).value);
+  CAF_CHECK(!envelope::from_msgpack("events.o.a", msgpack_of({{"ts", "x"}}))
+               .value);
+  CAF_CHECK(
+    !envelope::from_msgpack("events.o.a", msgpack_of({{"headers", {{"k", 1}}}}))
+       .value);
+  CAF_CHECK(!envelope::from_json("events.o.a", "{nope").value);
+  auto out = envelope::from_json("events.o.a", "[1]");
+  CAF_CHECK(!out.value);
+  CAF_CHECK_EQUAL(out.error, "envelope is not a map");
+}
