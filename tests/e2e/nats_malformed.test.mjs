@@ -34,6 +34,12 @@ describe('nats malformed envelopes', () => {
       ['topic field not equal to the subject', envelope('events.org_123.mf.other', { x: 1 }, { id: 'bad-topic' }), {}],
       ['id of the wrong type', envelope(topic, { x: 1 }, { id: 12345 }), {}],
       ['JSON header, JSON array', '[1,2,3]', { json: true }],
+      ['JSON header, id of the wrong type', JSON.stringify(envelope(topic, { x: 1 }, { id: 7 })), { json: true }],
+      ['ts of the wrong type', envelope(topic, { x: 1 }, { id: 'bad-ts', ts: String(Date.now()) }), {}],
+      ['source of the wrong type', envelope(topic, { x: 1 }, { id: 'bad-source', source: 42 }), {}],
+      ['topic of the wrong type', envelope(topic, { x: 1 }, { id: 'bad-topic-type', topic: 42 }), {}],
+      ['headers not a map', envelope(topic, { x: 1 }, { id: 'bad-headers', headers: ['a', 'b'] }), {}],
+      ['header value not a string', envelope(topic, { x: 1 }, { id: 'bad-header-value', headers: { a: 1 } }), {}],
     ];
     const sendBad = async () => {
       for (const [, payload, opts] of bad) {
