@@ -7,8 +7,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace switchyard {
+
+class frame_sink;
+
+/// The sinks one fan-out woke up (their writer was idle). Started together by
+/// `frame_sink::wake`: one hand-off per I/O thread instead of one per socket.
+using wake_list = std::vector<std::shared_ptr<frame_sink>>;
 
 /// Receives encoded frames for one client. Topic actors push into it directly
 /// (no actor message per recipient); the socket drains it in batched writes.
@@ -18,8 +25,16 @@ public:
 
   /// Queues one encoded WebSocket frame. Returns false when the frame was
   /// dropped (connection closing or its outbound queue over the limit; the
-  /// latter closes the connection with 4409).
-  virtual bool push(const std::shared_ptr<const std::string>& frame) = 0;
+  /// latter closes the connection with 4409). With `woken`, a sink whose
+  /// writer was idle adds itself there instead of starting the writer; the
+  /// caller then passes the list to `wake`.
+  virtual bool push(const std::shared_ptr<const std::string>& frame,
+                    wake_list* woken = nullptr)
+    = 0;
+
+  /// Starts the writers of every sink in `woken` (sinks of this kind) and
+  /// clears the list.
+  virtual void wake(wake_list& woken) = 0;
 };
 
 /// The control surface the session actor uses to own its connection.

@@ -92,7 +92,7 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
       caf::message remote_msg;
       for (auto& sub : st.subscribers) {
         if (sub.sink) {
-          if (sub.sink->push(frame))
+          if (sub.sink->push(frame, &st.woken))
             ++delivered;
         } else {
           if (remote_msg.empty())
@@ -102,6 +102,8 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
           ++delivered;
         }
       }
+      if (!st.woken.empty())
+        st.woken.front()->wake(st.woken);
       st.ctx->stats.events_out.fetch_add(delivered, std::memory_order_relaxed);
     },
   };

@@ -36,6 +36,8 @@ struct topic_node_state {
   /// reach the client.
   bool armed = true;
   std::vector<caf::response_promise> waiting;
+  /// Reused for every publish: sinks whose writer this fan-out woke.
+  wake_list woken;
 
   static inline const char* name = "topic_node";
 };

@@ -157,12 +157,12 @@ parsed_options parse_node_options(int argc, char** argv) {
   nats_desc.add_options()(
     "nats", po::value<std::string>(),
     "NATS server URLs, comma-separated (nats://host:4222,...)")(
-    "nats-user", po::value<std::string>(), "NATS user")(
-    "nats-password", po::value<std::string>(),
-    "NATS password (prefer SWITCHYARD_NATS_PASSWORD)")(
+    "nats-user", po::value<std::string>(),
+    "NATS user")("nats-password", po::value<std::string>(),
+                 "NATS password (prefer SWITCHYARD_NATS_PASSWORD)")(
     "nats-token", po::value<std::string>(),
-    "NATS token (prefer SWITCHYARD_NATS_TOKEN)")(
-    "nats-tls", po::bool_switch(), "require TLS to NATS")(
+    "NATS token (prefer SWITCHYARD_NATS_TOKEN)")("nats-tls", po::bool_switch(),
+                                                 "require TLS to NATS")(
     "nats-tls-ca", po::value<std::string>(), "CA certificates file")(
     "nats-tls-cert", po::value<std::string>(), "client certificate file")(
     "nats-tls-key", po::value<std::string>(), "client key file")(
@@ -177,7 +177,8 @@ parsed_options parse_node_options(int argc, char** argv) {
     "(slow consumer)")(
     "nats-pending-bytes", po::value<int64_t>()->default_value(n.pending_bytes),
     "bytes buffered per interest subscription before nats.c drops")(
-    "nats-delivery-threads", po::value<int>()->default_value(n.delivery_threads),
+    "nats-delivery-threads",
+    po::value<int>()->default_value(n.delivery_threads),
     "nats.c threads that decode and hand messages to topic actors");
   desc.add(nats_desc);
   add_secret_options(desc);
@@ -219,8 +220,8 @@ parsed_options parse_node_options(int argc, char** argv) {
     size_t pos = 0;
     while (pos <= list.size()) {
       auto comma = list.find(',', pos);
-      auto url = list.substr(pos, comma == std::string::npos ? std::string::npos
-                                                             : comma - pos);
+      auto url = list.substr(
+        pos, comma == std::string::npos ? std::string::npos : comma - pos);
       if (!url.empty())
         n.servers.push_back(url);
       if (comma == std::string::npos)

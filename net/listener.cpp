@@ -165,14 +165,14 @@ private:
 
 } // namespace
 
-listener::listener(asio::io_context& ioc, caf::actor_system& sys,
-                   node_context_ptr ctx, std::shared_ptr<connection_set> conns)
-  : ioc_(ioc),
+listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
+                   std::shared_ptr<connection_set> conns)
+  : pool_(pool),
     sys_(sys),
     ctx_(std::move(ctx)),
     conns_(std::move(conns)),
     router_(std::make_shared<http_router>(sys, ctx_)),
-    acceptor_(asio::make_strand(ioc)) {
+    acceptor_(pool.main()) {
   // nop
 }
 
@@ -200,7 +200,7 @@ unsigned short listener::port() const {
 
 void listener::do_accept() {
   acceptor_.async_accept(
-    asio::make_strand(ioc_),
+    pool_.next(),
     [self = shared_from_this()](beast::error_code ec,
                                 asio::ip::tcp::socket socket) {
       if (ec == asio::error::operation_aborted)

@@ -11,6 +11,7 @@
 
 #include "actors/node_context.hpp"
 #include "net/http_router.hpp"
+#include "net/io_pool.hpp"
 #include "net/ws_connection.hpp"
 
 namespace switchyard::net {
@@ -20,8 +21,8 @@ class listener : public std::enable_shared_from_this<listener> {
 public:
   using tcp = boost::asio::ip::tcp;
 
-  listener(boost::asio::io_context& ioc, caf::actor_system& sys,
-           node_context_ptr ctx, std::shared_ptr<connection_set> conns);
+  listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
+           std::shared_ptr<connection_set> conns);
 
   /// Binds and listens; throws boost::system::system_error on failure.
   void open(const tcp::endpoint& ep);
@@ -38,7 +39,7 @@ public:
 private:
   void do_accept();
 
-  boost::asio::io_context& ioc_;
+  io_pool& pool_;
   caf::actor_system& sys_;
   node_context_ptr ctx_;
   std::shared_ptr<connection_set> conns_;

@@ -4,8 +4,6 @@
 #include <csignal>
 #include <iostream>
 #include <string_view>
-#include <thread>
-#include <vector>
 
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
@@ -29,14 +27,14 @@ namespace {
 void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
                      std::shared_ptr<net::connection_set> conns,
                      std::chrono::steady_clock::time_point deadline,
-                     asio::io_context& ioc) {
+                     net::io_pool& pool) {
   if (conns->size() == 0 || std::chrono::steady_clock::now() >= deadline) {
-    ioc.stop();
+    pool.stop();
     return;
   }
   timer->expires_after(std::chrono::milliseconds(20));
-  timer->async_wait([=, &ioc](boost::system::error_code) {
-    drain_then_stop(timer, conns, deadline, ioc);
+  timer->async_wait([=, &pool](boost::system::error_code) {
+    drain_then_stop(timer, conns, deadline, pool);
   });
 }
 
@@ -70,9 +68,9 @@ int run_node(node_options opts) {
     log->info("event bus: NATS at {}", urls);
   }
 
-  asio::io_context ioc{static_cast<int>(opts.io_threads)};
+  net::io_pool pool{opts.io_threads};
   auto conns = std::make_shared<net::connection_set>();
-  auto lst = std::make_shared<net::listener>(ioc, sys, ctx, conns);
+  auto lst = std::make_shared<net::listener>(pool, sys, ctx, conns);
   try {
     lst->open({asio::ip::make_address(opts.host), opts.port});
   } catch (const std::exception& e) {
@@ -89,7 +87,7 @@ int run_node(node_options opts) {
             ctx->node_id, opts.host, lst->port(), opts.io_threads,
             opts.actor_threads);
 
-  asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  asio::signal_set signals{pool.main(), SIGINT, SIGTERM};
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec)
       return;
@@ -97,20 +95,13 @@ int run_node(node_options opts) {
               conns->size());
     lst->stop();
     conns->close_all(frames::close_code::going_away, "node shutting down");
-    auto timer = std::make_shared<asio::steady_timer>(ioc);
+    auto timer = std::make_shared<asio::steady_timer>(pool.main());
     drain_then_stop(timer, conns,
                     std::chrono::steady_clock::now() + ctx->cfg.close_timeout,
-                    ioc);
+                    pool);
   });
 
-  std::vector<std::thread> threads;
-  for (unsigned i = 1; i < opts.io_threads; ++i)
-    threads.emplace_back([&ioc] {
-      ioc.run();
-    });
-  ioc.run();
-  for (auto& t : threads)
-    t.join();
+  pool.run();
   log->info("stopped");
   caf::anon_send_exit(ctx->topics, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx->sessions, caf::exit_reason::user_shutdown);

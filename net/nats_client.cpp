@@ -69,7 +69,8 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
   std::vector<const char*> urls;
   for (auto& url : c.servers)
     urls.push_back(url.c_str());
-  if (!check(natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size())),
+  if (!check(natsOptions_SetServers(o, urls.data(),
+                                    static_cast<int>(urls.size())),
              "--nats")
       || !check(natsOptions_SetName(o, ("switchyard-" + ctx->node_id).c_str()),
                 "name")
@@ -108,7 +109,9 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
                                                   c.tls_key.c_str()),
                 "--nats-tls-cert"))
     return nullptr;
-  self->worker_ = std::thread{[ptr = self.get()] { ptr->run_worker(); }};
+  self->worker_ = std::thread{[ptr = self.get()] {
+    ptr->run_worker();
+  }};
   // With retry-on-failed-connect this returns at once when NATS is down
   // (NATS_NOT_YET_CONNECTED) and nats.c keeps trying in the background.
   auto s = natsConnection_Connect(&self->conn_, o);
@@ -206,8 +209,8 @@ void nats_client::render_metrics(std::string& out) const {
   line("switchyard_bus_slow_consumer_total", "counter",
        "Messages nats.c dropped over its pending limits.",
        slow_consumer_.load(r));
-  line("switchyard_bus_reconnects_total", "counter",
-       "Reconnections to NATS.", reconnects_.load(r));
+  line("switchyard_bus_reconnects_total", "counter", "Reconnections to NATS.",
+       reconnects_.load(r));
   line("switchyard_bus_interest", "gauge",
        "NATS subscriptions held for local subscribers.", interest_.load(r));
 }
@@ -226,13 +229,14 @@ nats_client::subscribe(const std::string& pattern, caf::actor node) {
   if (s != NATS_OK) {
     delete closure;
     result->sub = nullptr;
-    log()->error("NATS subscribe {} failed: {}", pattern, natsStatus_GetText(s));
+    log()->error("NATS subscribe {} failed: {}", pattern,
+                 natsStatus_GetText(s));
     return result;
   }
   natsSubscription_SetOnCompleteCB(result->sub, free_closure, closure);
-  natsSubscription_SetPendingLimits(result->sub, cfg_.pending_msgs,
-                                    static_cast<int>(std::min<int64_t>(
-                                      cfg_.pending_bytes, INT32_MAX)));
+  natsSubscription_SetPendingLimits(
+    result->sub, cfg_.pending_msgs,
+    static_cast<int>(std::min<int64_t>(cfg_.pending_bytes, INT32_MAX)));
   interest_.fetch_add(1, std::memory_order_relaxed);
   return result;
 }
@@ -263,8 +267,9 @@ void nats_client::run_worker() {
     std::vector<std::function<void(bool)>> waiters;
     {
       std::unique_lock<std::mutex> guard{work_mtx_};
-      work_cv_.wait(guard,
-                    [this] { return stopping_ || !flush_waiters_.empty(); });
+      work_cv_.wait(guard, [this] {
+        return stopping_ || !flush_waiters_.empty();
+      });
       waiters.swap(flush_waiters_);
       if (stopping_) {
         guard.unlock();
@@ -275,7 +280,7 @@ void nats_client::run_worker() {
     }
     // One round trip confirms every SUB sent before it.
     bool ok = up_ && conn_ != nullptr
-              && natsConnection_FlushTimeout(conn_, 2000) == NATS_OK;
+      && natsConnection_FlushTimeout(conn_, 2000) == NATS_OK;
     for (auto& w : waiters)
       w(ok);
   }
@@ -310,9 +315,10 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
   std::string_view payload{natsMsg_GetData(msg),
                            static_cast<size_t>(natsMsg_GetDataLength(msg))};
   const char* content_type = nullptr;
-  bool is_json = natsMsgHeader_Get(msg, "Content-Type", &content_type) == NATS_OK
-                 && content_type != nullptr
-                 && strncasecmp(content_type, "application/json", 16) == 0;
+  bool is_json = natsMsgHeader_Get(msg, "Content-Type", &content_type)
+      == NATS_OK
+    && content_type != nullptr
+    && strncasecmp(content_type, "application/json", 16) == 0;
   auto decoded = is_json ? envelope::from_json(subject, payload)
                          : envelope::from_msgpack(subject, payload);
   if (!decoded.value) {

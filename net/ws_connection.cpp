@@ -1,5 +1,7 @@
 #include "net/ws_connection.hpp"
 
+#include <algorithm>
+
 #include "actors/log.hpp"
 #include "schemas/messages.hpp"
 
@@ -33,6 +35,9 @@ ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
     parser_.feed(leftover.data(), leftover.size());
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay{true}, ec);
+  socket_.non_blocking(true, ec);
+  ioc_ = &static_cast<asio::io_context&>(
+    asio::query(socket_.get_executor(), asio::execution::context));
   auto ep = socket_.remote_endpoint(ec);
   if (!ec)
     peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -53,8 +58,45 @@ void ws_connection::start(caf::actor session) {
 
 // -- connection_port ----------------------------------------------------------
 
-bool ws_connection::push(const frames::frame_ptr& frame) {
-  return enqueue(frame, true);
+bool ws_connection::push(const frames::frame_ptr& frame, wake_list* woken) {
+  return enqueue(frame, true, woken);
+}
+
+void ws_connection::wake(wake_list& woken) {
+  // One posted job starts up to `chunk` writers of one I/O thread: far
+  // fewer hand-offs than one per socket, while HTTP requests and reads of
+  // the same thread still get a turn between chunks of a large fan-out.
+  constexpr size_t chunk = 128;
+  using batch = std::vector<std::shared_ptr<ws_connection>>;
+  std::vector<std::pair<asio::io_context*, batch>> open;
+  auto flush = [](asio::io_context& ioc, batch b) {
+    asio::post(ioc, [b = std::move(b)] {
+      for (auto& conn : b)
+        conn->do_write();
+    });
+  };
+  for (auto& sink : woken) {
+    auto conn = std::static_pointer_cast<ws_connection>(sink);
+    auto* ioc = conn->ioc_;
+    auto i = std::find_if(open.begin(), open.end(), [ioc](auto& g) {
+      return g.first == ioc;
+    });
+    if (i == open.end()) {
+      open.emplace_back(ioc, batch{});
+      i = std::prev(open.end());
+      i->second.reserve(chunk);
+    }
+    i->second.emplace_back(std::move(conn));
+    if (i->second.size() == chunk) {
+      flush(*ioc, std::move(i->second));
+      i->second = batch{};
+      i->second.reserve(chunk);
+    }
+  }
+  woken.clear();
+  for (auto& [ioc, b] : open)
+    if (!b.empty())
+      flush(*ioc, std::move(b));
 }
 
 void ws_connection::send_text(const std::string& json) {
@@ -214,7 +256,8 @@ void ws_connection::handle(ws_message& msg) {
 
 // -- writing ------------------------------------------------------------------
 
-bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit) {
+bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit,
+                            wake_list* woken) {
   bool post_write = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -242,48 +285,92 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit) {
                    frames::close_code::slow_consumer);
     return false;
   }
-  if (post_write)
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      self->do_write();
-    });
+  if (post_write) {
+    if (woken != nullptr)
+      woken->emplace_back(shared_from_this());
+    else
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->do_write();
+      });
+  }
   return true;
 }
 
 void ws_connection::do_write() {
-  if (finished_)
-    return;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (queue_.empty()) {
-      write_scheduled_ = false;
+  for (int rounds = 0; !finished_; ++rounds) {
+    if (rounds == 8) {
+      // A busy stream yields the I/O thread to the other connections.
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->do_write();
+      });
       return;
     }
-    writing_.swap(queue_);
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (queue_.empty()) {
+        write_scheduled_ = false;
+        return;
+      }
+      writing_.swap(queue_);
+    }
+    // Everything queued since the last write goes out in one gather-write.
+    buffers_.clear();
+    buffers_.reserve(writing_.size());
+    writing_bytes_ = 0;
+    for (auto& f : writing_) {
+      buffers_.emplace_back(asio::buffer(*f));
+      writing_bytes_ += f->size();
+    }
+    // Fast path: a non-blocking writev right here, no completion handler.
+    boost::system::error_code ec;
+    auto n = socket_.write_some(buffers_, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      finish(frames::close_code::abnormal);
+      return;
+    }
+    if (n == writing_bytes_) {
+      if (!written())
+        return;
+      continue;
+    }
+    // The kernel buffer is full: hand the rest to Asio and wait.
+    std::vector<asio::const_buffer> rest;
+    size_t skip = n;
+    for (auto& b : buffers_) {
+      if (skip >= b.size()) {
+        skip -= b.size();
+        continue;
+      }
+      rest.emplace_back(b + skip);
+      skip = 0;
+    }
+    buffers_.swap(rest);
+    asio::async_write(socket_, buffers_,
+                      [self = shared_from_this()](boost::system::error_code ec,
+                                                  size_t) {
+                        self->on_write(ec);
+                      });
+    return;
   }
-  // Everything queued since the last write goes out in one gather-write.
-  buffers_.clear();
-  buffers_.reserve(writing_.size());
-  for (auto& f : writing_)
-    buffers_.emplace_back(asio::buffer(*f));
-  asio::async_write(socket_, buffers_,
-                    [self = shared_from_this()](boost::system::error_code ec,
-                                                size_t n) {
-                      self->on_write(ec, n);
-                    });
 }
 
-void ws_connection::on_write(boost::system::error_code ec, size_t n) {
+void ws_connection::on_write(boost::system::error_code ec) {
   if (ec) {
     finish(frames::close_code::abnormal);
     return;
   }
+  if (written())
+    do_write();
+}
+
+bool ws_connection::written() {
   ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats.frames_written.fetch_add(writing_.size(),
                                        std::memory_order_relaxed);
   bool wrote_close = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    queued_bytes_ -= n;
+    queued_bytes_ -= writing_bytes_;
     wrote_close = close_frame_ && !writing_.empty()
       && writing_.back() == close_frame_;
   }
@@ -292,11 +379,11 @@ void ws_connection::on_write(boost::system::error_code ec, size_t n) {
     close_sent_ = true;
     if (peer_closed_) {
       finish(close_code_);
-      return;
+      return false;
     }
     // Wait for the peer's close frame (or the close timer).
   }
-  do_write();
+  return true;
 }
 
 // -- closing ------------------------------------------------------------------

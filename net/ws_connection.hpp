@@ -25,8 +25,8 @@ namespace switchyard::net {
 class connection_set;
 
 /// One upgraded WebSocket connection. Thread-safe entry points: `push`,
-/// `send_text`, `send_ping`, `close`; everything else runs on the socket's
-/// strand.
+/// `wake`, `send_text`, `send_ping`, `close`; everything else runs on the
+/// single thread of the socket's io_context.
 class ws_connection final : public connection_port,
                             public std::enable_shared_from_this<ws_connection> {
 public:
@@ -47,7 +47,9 @@ public:
 
   // -- connection_port --------------------------------------------------------
 
-  bool push(const frames::frame_ptr& frame) override;
+  bool push(const frames::frame_ptr& frame, wake_list* woken) override;
+
+  void wake(wake_list& woken) override;
 
   void send_text(const std::string& json) override;
 
@@ -67,9 +69,13 @@ private:
 
   // -- writing ----------------------------------------------------------------
 
-  bool enqueue(frames::frame_ptr frame, bool enforce_limit);
+  bool enqueue(frames::frame_ptr frame, bool enforce_limit,
+               wake_list* woken = nullptr);
   void do_write();
-  void on_write(boost::system::error_code ec, size_t n);
+  void on_write(boost::system::error_code ec);
+  /// Accounts for the finished batch in `writing_`; false if the connection
+  /// finished (closing handshake complete).
+  bool written();
 
   // -- closing ----------------------------------------------------------------
 
@@ -78,6 +84,8 @@ private:
   // -- member variables -------------------------------------------------------
 
   tcp::socket socket_;
+  /// The single-threaded context the socket lives on.
+  boost::asio::io_context* ioc_ = nullptr;
   /// "ip:port" of the client, for logs.
   std::string peer_;
   node_context_ptr ctx_;
@@ -99,6 +107,7 @@ private:
   // Strand only.
   std::vector<frames::frame_ptr> writing_;
   std::vector<boost::asio::const_buffer> buffers_;
+  size_t writing_bytes_ = 0;
   bool close_sent_ = false;
   bool peer_closed_ = false;
   bool finished_ = false;

@@ -50,7 +50,7 @@ uint64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull
-         + static_cast<uint64_t>(ts.tv_nsec);
+    + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 void sleep_ms(int ms) {
@@ -171,7 +171,8 @@ void usage() {
     "  --source-ips A,B    local addresses to bind (127.0.0.0/8 past 64k)\n"
     "  --smoke             small run; exit 1 unless every event arrives once\n"
     "  --json FILE         append one JSON line per result\n"
-    "  --switchyard PATH   node binary (default: next to swload ../switchyard)\n"
+    "  --switchyard PATH   node binary (default: next to swload "
+    "../switchyard)\n"
     "  --nats-server PATH  nats-server binary\n"
     "  --io-threads N, --actor-threads N   node threads (default 1 and 1)\n"
     "  --node-args '...'   extra node flags");
@@ -387,7 +388,7 @@ struct server {
     auto start_nats = [&](bool websocket) {
       nats_port = free_port();
       std::string conf = "/tmp/swload-nats-" + std::to_string(getpid())
-                         + ".conf";
+        + ".conf";
       std::ofstream f(conf);
       f << "listen: 127.0.0.1:" << nats_port << "\n"
         << "max_payload: 1048576\n";
@@ -444,7 +445,8 @@ struct server {
   }
 };
 
-// -- client connections ---------------------------------------------------------
+// -- client connections
+// ---------------------------------------------------------
 
 enum class cstate { connecting, upgrading, handshaking, ready, dead };
 
@@ -595,8 +597,7 @@ public:
 
 private:
   void open_more() {
-    while (next_open_ < conns_.size()
-           && in_flight_ < window_) {
+    while (next_open_ < conns_.size() && in_flight_ < window_) {
       open_one(next_open_++);
     }
   }
@@ -626,9 +627,9 @@ private:
     c.state = cstate::upgrading;
     std::string path = srv_.is_nats() ? "/" : "/v1/ws?token=" + c.token;
     c.out = "GET " + path
-            + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-              "Connection: Upgrade\r\nSec-WebSocket-Key: "
-              "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+      + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: "
+        "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.u32 = static_cast<uint32_t>(idx);
@@ -777,16 +778,15 @@ private:
     }
     if (op == 0x8) { // close
       uint16_t code = payload.size() >= 2
-                        ? static_cast<uint16_t>(
-                          (static_cast<uint8_t>(payload[0]) << 8)
-                          | static_cast<uint8_t>(payload[1]))
-                        : 1005;
-      int slot = code == 4408   ? 0
-                 : code == 4409 ? 1
-                 : code == 4429 ? 2
-                 : code == 1001 ? 3
-                 : code == 4401 ? 4
-                                : 5;
+        ? static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8)
+                                | static_cast<uint8_t>(payload[1]))
+        : 1005;
+      int slot = code == 4408 ? 0
+        : code == 4409        ? 1
+        : code == 4429        ? 2
+        : code == 1001        ? 3
+        : code == 4401        ? 4
+                              : 5;
       ++st_.close_codes[slot];
       if (c.state == cstate::ready)
         ++st_.closed;
@@ -883,7 +883,7 @@ private:
                             "\"protocol\":1,\"echo\":false}\r\n";
         for (size_t i = 0; i < c.patterns.size(); ++i)
           proto += "SUB " + c.patterns[i] + " " + std::to_string(i + 1)
-                   + "\r\n";
+            + "\r\n";
         proto += "PING\r\n";
         std::string f;
         ws_client_frame(f, 0x2, proto);
@@ -911,7 +911,8 @@ private:
   char buf_[65536];
 };
 
-// -- publisher ------------------------------------------------------------------
+// -- publisher
+// ------------------------------------------------------------------
 
 /// Publishes events: NATS TCP for nats-server and Switchyard on NATS,
 /// pipelined HTTP POST /v1/publish for Switchyard's in-process bus.
@@ -965,8 +966,8 @@ public:
       std::string body = "{\"topic\":\"" + topic + "\",\"data\":" + json + "}";
       out_ += "POST /v1/publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               "Authorization: Bearer "
-              + token_ + "\r\nContent-Length: " + std::to_string(body.size())
-              + "\r\n\r\n" + body;
+        + token_ + "\r\nContent-Length: " + std::to_string(body.size())
+        + "\r\n\r\n" + body;
       ++http_in_flight_;
     }
     ++published_;
@@ -1082,7 +1083,8 @@ private:
   uint64_t errors_ = 0;
 };
 
-// -- client processes and the control protocol ------------------------------------
+// -- client processes and the control protocol
+// ------------------------------------
 
 /// What a client process reports to the parent, as one binary record.
 struct report {
@@ -1272,7 +1274,8 @@ private:
       total->failed += part->failed;
       total->missing += part->missing;
       if (part->ready_first != 0
-          && (total->ready_first == 0 || part->ready_first < total->ready_first))
+          && (total->ready_first == 0
+              || part->ready_first < total->ready_first))
         total->ready_first = part->ready_first;
       total->ready_last = std::max(total->ready_last, part->ready_last);
       for (int i = 0; i < 8; ++i)
@@ -1288,7 +1291,8 @@ private:
   uint64_t started_ = 0;
 };
 
-// -- results ----------------------------------------------------------------------
+// -- results
+// ----------------------------------------------------------------------
 
 struct row {
   std::string scenario;
@@ -1308,19 +1312,20 @@ struct row {
 
 void print_header(const std::string& scenario) {
   std::printf("\n== %s ==\n", scenario.c_str());
-  std::printf("%-16s %7s %9s %12s %6s %9s %9s %9s %9s %6s %6s %6s %8s %8s %9s %5s\n",
-              "target", "conns", "rate/s", "deliv/s", "ratio", "p50us",
-              "p99us", "p99.9us", "maxus", "srv%", "nats%", "gen%", "rssMiB",
-              "KiB/conn", "conn/s", "lost");
+  std::printf(
+    "%-16s %7s %9s %12s %6s %9s %9s %9s %9s %6s %6s %6s %8s %8s %9s %5s\n",
+    "target", "conns", "rate/s", "deliv/s", "ratio", "p50us", "p99us",
+    "p99.9us", "maxus", "srv%", "nats%", "gen%", "rssMiB", "KiB/conn", "conn/s",
+    "lost");
 }
 
 void print_row(const row& r) {
   std::printf("%-16s %7llu %9.0f %12.0f %6.3f %9.0f %9.0f %9.0f %9.0f %6.0f "
               "%6.0f %6.0f %8.1f %8.2f %9.0f %5llu%s\n",
               r.target.c_str(), static_cast<unsigned long long>(r.conns),
-              r.rate, r.delivered_per_s, r.ratio, r.p50_us, r.p99_us,
-              r.p999_us, r.max_us, r.server_cpu, r.nats_cpu, r.gen_cpu,
-              r.rss_mib, r.kib_per_conn, r.conns_per_s,
+              r.rate, r.delivered_per_s, r.ratio, r.p50_us, r.p99_us, r.p999_us,
+              r.max_us, r.server_cpu, r.nats_cpu, r.gen_cpu, r.rss_mib,
+              r.kib_per_conn, r.conns_per_s,
               static_cast<unsigned long long>(r.closed + r.failed),
               r.saturated ? "  <- saturated" : "");
   std::fflush(stdout);
@@ -1332,24 +1337,24 @@ void write_json(const options& o, const row& r) {
   std::ofstream f(o.json_out, std::ios::app);
   f << "{\"scenario\":\"" << r.scenario << "\",\"target\":\"" << r.target
     << "\",\"conns\":" << r.conns << ",\"rate\":" << r.rate
-    << ",\"delivered_per_s\":" << r.delivered_per_s
-    << ",\"ratio\":" << r.ratio << ",\"p50_us\":" << r.p50_us
-    << ",\"p99_us\":" << r.p99_us << ",\"p999_us\":" << r.p999_us
-    << ",\"max_us\":" << r.max_us << ",\"server_cpu\":" << r.server_cpu
-    << ",\"nats_cpu\":" << r.nats_cpu << ",\"gen_cpu\":" << r.gen_cpu
-    << ",\"rss_mib\":" << r.rss_mib << ",\"kib_per_conn\":" << r.kib_per_conn
-    << ",\"conns_per_s\":" << r.conns_per_s << ",\"lost\":"
-    << (r.closed + r.failed) << ",\"errors\":" << r.errors
+    << ",\"delivered_per_s\":" << r.delivered_per_s << ",\"ratio\":" << r.ratio
+    << ",\"p50_us\":" << r.p50_us << ",\"p99_us\":" << r.p99_us
+    << ",\"p999_us\":" << r.p999_us << ",\"max_us\":" << r.max_us
+    << ",\"server_cpu\":" << r.server_cpu << ",\"nats_cpu\":" << r.nats_cpu
+    << ",\"gen_cpu\":" << r.gen_cpu << ",\"rss_mib\":" << r.rss_mib
+    << ",\"kib_per_conn\":" << r.kib_per_conn
+    << ",\"conns_per_s\":" << r.conns_per_s
+    << ",\"lost\":" << (r.closed + r.failed) << ",\"errors\":" << r.errors
     << ",\"saturated\":" << (r.saturated ? "true" : "false") << "}\n";
 }
 
-// -- scenarios --------------------------------------------------------------------
+// -- scenarios
+// --------------------------------------------------------------------
 
 std::string mint(const options& o, const std::string& sub,
                  const std::string& org, bool publisher) {
   std::string cmd = "'" + o.switchyard_bin + "' token --jwt-secret "
-                    + bench_secret + " --sub " + sub + " --org " + org
-                    + " --ttl 24h";
+    + bench_secret + " --sub " + sub + " --org " + org + " --ttl 24h";
   if (publisher)
     cmd += " --pub '>'";
   return run_capture(cmd);
@@ -1357,7 +1362,7 @@ std::string mint(const options& o, const std::string& sub,
 
 double ticks_to_pct(uint64_t ticks, double seconds) {
   return 100.0 * static_cast<double>(ticks)
-         / static_cast<double>(sysconf(_SC_CLK_TCK)) / seconds;
+    / static_cast<double>(sysconf(_SC_CLK_TCK)) / seconds;
 }
 
 /// Publishes at `rate` for `seconds` over `topics`; returns events sent.
@@ -1370,8 +1375,8 @@ uint64_t publish_for(publisher& pub, double rate, double seconds,
     auto now = now_ns();
     if (now >= end)
       break;
-    auto due = static_cast<uint64_t>(rate * static_cast<double>(now - t0)
-                                     / 1e9);
+    auto due
+      = static_cast<uint64_t>(rate * static_cast<double>(now - t0) / 1e9);
     while (sent < due && pub.backlog() < 4096) {
       ++seq;
       pub.publish(topics[seq % topics.size()], seq);
@@ -1388,9 +1393,8 @@ uint64_t publish_for(publisher& pub, double rate, double seconds,
 void rate_steps(const options& o, const server& srv, fleet& fl,
                 const std::vector<std::string>& topics, double per_event,
                 const std::string& scenario, uint64_t conns) {
-  std::string token = srv.target == "switchyard"
-                        ? mint(o, "bench_pub", "org_bench", true)
-                        : "";
+  std::string token
+    = srv.target == "switchyard" ? mint(o, "bench_pub", "org_bench", true) : "";
   publisher pub(o, srv, token);
   uint64_t seq = 0;
   std::vector<double> rates = o.rates;
@@ -1419,7 +1423,7 @@ void rate_steps(const options& o, const server& srv, fleet& fl,
     r.delivered_per_s = static_cast<double>(rep.received) / elapsed;
     r.ratio = sent == 0 ? 0
                         : static_cast<double>(rep.received)
-                            / (static_cast<double>(sent) * per_event);
+        / (static_cast<double>(sent) * per_event);
     r.p50_us = static_cast<double>(rep.latency.percentile(50)) / 1e3;
     r.p99_us = static_cast<double>(rep.latency.percentile(99)) / 1e3;
     r.p999_us = static_cast<double>(rep.latency.percentile(99.9)) / 1e3;
@@ -1433,7 +1437,7 @@ void rate_steps(const options& o, const server& srv, fleet& fl,
     // Saturated: deliveries fall behind the offered load, or the offered
     // load itself could not be sent, or the latency tail runs away.
     r.saturated = r.ratio < 0.97 || r.rate < 0.97 * rate || r.p99_us > 200'000
-                  || rep.closed > 0;
+      || rep.closed > 0;
     print_row(r);
     write_json(o, r);
     best = std::max(best, r.delivered_per_s);
@@ -1455,7 +1459,7 @@ std::vector<conn_plan> fanout_plan(const options& o, const server& srv,
 
 std::string resource_topic(int org, int i) {
   return "events.org_" + std::to_string(org) + ".svc.task.done.r"
-         + std::to_string(i);
+    + std::to_string(i);
 }
 
 std::vector<conn_plan> per_org_plan(const options& o, const server& srv,
@@ -1480,13 +1484,13 @@ int run_smoke(const options& o, server& srv) {
   const std::string topic = "events.org_bench.svc.task.done.smoke";
   fleet fl(o, srv, fanout_plan(o, srv, subs, topic));
   if (fl.ready().ready != static_cast<uint64_t>(subs)) {
-    std::printf("%-16s FAIL: %llu of %d subscribers ready\n", srv.target.c_str(),
+    std::printf("%-16s FAIL: %llu of %d subscribers ready\n",
+                srv.target.c_str(),
                 static_cast<unsigned long long>(fl.ready().ready), subs);
     return 1;
   }
-  std::string token = srv.target == "switchyard"
-                        ? mint(o, "bench_pub", "org_bench", true)
-                        : "";
+  std::string token
+    = srv.target == "switchyard" ? mint(o, "bench_pub", "org_bench", true) : "";
   publisher pub(o, srv, token);
   for (int s = 1; s <= o.smoke_events; ++s)
     pub.publish(topic, static_cast<uint64_t>(s));
@@ -1502,8 +1506,8 @@ int run_smoke(const options& o, server& srv) {
   }
   sleep_ms(200); // a duplicate would arrive right behind the last event
   rep = fl.ask('S');
-  bool ok = rep.received == expected && rep.missing == 0
-            && rep.duplicates == 0 && rep.closed == 0 && pub.errors() == 0;
+  bool ok = rep.received == expected && rep.missing == 0 && rep.duplicates == 0
+    && rep.closed == 0 && pub.errors() == 0;
   std::printf("%-16s %s: %d subscribers x %d events: received %llu of %llu, "
               "missing %llu, duplicates %llu, closed %llu, publish errors "
               "%llu\n",
@@ -1555,7 +1559,7 @@ void run_scenario(const options& o, server& srv) {
     r.rss_mib = static_cast<double>(after.rss_kib) / 1024.0;
     if (ready.ready > 0)
       r.kib_per_conn = static_cast<double>(after.rss_kib - before.rss_kib)
-                       / static_cast<double>(ready.ready);
+        / static_cast<double>(ready.ready);
     if (o.scenario == "idle") {
       // Hold the connections through heartbeats; none may drop.
       auto s0 = srv.stat();

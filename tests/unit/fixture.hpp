@@ -30,12 +30,17 @@ struct test_config : caf::actor_system_config {
 /// Records what actors do to a connection.
 class recording_connection : public connection_port {
 public:
-  bool push(const std::shared_ptr<const std::string>& frame) override {
+  bool push(const std::shared_ptr<const std::string>& frame,
+            wake_list* = nullptr) override {
     std::lock_guard<std::mutex> guard{mtx};
     if (closed_with != 0)
       return false;
     frames.push_back(frame);
     return true;
+  }
+
+  void wake(wake_list& woken) override {
+    woken.clear(); // nothing to start: frames are recorded as pushed
   }
 
   void send_text(const std::string& json) override {
