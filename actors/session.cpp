@@ -85,6 +85,7 @@ caf::behavior session_actor::make_behavior() {
       if (phase_ != phase::open)
         return;
       conn_->send_ping();
+      schedule_expiry();
       ++ping_seq_;
       if (unanswered_ping_ == 0) {
         unanswered_ping_ = ping_seq_;
@@ -290,7 +291,13 @@ void session_actor::on_unsubscribe(const std::string& id,
 // -- helpers ------------------------------------------------------------------
 
 void session_actor::schedule_expiry() {
+  // A timer per session costs memory for the token's whole life; arm it only
+  // once expiry is within two heartbeats (each tick calls this again).
   auto left = claims_->exp * 1000 - node_context::unix_ms();
+  if (expiry_armed_ == auth_gen_
+      || left > 2 * ctx_->cfg.heartbeat_interval.count())
+    return;
+  expiry_armed_ = auth_gen_;
   delayed_send(this, std::chrono::milliseconds(std::max<int64_t>(left, 0)),
                expire_atom::value, auth_gen_);
 }

@@ -72,6 +72,8 @@ private:
   std::optional<claims> claims_;
   /// Bumped on every successful auth; stale expiry timers carry an old one.
   uint64_t auth_gen_ = 0;
+  /// The auth_gen_ whose expiry timer is armed (0: none).
+  uint64_t expiry_armed_ = 0;
   struct subscription {
     /// The topic actor; null while the subscribe is in flight.
     caf::actor node;

@@ -15,8 +15,14 @@ ws_parser::status ws_parser::fail(uint16_t code, const char* why) {
 
 ws_parser::status ws_parser::next() {
   for (;;) {
-    // Compact the buffer once the consumed prefix dominates it.
-    if (pos_ > 0 && pos_ * 2 >= buf_.size()) {
+    // Compact the buffer once the consumed prefix dominates it, and give
+    // the memory back when it ran empty: idle connections hold no buffer.
+    if (pos_ > 0 && pos_ == buf_.size()) {
+      buf_.clear();
+      pos_ = 0;
+      if (buf_.capacity() > 1024)
+        buf_.shrink_to_fit();
+    } else if (pos_ > 0 && pos_ * 2 >= buf_.size()) {
       buf_.erase(0, pos_);
       pos_ = 0;
     }

@@ -28,7 +28,6 @@ ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
     ctx_(std::move(ctx)),
     set_(std::move(set)),
     parser_(ctx_->cfg.max_frame_size),
-    close_timer_(socket_.get_executor()),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
   if (!leftover.empty())
@@ -136,8 +135,10 @@ void ws_connection::close(uint16_t code, const std::string& reason,
   asio::post(socket_.get_executor(), [self = shared_from_this(), post_write] {
     if (post_write)
       self->do_write();
-    self->close_timer_.expires_after(self->ctx_->cfg.close_timeout);
-    self->close_timer_.async_wait([self](boost::system::error_code ec) {
+    // Created only now: an open connection carries no timer.
+    self->close_timer_ = std::make_unique<asio::steady_timer>(
+      self->socket_.get_executor(), self->ctx_->cfg.close_timeout);
+    self->close_timer_->async_wait([self](boost::system::error_code ec) {
       if (!ec)
         self->finish(self->close_code_);
     });
@@ -147,22 +148,34 @@ void ws_connection::close(uint16_t code, const std::string& reason,
 // -- reading ------------------------------------------------------------------
 
 void ws_connection::do_read() {
-  socket_.async_read_some(
-    asio::buffer(read_buf_),
-    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-      self->on_read(ec, n);
-    });
+  // Wait for readability without a buffer: an idle connection holds no read
+  // buffer at all; bytes are read into the I/O thread's buffer below.
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](boost::system::error_code ec) {
+                       self->on_readable(ec);
+                     });
 }
 
-void ws_connection::on_read(boost::system::error_code ec, size_t n) {
+void ws_connection::on_readable(boost::system::error_code ec) {
   if (finished_)
     return;
+  static thread_local std::array<char, 64 * 1024> buf;
+  while (!ec) {
+    auto n = socket_.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      break;
+    }
+    if (!ec)
+      parser_.feed(buf.data(), n);
+    if (!ec && n < buf.size())
+      break;
+  }
   if (ec) {
     // EOF after our close frame is the normal end of a closing handshake.
     finish(close_sent_ ? close_code_ : frames::close_code::abnormal);
     return;
   }
-  parser_.feed(read_buf_.data(), n);
   parse();
 }
 
@@ -392,7 +405,8 @@ void ws_connection::finish(uint16_t code) {
   if (finished_)
     return;
   finished_ = true;
-  close_timer_.cancel();
+  if (close_timer_)
+    close_timer_->cancel();
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

@@ -62,7 +62,7 @@ private:
   // -- reading ----------------------------------------------------------------
 
   void do_read();
-  void on_read(boost::system::error_code ec, size_t n);
+  void on_readable(boost::system::error_code ec);
   void parse();
   void handle(ws_message& msg);
   bool admit_inbound();
@@ -92,8 +92,7 @@ private:
   std::shared_ptr<connection_set> set_;
   caf::actor session_;
   ws_parser parser_;
-  std::array<char, 16 * 1024> read_buf_;
-  boost::asio::steady_timer close_timer_;
+  std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
   // Guarded by mtx_: touched by topic actors and the session actor.
   std::mutex mtx_;

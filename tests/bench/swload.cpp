@@ -132,6 +132,7 @@ struct options {
   int procs = 2;             // client processes
   int payload = 200;         // bytes of event data
   int storm_window = 256;    // storm: connects in flight per process
+  bool shared = false;       // idle/storm: one shared pattern per org
   bool smoke = false;        // correctness check mode
   int smoke_events = 100;
   std::string json_out;
@@ -161,6 +162,8 @@ void usage() {
     "  --subs N            fanout subscribers (default 1000)\n"
     "  --conns N           connections for many-topics, idle, storm\n"
     "  --per-org N         many-topics: connections per org (default 100)\n"
+    "  --shared            idle/storm: subscribe events.<org>.> (shared by\n"
+    "                      the org's connections) instead of an own topic\n"
     "  --rates R1,R2,...   offered events/s per step\n"
     "  --saturate          double the rate from the last of --rates until\n"
     "                      delivery falls behind (saturating rate)\n"
@@ -215,6 +218,8 @@ options parse(int argc, char** argv) {
       o.storm_window = std::stoi(next());
     else if (a == "--smoke")
       o.smoke = true;
+    else if (a == "--shared")
+      o.shared = true;
     else if (a == "--smoke-events")
       o.smoke_events = std::stoi(next());
     else if (a == "--json")
@@ -1470,7 +1475,10 @@ std::vector<conn_plan> per_org_plan(const options& o, const server& srv,
     int org = i / o.per_org;
     if (!srv.is_nats() && tokens.count(org) == 0)
       tokens[org] = mint(o, "bench_user", "org_" + std::to_string(org), false);
-    conn_plan p{{resource_topic(org, i)}, tokens[org]};
+    conn_plan p{{o.shared && !watchers
+                   ? "events.org_" + std::to_string(org) + ".>"
+                   : resource_topic(org, i)},
+                tokens[org]};
     if (watchers && i % o.per_org == 0)
       p.patterns.push_back("events.org_" + std::to_string(org)
                            + ".svc.task.done.*");
@@ -1554,7 +1562,9 @@ void run_scenario(const options& o, server& srv) {
       auto secs = static_cast<double>(ready.ready_last - t0) / 1e9;
       r.conns_per_s = secs > 0 ? static_cast<double>(ready.ready) / secs : 0;
     }
-    sleep_ms(2000); // let allocations settle
+    // Measure the steady state: past the 10 s request timeouts the node
+    // keeps for each session's first requests.
+    sleep_ms(o.scenario == "idle" ? 12000 : 2000);
     auto after = srv.stat();
     r.rss_mib = static_cast<double>(after.rss_kib) / 1024.0;
     if (ready.ready > 0)
