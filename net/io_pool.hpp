@@ -1,7 +1,9 @@
-// One io_context per I/O thread. Each connection lives on exactly one
-// context, so its handlers never run concurrently and need no strand, and a
-// fan-out can start the writes of many connections of one thread with a
-// single hand-off.
+// One io_context per I/O thread, plus one for the acceptor and plain HTTP.
+// Each WebSocket lives on exactly one I/O context, so its handlers never run
+// concurrently and need no strand, and a fan-out can start the writes of
+// many connections of one thread with a single hand-off. HTTP (publish,
+// health, metrics, introspection) has its own thread, so a large fan-out
+// never delays it.
 
 #pragma once
 
@@ -19,23 +21,24 @@ namespace switchyard::net {
 class io_pool {
 public:
   explicit io_pool(unsigned threads) {
-    for (unsigned i = 0; i < std::max(1u, threads); ++i) {
+    // contexts_[0] serves HTTP; the rest serve WebSockets.
+    for (unsigned i = 0; i <= std::max(1u, threads); ++i) {
       contexts_.emplace_back(std::make_unique<boost::asio::io_context>(1));
       guards_.emplace_back(boost::asio::make_work_guard(*contexts_.back()));
     }
   }
 
-  /// The context for the next connection (round robin).
+  /// The I/O context for the next WebSocket (round robin).
   boost::asio::io_context& next() {
-    return *contexts_[next_++ % contexts_.size()];
+    return *contexts_[1 + next_++ % (contexts_.size() - 1)];
   }
 
-  /// The first context (acceptor, signals, timers of the node).
-  boost::asio::io_context& main() {
+  /// The HTTP context: acceptor, HTTP sessions, signals, node timers.
+  boost::asio::io_context& http() {
     return *contexts_.front();
   }
 
-  /// Runs every context; the calling thread runs the first one. Returns
+  /// Runs every context; the calling thread runs the HTTP one. Returns
   /// when all have stopped.
   void run() {
     std::vector<std::thread> threads;

@@ -1,5 +1,7 @@
 #include "net/listener.hpp"
 
+#include <unistd.h>
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -29,10 +31,12 @@ constexpr uint32_t http_header_limit = 16 * 1024;
 /// One HTTP/1.1 connection until it upgrades or closes.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
-  http_session(asio::ip::tcp::socket socket, caf::actor_system& sys,
-               node_context_ptr ctx, std::shared_ptr<connection_set> conns,
+  http_session(asio::ip::tcp::socket socket, io_pool& pool,
+               caf::actor_system& sys, node_context_ptr ctx,
+               std::shared_ptr<connection_set> conns,
                std::shared_ptr<http_router> router)
     : stream_(std::move(socket)),
+      pool_(pool),
       sys_(sys),
       ctx_(std::move(ctx)),
       conns_(std::move(conns)),
@@ -142,8 +146,24 @@ private:
 
   void start_websocket(std::string token) {
     auto leftover = beast::buffers_to_string(buffer_.data());
-    auto conn = std::make_shared<ws_connection>(stream_.release_socket(), ctx_,
-                                                conns_, std::move(leftover));
+    // Move the socket from the HTTP thread to an I/O thread: fan-outs never
+    // delay publishes, health checks or introspection.
+    auto http_sock = stream_.release_socket();
+    beast::error_code ec;
+    auto protocol = http_sock.local_endpoint(ec).protocol();
+    if (ec)
+      return;
+    auto fd = http_sock.release(ec);
+    if (ec)
+      return;
+    asio::ip::tcp::socket sock{pool_.next()};
+    sock.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    auto conn = std::make_shared<ws_connection>(std::move(sock), ctx_, conns_,
+                                                std::move(leftover));
     auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
     conn->start(std::move(session));
   }
@@ -155,6 +175,7 @@ private:
   }
 
   beast::tcp_stream stream_;
+  io_pool& pool_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   caf::actor_system& sys_;
@@ -172,7 +193,7 @@ listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
     ctx_(std::move(ctx)),
     conns_(std::move(conns)),
     router_(std::make_shared<http_router>(sys, ctx_)),
-    acceptor_(pool.main()) {
+    acceptor_(pool.http()) {
   // nop
 }
 
@@ -199,22 +220,23 @@ unsigned short listener::port() const {
 }
 
 void listener::do_accept() {
-  acceptor_.async_accept(
-    pool_.next(),
-    [self = shared_from_this()](beast::error_code ec,
-                                asio::ip::tcp::socket socket) {
-      if (ec == asio::error::operation_aborted)
-        return;
-      if (ec) {
-        // Out of file descriptors and the like: log, keep accepting.
-        log()->warn("accept failed: {}", ec.message());
-      } else {
-        std::make_shared<http_session>(std::move(socket), self->sys_,
-                                       self->ctx_, self->conns_, self->router_)
-          ->run();
-      }
-      self->do_accept();
-    });
+  acceptor_.async_accept(pool_.http(),
+                         [self = shared_from_this()](
+                           beast::error_code ec, asio::ip::tcp::socket socket) {
+                           if (ec == asio::error::operation_aborted)
+                             return;
+                           if (ec) {
+                             // Out of file descriptors and the like: log, keep
+                             // accepting.
+                             log()->warn("accept failed: {}", ec.message());
+                           } else {
+                             std::make_shared<http_session>(
+                               std::move(socket), self->pool_, self->sys_,
+                               self->ctx_, self->conns_, self->router_)
+                               ->run();
+                           }
+                           self->do_accept();
+                         });
 }
 
 } // namespace switchyard::net

@@ -87,7 +87,7 @@ int run_node(node_options opts) {
             ctx->node_id, opts.host, lst->port(), opts.io_threads,
             opts.actor_threads);
 
-  asio::signal_set signals{pool.main(), SIGINT, SIGTERM};
+  asio::signal_set signals{pool.http(), SIGINT, SIGTERM};
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec)
       return;
@@ -95,7 +95,7 @@ int run_node(node_options opts) {
               conns->size());
     lst->stop();
     conns->close_all(frames::close_code::going_away, "node shutting down");
-    auto timer = std::make_shared<asio::steady_timer>(pool.main());
+    auto timer = std::make_shared<asio::steady_timer>(pool.http());
     drain_then_stop(timer, conns,
                     std::chrono::steady_clock::now() + ctx->cfg.close_timeout,
                     pool);
