@@ -105,10 +105,12 @@ w("It builds, then runs `build/tests/bench/swload` once per scenario; each run s
   "WebSocket listener (`websocket { no_tls: true }`), one after the other, with the same "
   "client processes, so every ratio below is taken on the same machine in the same run.\n")
 w("## Machine\n")
-w(f"- {sh('nproc')} cores ({sh('grep -m1 \"model name\" /proc/cpuinfo | cut -d: -f2').strip()}), "
-  f"{sh('free -g | awk \"/Mem:/{print \\$2}\"')} GiB, Linux {platform.release()}")
-w(f"- {sh('build/switchyard --help >/dev/null && echo Switchyard built RelWithDebInfo (-O2)')}; "
-  f"{sh('nats-server --version')}; node threads: 1 I/O + 1 actor (defaults on 2 cores)")
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem = sh("free -g | awk '/Mem:/{print $2}'")
+nats_version = sh("nats-server --version")
+w(f"- {sh('nproc')} cores ({cpu}), {mem} GiB, Linux {platform.release()}")
+w(f"- Switchyard built RelWithDebInfo (-O2); {nats_version}; node threads: 1 HTTP, "
+  "1 WebSocket I/O, 1 actor, 1 nats.c delivery (defaults on 2 cores)")
 w("- A process may open at most 20,000 files here, so one node holds at most ~19,900 "
   "connections; the generator spreads its connections over 2 processes (`--procs`), and "
   "binds to several 127.0.0.0/8 source addresses (`--source-ips 127.0.0.2,127.0.0.3`) where "
