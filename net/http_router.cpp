@@ -150,12 +150,33 @@ void http_router::handle(const http_request& req,
   }
 }
 
+verified http_router::check_bearer(const http_request& req) {
+  auto token = bearer_token(req);
+  auto now = node_context::unix_ms() / 1000;
+  {
+    std::lock_guard<std::mutex> guard{cache_mtx_};
+    auto i = token_cache_.find(token);
+    if (i != token_cache_.end()) {
+      if (i->second.exp > now)
+        return verified{i->second, {}};
+      token_cache_.erase(i);
+    }
+  }
+  auto result = verify_token(token, ctx_->cfg.jwt_secret, now);
+  if (result.value) {
+    std::lock_guard<std::mutex> guard{cache_mtx_};
+    if (token_cache_.size() >= token_cache_size)
+      token_cache_.clear();
+    token_cache_.emplace(std::move(token), *result.value);
+  }
+  return result;
+}
+
 void http_router::publish(const http_request& req,
                           std::function<void(http_response)>& done) {
   auto v = req.version();
   auto ka = req.keep_alive();
-  auto checked = verify_token(bearer_token(req), ctx_->cfg.jwt_secret,
-                              node_context::unix_ms() / 1000);
+  auto checked = check_bearer(req);
   if (!checked.value) {
     done(
       error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
@@ -217,8 +238,7 @@ void http_router::introspect(const http_request& req, bool sessions,
                              std::function<void(http_response)>& done) {
   auto v = req.version();
   auto ka = req.keep_alive();
-  auto checked = verify_token(bearer_token(req), ctx_->cfg.jwt_secret,
-                              node_context::unix_ms() / 1000);
+  auto checked = check_bearer(req);
   if (!checked.value) {
     done(
       error(http::status::unauthorized, "unauthorized", checked.error, v, ka));

@@ -5,11 +5,14 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <boost/beast/http.hpp>
 
 #include "actors/node_context.hpp"
+#include "schemas/token.hpp"
 
 namespace switchyard::net {
 
@@ -42,8 +45,19 @@ private:
   void introspect(const http_request& req, bool sessions,
                   std::function<void(http_response)>& done);
 
+  /// Verifies the request's bearer token. Tokens that verified before are
+  /// answered from a cache until they expire: services publish with one
+  /// token many times a second, and HMAC plus JSON per request would cost
+  /// more than the publish itself.
+  verified check_bearer(const http_request& req);
+
+  /// Most tokens remembered; the cache starts over when full.
+  static constexpr size_t token_cache_size = 4096;
+
   caf::actor_system& sys_;
   node_context_ptr ctx_;
+  std::mutex cache_mtx_;
+  std::unordered_map<std::string, claims> token_cache_;
 };
 
 /// Extracts the bearer token of an `Authorization` header, or "".

@@ -22,7 +22,7 @@ auto& log() {
 /// Malformed envelopes from one source are logged at most this often.
 constexpr auto malformed_log_interval = std::chrono::seconds(10);
 
-/// How many id-less messages we remember for matching their copies.
+/// How many recent messages we remember for matching their copies.
 constexpr size_t recent_id_groups = 64;
 
 /// What nats.c hands back to on_message; freed by nats.c's completion
@@ -288,23 +288,37 @@ void nats_client::run_worker() {
 
 // -- nats.c callbacks ---------------------------------------------------------
 
-std::string nats_client::id_for(std::string_view subject,
-                                std::string_view payload, const void* sub) {
+std::optional<event> nats_client::decode(std::string_view subject,
+                                         std::string_view payload, bool is_json,
+                                         const void* sub) {
   auto hash = std::hash<std::string_view>{}(payload);
-  std::lock_guard<std::mutex> guard{ids_mtx_};
-  for (auto& g : recent_ids_) {
-    if (g.hash != hash || g.subject != subject)
-      continue;
-    if (std::find(g.seen_by.begin(), g.seen_by.end(), sub) != g.seen_by.end())
-      continue; // this subscription already had that copy: a new message
-    g.seen_by.push_back(sub);
-    return g.id;
+  {
+    std::lock_guard<std::mutex> guard{ids_mtx_};
+    for (auto& g : recent_ids_) {
+      if (g.hash != hash || g.subject != subject || g.payload != payload)
+        continue;
+      if (std::find(g.seen_by.begin(), g.seen_by.end(), sub) != g.seen_by.end())
+        continue; // this subscription already had that copy: a new message
+      g.seen_by.push_back(sub);
+      return g.ev;
+    }
   }
+  auto decoded = is_json ? envelope::from_json(subject, payload)
+                         : envelope::from_msgpack(subject, payload);
+  if (!decoded.value) {
+    count_malformed(subject, decoded.error);
+  } else {
+    if (decoded.value->id.empty())
+      decoded.value->id = ctx_->next_event_id();
+    if (decoded.value->ts == 0)
+      decoded.value->ts = node_context::unix_ms();
+  }
+  std::lock_guard<std::mutex> guard{ids_mtx_};
   if (recent_ids_.size() >= recent_id_groups)
     recent_ids_.pop_front();
-  recent_ids_.push_back(
-    id_group{std::string{subject}, hash, ctx_->next_event_id(), {sub}});
-  return recent_ids_.back().id;
+  recent_ids_.push_back(id_group{
+    std::string{subject}, hash, std::string{payload}, decoded.value, {sub}});
+  return std::move(decoded.value);
 }
 
 void nats_client::on_message(natsConnection*, natsSubscription* sub,
@@ -319,22 +333,13 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
       == NATS_OK
     && content_type != nullptr
     && strncasecmp(content_type, "application/json", 16) == 0;
-  auto decoded = is_json ? envelope::from_json(subject, payload)
-                         : envelope::from_msgpack(subject, payload);
-  if (!decoded.value) {
-    self->count_malformed(subject, decoded.error);
-    natsMsg_Destroy(msg);
-    return;
-  }
-  auto& ev = *decoded.value;
-  if (ev.id.empty())
-    ev.id = self->id_for(subject, payload, sub);
-  if (ev.ts == 0)
-    ev.ts = node_context::unix_ms();
+  auto ev = self->decode(subject, payload, is_json, sub);
   natsMsg_Destroy(msg);
+  if (!ev)
+    return;
   self->received_.fetch_add(1, std::memory_order_relaxed);
   self->ctx_->stats.events_in.fetch_add(1, std::memory_order_relaxed);
-  caf::anon_send(c->node, publish_atom::value, std::move(ev));
+  caf::anon_send(c->node, publish_atom::value, std::move(*ev));
 }
 
 void nats_client::count_malformed(std::string_view subject,

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 #include <nats/nats.h>
 
 #include "actors/node_context.hpp"
+#include "schemas/messages.hpp"
 
 namespace switchyard::net {
 
@@ -112,12 +114,15 @@ private:
 
   void count_malformed(std::string_view subject, const std::string& why);
 
-  /// Returns the id for an envelope without one. NATS hands a message to
-  /// each matching subscription of the connection, back to back; copies of
-  /// one message (same subject and payload, a subscription that has not seen
-  /// it yet) get the same id, so clients can de-duplicate.
-  std::string id_for(std::string_view subject, std::string_view payload,
-                     const void* sub);
+  /// Decodes a message received on subscription `sub`. NATS hands a message
+  /// to each matching subscription of the connection, back to back; a copy
+  /// of a recent message (same subject and payload, a subscription that has
+  /// not seen it yet) reuses the first decoding: the same event, with the
+  /// same node-assigned id, so clients can de-duplicate; a malformed one is
+  /// counted once. Returns nothing for a malformed envelope.
+  std::optional<event> decode(std::string_view subject,
+                              std::string_view payload, bool is_json,
+                              const void* sub);
   void run_worker();
 
   // -- member variables -------------------------------------------------------
@@ -146,7 +151,8 @@ private:
   struct id_group {
     std::string subject;
     size_t hash;
-    std::string id;
+    std::string payload;
+    std::optional<event> ev; // nothing: the envelope was malformed
     std::vector<const void*> seen_by;
   };
   std::mutex ids_mtx_;

@@ -114,7 +114,7 @@ void ws_connection::close(uint16_t code, const std::string& reason,
                           bool drop_pending) {
   bool post_write = false;
   {
-    std::lock_guard<std::mutex> guard{mtx_};
+    std::lock_guard<spin_lock> guard{mtx_};
     if (closing_)
       return;
     closing_ = true;
@@ -245,7 +245,7 @@ void ws_connection::handle(ws_message& msg) {
       auto code = close_code_of(msg.payload);
       bool we_started;
       {
-        std::lock_guard<std::mutex> guard{mtx_};
+        std::lock_guard<spin_lock> guard{mtx_};
         we_started = closing_;
       }
       if (we_started) {
@@ -258,7 +258,7 @@ void ws_connection::handle(ws_message& msg) {
           ? frames::close_code::normal
           : code;
         close(echo, "", false);
-        std::lock_guard<std::mutex> guard{mtx_};
+        std::lock_guard<spin_lock> guard{mtx_};
         close_code_ = code;
       }
       break;
@@ -273,7 +273,7 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit,
                             wake_list* woken) {
   bool post_write = false;
   {
-    std::lock_guard<std::mutex> guard{mtx_};
+    std::lock_guard<spin_lock> guard{mtx_};
     if (closing_)
       return false;
     if (enforce_limit
@@ -319,7 +319,7 @@ void ws_connection::do_write() {
       return;
     }
     {
-      std::lock_guard<std::mutex> guard{mtx_};
+      std::lock_guard<spin_lock> guard{mtx_};
       if (queue_.empty()) {
         write_scheduled_ = false;
         return;
@@ -382,7 +382,7 @@ bool ws_connection::written() {
                                        std::memory_order_relaxed);
   bool wrote_close = false;
   {
-    std::lock_guard<std::mutex> guard{mtx_};
+    std::lock_guard<spin_lock> guard{mtx_};
     queued_bytes_ -= writing_bytes_;
     wrote_close = close_frame_ && !writing_.empty()
       && writing_.back() == close_frame_;
@@ -414,7 +414,7 @@ void ws_connection::finish(uint16_t code) {
   ctx_->stats.count_close(code);
   ctx_->stats.connections.fetch_sub(1, std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> guard{mtx_};
+    std::lock_guard<spin_lock> guard{mtx_};
     closing_ = true;
     ctx_->stats.dropped.fetch_add(queue_.size(), std::memory_order_relaxed);
     queue_.clear();

@@ -18,6 +18,7 @@
 
 #include "actors/connection_port.hpp"
 #include "actors/node_context.hpp"
+#include "net/spin_lock.hpp"
 #include "net/ws_codec.hpp"
 
 namespace switchyard::net {
@@ -95,7 +96,7 @@ private:
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
   // Guarded by mtx_: touched by topic actors and the session actor.
-  std::mutex mtx_;
+  spin_lock mtx_;
   std::vector<frames::frame_ptr> queue_;
   size_t queued_bytes_ = 0; // queued plus in flight
   bool write_scheduled_ = false;
