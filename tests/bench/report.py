@@ -209,13 +209,18 @@ w("## Where the time goes\n")
 prof = os.path.join(bench, "profile.txt")
 if os.path.exists(prof):
     w("`perf record -e cpu-clock -g -p <node>` for 5 s while the node (NATS bus) fans out 100 "
-      "events/s to 10k subscribers (`perf report --no-children --sort symbol`, entries over 1.5%):\n")
+      "events/s to 10k subscribers (`perf report --no-children --sort dso,symbol`, entries over 1%):\n")
     dso = os.path.join(bench, "profile-dso.txt")
     if os.path.exists(dso):
         w("By binary:\n")
         w("```\n" + open(dso).read().rstrip() + "\n```\n")
     w("By function:\n")
     w("```\n" + open(prof).read().rstrip() + "\n```\n")
+micro = os.path.join(bench, "micro.txt")
+if os.path.exists(micro):
+    w("## Micro-benchmarks of the per-event code\n")
+    w("`build/tests/bench/switchyard-micro` (Google Benchmark; `tests/bench/micro.cpp`):\n")
+    w("```\n" + open(micro).read().rstrip() + "\n```\n")
 notes = os.path.join(os.path.dirname(__file__), "notes.md")
 if os.path.exists(notes):
     w(open(notes).read())

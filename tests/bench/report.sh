@@ -44,7 +44,7 @@ if [ -n "$nodepid" ]; then
     >/dev/null 2>&1 || true
   perf report -i "$out/perf.data" --stdio --no-children --sort dso,symbol \
     -g none --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' \
-    | sed -E 's/ +/ /g; s/ -$//; s/ - -$//' | cut -c1-150 | head -30 \
+    | sed -E 's/ +/ /g; s/( -)+ *$//' | cut -c1-150 | head -30 \
     >"$out/profile.txt" || true
   # Kernel against user space, for the summary.
   perf report -i "$out/perf.data" --stdio --no-children --sort dso -g none \
@@ -52,6 +52,10 @@ if [ -n "$nodepid" ]; then
     >"$out/profile-dso.txt" || true
 fi
 wait $loadpid || true
+
+echo "micro-benchmarks" >&2
+build/tests/bench/switchyard-micro --benchmark_min_time=0.5 2>/dev/null \
+  | grep -vE '^\*\*\*|^-+$' >"$out/micro.txt" || true
 
 python3 tests/bench/report.py "$out" docs
 echo "wrote docs/benchmarks.md and docs/img/*.png" >&2
