@@ -11,8 +11,8 @@ std::string local_bus::publish(event ev) {
 }
 
 void local_bus::render_metrics(std::string& out) const {
-  out += "# HELP switchyard_bus_up Whether the event bus is usable (1) or not "
-         "(0).\n# TYPE switchyard_bus_up gauge\nswitchyard_bus_up 1\n";
+  append_metric(out, "switchyard_bus_up", "gauge",
+                "Whether the event bus is usable (1) or not (0).", 1);
 }
 
 } // namespace switchyard

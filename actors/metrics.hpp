@@ -6,12 +6,32 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace switchyard {
 
 /// Close codes counted one by one in `switchyard_closes_total`.
 constexpr std::array<uint16_t, 11> counted_close_codes{
   1000, 1001, 1002, 1005, 1006, 1009, 1011, 4401, 4408, 4409, 4429};
+
+/// Appends one metric with its HELP and TYPE lines (Prometheus text).
+template<class T>
+void append_metric(std::string& out, const char* name, const char* type,
+                   const char* help, T value) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+  out += name;
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
 
 /// Counters and gauges of one node.
 struct metrics {

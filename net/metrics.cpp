@@ -7,21 +7,9 @@ namespace switchyard::net {
 std::string render_metrics(const node_context& ctx) {
   auto& s = ctx.stats;
   std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help,
-                    auto value) {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += ' ';
-    out += type;
-    out += '\n';
-    out += name;
-    out += ' ';
-    out += std::to_string(value);
-    out += '\n';
+  auto metric = [&out](const char* name, const char* type, const char* help,
+                       auto value) {
+    append_metric(out, name, type, help, value);
   };
   auto r = std::memory_order_relaxed;
   metric("switchyard_connections", "gauge", "Open WebSocket connections.",

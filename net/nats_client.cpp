@@ -178,21 +178,9 @@ std::string nats_client::status() const {
 
 void nats_client::render_metrics(std::string& out) const {
   auto r = std::memory_order_relaxed;
-  auto line = [&](const char* name, const char* type, const char* help,
-                  auto value) {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += ' ';
-    out += type;
-    out += '\n';
-    out += name;
-    out += ' ';
-    out += std::to_string(value);
-    out += '\n';
+  auto line = [&out](const char* name, const char* type, const char* help,
+                     auto value) {
+    append_metric(out, name, type, help, value);
   };
   line("switchyard_bus_up", "gauge",
        "Whether the event bus is usable (1) or not (0).", up_.load(r) ? 1 : 0);
