@@ -92,7 +92,16 @@ caf::behavior session_actor::make_behavior() {
         delayed_send(this, ctx_->cfg.heartbeat_timeout, pong_due_atom::value,
                      ping_seq_);
       }
-      delayed_send(this, ctx_->cfg.heartbeat_interval, tick_atom::value);
+    },
+    [this](sessions_atom) {
+      session_info info{session_id_,
+                        claims_ ? claims_->sub : std::string{},
+                        claims_ ? claims_->org : std::string{},
+                        {}};
+      for (auto& kvp : subs_)
+        if (kvp.second.node)
+          info.subscriptions.emplace_back(kvp.first);
+      return info;
     },
     [this](pong_due_atom, uint64_t seq) {
       if (phase_ == phase::open && unanswered_ping_ == seq)
@@ -189,12 +198,12 @@ void session_actor::on_auth(const std::string& id, const std::string& token) {
 }
 
 void session_actor::authenticated(claims c, const std::string& id) {
-  session_info info{session_id_, c.sub, c.org, {}};
+  auto user = c.sub;
   claims_ = std::move(c);
   // Wait for the registry before anything else: frames that arrive
   // meanwhile stay in the mailbox, in order.
   request(ctx_->sessions, std::chrono::seconds(10), register_atom::value,
-          std::move(info), caf::actor_cast<caf::actor>(this))
+          std::move(user), caf::actor_cast<caf::actor>(this))
     .await(
       [this, id](bool admitted) {
         if (!admitted) {
@@ -213,7 +222,7 @@ void session_actor::authenticated(claims c, const std::string& id) {
           reply_ok(id);
         ++auth_gen_;
         schedule_expiry();
-        delayed_send(this, ctx_->cfg.heartbeat_interval, tick_atom::value);
+        // Heartbeat ticks come from the registry's wheel from now on.
       },
       [this](caf::error& err) {
         log()->error("session {}: registry unavailable: {}", session_id_,
@@ -256,7 +265,6 @@ void session_actor::on_subscribe(const std::string& id,
                caf::actor_cast<caf::actor>(this));
         } else if (i->second.gen == gen) {
           i->second.node = std::move(node);
-          sync_registry();
         } // else: unsubscribed and subscribed again; the newer reply counts
         reply_ok(id);
       },
@@ -283,7 +291,6 @@ void session_actor::on_unsubscribe(const std::string& id,
       send(i->second.node, unsubscribe_atom::value,
            caf::actor_cast<caf::actor>(this));
     subs_.erase(i);
-    sync_registry();
   }
   reply_ok(id); // idempotent, like subscribe
 }
@@ -303,7 +310,6 @@ void session_actor::schedule_expiry() {
 }
 
 void session_actor::drop_forbidden_subscriptions() {
-  bool changed = false;
   for (auto i = subs_.begin(); i != subs_.end();) {
     if (may_subscribe(*claims_, i->first)) {
       ++i;
@@ -316,19 +322,7 @@ void session_actor::drop_forbidden_subscriptions() {
       {"type", "unsubscribed"}, {"topic", i->first}, {"reason", "forbidden"}}
                        .dump());
     i = subs_.erase(i);
-    changed = true;
   }
-  if (changed)
-    sync_registry();
-}
-
-void session_actor::sync_registry() {
-  session_info info{session_id_, claims_->sub, claims_->org, {}};
-  for (auto& kvp : subs_)
-    if (kvp.second.node)
-      info.subscriptions.emplace_back(kvp.first);
-  caf::anon_send(ctx_->sessions, register_atom::value, std::move(info),
-                 caf::actor_cast<caf::actor>(this));
 }
 
 void session_actor::reply_ok(const std::string& id) {

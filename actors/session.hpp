@@ -56,7 +56,6 @@ private:
   void authenticated(claims c, const std::string& id);
   void schedule_expiry();
   void drop_forbidden_subscriptions();
-  void sync_registry();
   void reply_ok(const std::string& id);
   void reply_error(const std::string& id, const char* code,
                    const std::string& message);

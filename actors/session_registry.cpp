@@ -1,43 +1,104 @@
 #include "actors/session_registry.hpp"
 
+#include <algorithm>
+#include <memory>
+
 namespace switchyard {
+
+namespace {
+
+/// Collects the answers of many sessions into one response.
+struct sessions_gather {
+  size_t pending = 0;
+  std::vector<session_info> result;
+  caf::response_promise promise;
+
+  void done() {
+    if (--pending == 0)
+      promise.deliver(std::move(result));
+  }
+};
+
+} // namespace
+
+size_t heartbeat_buckets(milliseconds interval) {
+  auto n = interval.count() / 100;
+  return static_cast<size_t>(std::clamp<int64_t>(n, 1, 64));
+}
 
 caf::behavior
 session_registry(caf::stateful_actor<session_registry_state>* self,
                  node_context_ptr ctx) {
-  self->state.ctx = std::move(ctx);
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  auto interval = st.ctx->cfg.heartbeat_interval;
+  st.buckets.resize(heartbeat_buckets(interval));
+  auto step = interval / static_cast<int64_t>(st.buckets.size());
+  self->delayed_send(self, step, tick_atom::value);
   self->set_down_handler([self](const caf::down_msg& dm) {
+    // Buckets drop the handle lazily, at the session's next turn.
     auto& st = self->state;
     auto i = st.sessions.find(dm.source);
     if (i == st.sessions.end())
       return;
-    auto u = st.per_user.find(i->second.user);
+    auto u = st.per_user.find(i->second);
     if (u != st.per_user.end() && --u->second == 0)
       st.per_user.erase(u);
     st.sessions.erase(i);
   });
   return {
-    [self](register_atom, session_info& info, const caf::actor& session) {
+    [self](register_atom, std::string& user, const caf::actor& session) {
       auto& st = self->state;
-      auto i = st.sessions.find(session.address());
-      if (i != st.sessions.end()) {
-        i->second = std::move(info);
+      if (st.sessions.count(session.address()) != 0)
         return true;
-      }
-      auto& count = st.per_user[info.user];
+      auto& count = st.per_user[user];
       if (count >= st.ctx->cfg.max_connections_per_user)
         return false;
       ++count;
       self->monitor(session);
-      st.sessions.emplace(session.address(), std::move(info));
+      st.sessions.emplace(session.address(), std::move(user));
+      st.buckets[st.next_bucket++ % st.buckets.size()].push_back(session);
       return true;
     },
-    [self](sessions_atom) {
-      std::vector<session_info> result;
-      result.reserve(self->state.sessions.size());
-      for (auto& kvp : self->state.sessions)
-        result.emplace_back(kvp.second);
-      return result;
+    [self, step](tick_atom) {
+      auto& st = self->state;
+      auto& bucket = st.buckets[st.cursor];
+      st.cursor = (st.cursor + 1) % st.buckets.size();
+      for (size_t i = 0; i < bucket.size();) {
+        if (st.sessions.count(bucket[i].address()) == 0) {
+          bucket[i] = std::move(bucket.back());
+          bucket.pop_back();
+          continue;
+        }
+        self->send(bucket[i], tick_atom::value);
+        ++i;
+      }
+      self->delayed_send(self, step, tick_atom::value);
+    },
+    [self](sessions_atom atm) -> caf::result<std::vector<session_info>> {
+      auto& st = self->state;
+      if (st.sessions.empty())
+        return std::vector<session_info>{};
+      auto gather = std::make_shared<sessions_gather>();
+      gather->pending = st.sessions.size();
+      gather->promise = self->make_response_promise();
+      for (auto& kvp : st.sessions) {
+        auto session = caf::actor_cast<caf::actor>(kvp.first);
+        if (!session) {
+          gather->done();
+          continue;
+        }
+        self->request(session, std::chrono::seconds(5), atm)
+          .then(
+            [gather](session_info& info) {
+              gather->result.emplace_back(std::move(info));
+              gather->done();
+            },
+            [gather](caf::error&) {
+              gather->done();
+            });
+      }
+      return caf::delegated<std::vector<session_info>>{};
     },
   };
 }

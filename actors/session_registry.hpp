@@ -1,12 +1,13 @@
-// Knows every live session of the node: enforces connections per user and
-// answers `/v1/introspect/sessions`. Sessions report their subscriptions
-// here as they change (rare next to events), and are monitored, so a crashed
-// session disappears too.
+// Knows every live session of the node: enforces connections per user,
+// drives heartbeats, and answers `/v1/introspect/sessions` by asking the
+// sessions themselves. Sessions are monitored, so a crashed session
+// disappears too.
 
 #pragma once
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -18,18 +19,31 @@ namespace switchyard {
 /// State of the session registry.
 struct session_registry_state {
   node_context_ptr ctx;
-  std::unordered_map<caf::actor_addr, session_info> sessions;
+  /// Session -> user.
+  std::unordered_map<caf::actor_addr, std::string> sessions;
   std::unordered_map<std::string, uint32_t> per_user;
+  /// The heartbeat wheel: every session sits in one bucket; one bucket is
+  /// ticked per step, so each session gets `(tick_atom)` once per heartbeat
+  /// interval without a timer of its own (a CAF timer costs ~0.2 KiB per
+  /// session, and a million of them crowd CAF's clock).
+  std::vector<std::vector<caf::actor>> buckets;
+  size_t cursor = 0;
+  size_t next_bucket = 0;
 
   static inline const char* name = "session_registry";
 };
 
 /// Messages:
-/// - `(register_atom, session_info, session) -> bool`: adds or updates;
-///   false when the user is at the connection limit (first registration);
-/// - `(sessions_atom) -> std::vector<session_info>`.
+/// - `(register_atom, user, session) -> bool`: admits a session, false when
+///   the user is at the connection limit;
+/// - `(sessions_atom) -> std::vector<session_info>`: asks every session;
+/// - `(tick_atom)`: internal, one step of the heartbeat wheel.
 caf::behavior
 session_registry(caf::stateful_actor<session_registry_state>* self,
                  node_context_ptr ctx);
+
+/// How many buckets the heartbeat wheel has for `interval`: one step per
+/// 100 ms at most, 64 buckets at most.
+size_t heartbeat_buckets(milliseconds interval);
 
 } // namespace switchyard

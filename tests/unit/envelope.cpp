@@ -56,12 +56,13 @@ CAF_TEST(a JSON envelope carries the same fields) {
 CAF_TEST(malformed envelopes are refused with a reason) {
   CAF_CHECK(!envelope::from_msgpack("events.o.a", "\x01\x02\xc1").value);
   CAF_CHECK(!envelope::from_msgpack("events.o.a", msgpack_of({1, 2})).value);
-  CAF_CHECK(!envelope::from_msgpack("events.o.a",
-                                    msgpack_of({{"topic", "events.o.b"}}))
-               .value);
-  CAF_CHECK(!envelope::from_msgpack("events.o.a", msgpack_of({{"id", 5}})).value);
-  CAF_CHECK(!envelope::from_msgpack("events.o.a", msgpack_of({{"ts", "x"}}))
-               .value);
+  CAF_CHECK(
+    !envelope::from_msgpack("events.o.a", msgpack_of({{"topic", "events.o.b"}}))
+       .value);
+  CAF_CHECK(
+    !envelope::from_msgpack("events.o.a", msgpack_of({{"id", 5}})).value);
+  CAF_CHECK(
+    !envelope::from_msgpack("events.o.a", msgpack_of({{"ts", "x"}})).value);
   CAF_CHECK(
     !envelope::from_msgpack("events.o.a", msgpack_of({{"headers", {{"k", 1}}}}))
        .value);

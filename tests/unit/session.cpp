@@ -25,6 +25,13 @@ settings unit_settings() {
 struct fixture : test_coordinator_fixture<test_config> {
   // Topic and registry actors live as long as the node; do not wait for them.
   bool no_await = (sys.await_actors_before_shutdown(false), true);
+
+  ~fixture() {
+    // The registry's heartbeat wheel reschedules itself forever; stop it
+    // before the scheduler drains at shutdown.
+    caf::anon_send_exit(ctx->sessions, caf::exit_reason::kill);
+    sched.run();
+  }
   node_context_ptr ctx = make_node(sys, unit_settings());
   std::shared_ptr<recording_connection> conn
     = std::make_shared<recording_connection>();
@@ -69,9 +76,22 @@ struct fixture : test_coordinator_fixture<test_config> {
     return xs.back()[field];
   }
 
+  /// Moves the clock in 100 ms steps, so the registry's heartbeat wheel
+  /// turns as it would in real time.
   void advance(std::chrono::milliseconds d) {
-    sched.advance_time(d);
-    sched.run();
+    for (auto left = d; left.count() > 0;
+         left -= std::chrono::milliseconds(100)) {
+      sched.advance_time(std::min(left, milliseconds(100)));
+      sched.run();
+    }
+  }
+
+  /// Advances until the next ping (at most one heartbeat interval).
+  void until_ping() {
+    auto before = conn->pings;
+    for (int i = 0; i < 260 && conn->pings == before; ++i)
+      advance(std::chrono::milliseconds(100));
+    CAF_REQUIRE_EQUAL(conn->pings, before + 1);
   }
 
   fixture() {
@@ -180,22 +200,28 @@ CAF_TEST(a subscribed session receives events and stops after unsubscribe) {
 
 CAF_TEST(a missing pong closes the session with 4408) {
   auth(token());
-  advance(std::chrono::seconds(25));
-  CAF_CHECK_EQUAL(conn->pings, 1);
-  advance(std::chrono::seconds(9));
+  until_ping();
+  advance(std::chrono::milliseconds(9800));
   CAF_CHECK_EQUAL(conn->closed_with, 0);
-  advance(std::chrono::seconds(1));
+  advance(std::chrono::milliseconds(300));
   CAF_CHECK_EQUAL(conn->closed_with, 4408);
+}
+
+CAF_TEST(every session is pinged once per heartbeat interval) {
+  auth(token());
+  until_ping();
+  advance(std::chrono::milliseconds(24800));
+  CAF_CHECK_EQUAL(conn->pings, 1);
 }
 
 CAF_TEST(a pong in time keeps the session open) {
   auth(token());
   for (int i = 0; i < 3; ++i) {
-    advance(std::chrono::seconds(25));
+    until_ping();
     caf::anon_send(session, pong_atom::value);
     sched.run();
-    advance(std::chrono::seconds(10));
   }
+  advance(std::chrono::seconds(10));
   CAF_CHECK_EQUAL(conn->pings, 3);
   CAF_CHECK_EQUAL(conn->closed_with, 0);
 }
@@ -205,8 +231,8 @@ CAF_TEST(a heartbeat close removes every subscription) {
   text(R"({"type":"subscribe","id":"2","topic":"events.org_123.a"})");
   text(R"({"type":"subscribe","id":"3","topic":"events.org_123.b.>"})");
   CAF_CHECK_EQUAL(ctx->stats.subscriptions.load(), 2);
-  advance(std::chrono::seconds(25));
-  advance(std::chrono::seconds(10));
+  until_ping();
+  advance(std::chrono::milliseconds(10100));
   CAF_CHECK_EQUAL(conn->closed_with, 4408);
   CAF_CHECK_EQUAL(ctx->stats.subscriptions.load(), 0);
   CAF_CHECK_EQUAL(ctx->stats.topic_actors.load(), 0);

@@ -13,6 +13,13 @@ namespace {
 struct fixture : test_coordinator_fixture<test_config> {
   // Topic and registry actors live as long as the node; do not wait for them.
   bool no_await = (sys.await_actors_before_shutdown(false), true);
+
+  ~fixture() {
+    // The registry's heartbeat wheel reschedules itself forever; stop it
+    // before the scheduler drains at shutdown.
+    caf::anon_send_exit(ctx->sessions, caf::exit_reason::kill);
+    sched.run();
+  }
   node_context_ptr ctx = make_node(sys);
 
   struct client {
