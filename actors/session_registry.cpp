@@ -1,25 +1,11 @@
 #include "actors/session_registry.hpp"
 
+#include "actors/gather.hpp"
+
 #include <algorithm>
 #include <memory>
 
 namespace switchyard {
-
-namespace {
-
-/// Collects the answers of many sessions into one response.
-struct sessions_gather {
-  size_t pending = 0;
-  std::vector<session_info> result;
-  caf::response_promise promise;
-
-  void done() {
-    if (--pending == 0)
-      promise.deliver(std::move(result));
-  }
-};
-
-} // namespace
 
 size_t heartbeat_buckets(milliseconds interval) {
   auto n = interval.count() / 100;
@@ -79,23 +65,21 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
       auto& st = self->state;
       if (st.sessions.empty())
         return std::vector<session_info>{};
-      auto gather = std::make_shared<sessions_gather>();
-      gather->pending = st.sessions.size();
-      gather->promise = self->make_response_promise();
+      auto all = gather<session_info>::make(self, st.sessions.size());
       for (auto& kvp : st.sessions) {
         auto session = caf::actor_cast<caf::actor>(kvp.first);
         if (!session) {
-          gather->done();
+          all->done();
           continue;
         }
         self->request(session, std::chrono::seconds(5), atm)
           .then(
-            [gather](session_info& info) {
-              gather->result.emplace_back(std::move(info));
-              gather->done();
+            [all](session_info& info) {
+              all->result.emplace_back(std::move(info));
+              all->done();
             },
-            [gather](caf::error&) {
-              gather->done();
+            [all](caf::error&) {
+              all->done();
             });
       }
       return caf::delegated<std::vector<session_info>>{};

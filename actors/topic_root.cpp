@@ -2,27 +2,12 @@
 
 #include <chrono>
 
+#include "actors/gather.hpp"
 #include "actors/topic_router.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/topic.hpp"
 
 namespace switchyard {
-
-namespace {
-
-/// Collects replies of several routers into one response.
-struct topics_gather {
-  size_t pending = 0;
-  std::vector<topic_info> result;
-  caf::response_promise promise;
-
-  void done() {
-    if (--pending == 0)
-      promise.deliver(std::move(result));
-  }
-};
-
-} // namespace
 
 caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
                          node_context_ptr ctx) {
@@ -75,19 +60,17 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
       auto& orgs = self->state.orgs;
       if (orgs.empty())
         return std::vector<topic_info>{};
-      auto gather = std::make_shared<topics_gather>();
-      gather->pending = orgs.size();
-      gather->promise = self->make_response_promise();
+      auto all = gather<topic_info>::make(self, orgs.size());
       for (auto& kvp : orgs)
         self->request(kvp.second.router, std::chrono::seconds(5), atm)
           .then(
-            [gather](std::vector<topic_info>& part) {
+            [all](std::vector<topic_info>& part) {
               for (auto& x : part)
-                gather->result.emplace_back(std::move(x));
-              gather->done();
+                all->result.emplace_back(std::move(x));
+              all->done();
             },
-            [gather](caf::error&) {
-              gather->done();
+            [all](caf::error&) {
+              all->done();
             });
       return caf::delegated<std::vector<topic_info>>{};
     },
