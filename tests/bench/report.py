@@ -108,6 +108,9 @@ w("## Machine\n")
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 mem = sh("free -g | awk '/Mem:/{print $2}'")
 nats_version = sh("nats-server --version")
+commit_file = os.path.join(bench, "commit.txt")
+commit = open(commit_file).read().strip() if os.path.exists(commit_file) else "?"
+w(f"- Measured at commit {commit}.")
 w(f"- {sh('nproc')} cores ({cpu}), {mem} GiB, Linux {platform.release()}")
 w(f"- Switchyard built RelWithDebInfo (-O2); {nats_version}; node threads: 1 HTTP, "
   "1 WebSocket I/O, 1 actor, 1 nats.c delivery (defaults on 2 cores)")

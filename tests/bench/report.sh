@@ -11,6 +11,7 @@ command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 out=build/bench
 mkdir -p "$out" docs/img
 rm -f "$out"/*.json
+git rev-parse --short HEAD >"$out/commit.txt" 2>/dev/null || true
 load=build/tests/bench/swload
 sw="--switchyard build/switchyard"
 
