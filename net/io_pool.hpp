@@ -12,8 +12,11 @@
 #include <thread>
 #include <vector>
 
+#include "actors/log.hpp"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace switchyard::net {
 
@@ -25,6 +28,10 @@ public:
     for (unsigned i = 0; i <= std::max(1u, threads); ++i) {
       contexts_.emplace_back(std::make_unique<boost::asio::io_context>(1));
       guards_.emplace_back(boost::asio::make_work_guard(*contexts_.back()));
+      // Create the context's reactor (epoll, eventfd, timerfd) now: created
+      // lazily it would need three descriptors at the first connection,
+      // perhaps when the process is at its file limit.
+      warmup_.emplace_back(*contexts_.back());
     }
   }
 
@@ -60,10 +67,24 @@ public:
   }
 
 private:
+  /// Runs `ctx` until stopped; a handler that throws is logged and the
+  /// loop goes on, so one failing connection never takes the node down.
+  static void run_guarded(boost::asio::io_context& ctx) {
+    for (;;) {
+      try {
+        ctx.run();
+        return;
+      } catch (const std::exception& e) {
+        logger("net")->error("I/O handler failed: {}", e.what());
+      }
+    }
+  }
+
   using guard
     = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<guard> guards_;
+  std::vector<boost::asio::steady_timer> warmup_;
   std::atomic<size_t> next_{0};
 };
 

@@ -25,6 +25,9 @@ auto& log() {
 /// Time a client has to send a complete HTTP request head (slowloris guard).
 constexpr auto http_read_timeout = std::chrono::seconds(30);
 
+/// Pause before accepting again after a failed accept (EMFILE...).
+constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
+
 /// Largest HTTP request head.
 constexpr uint32_t http_header_limit = 16 * 1024;
 
@@ -159,6 +162,8 @@ private:
     asio::ip::tcp::socket sock{pool_.next()};
     sock.assign(protocol, fd, ec);
     if (ec) {
+      log()->warn("cannot move an upgraded socket to its I/O thread: {}",
+                  ec.message());
       ::close(fd);
       return;
     }
@@ -193,7 +198,8 @@ listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
     ctx_(std::move(ctx)),
     conns_(std::move(conns)),
     router_(std::make_shared<http_router>(sys, ctx_)),
-    acceptor_(pool.http()) {
+    acceptor_(pool.http()),
+    retry_timer_(pool.http()) {
   // nop
 }
 
@@ -212,6 +218,7 @@ void listener::stop() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
     beast::error_code ignored;
     self->acceptor_.close(ignored);
+    self->retry_timer_.cancel();
   });
 }
 
@@ -220,23 +227,31 @@ unsigned short listener::port() const {
 }
 
 void listener::do_accept() {
-  acceptor_.async_accept(pool_.http(),
-                         [self = shared_from_this()](
-                           beast::error_code ec, asio::ip::tcp::socket socket) {
-                           if (ec == asio::error::operation_aborted)
-                             return;
-                           if (ec) {
-                             // Out of file descriptors and the like: log, keep
-                             // accepting.
-                             log()->warn("accept failed: {}", ec.message());
-                           } else {
-                             std::make_shared<http_session>(
-                               std::move(socket), self->pool_, self->sys_,
-                               self->ctx_, self->conns_, self->router_)
-                               ->run();
-                           }
-                           self->do_accept();
-                         });
+  acceptor_.async_accept(
+    pool_.http(),
+    [self = shared_from_this()](beast::error_code ec,
+                                asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
+        return;
+      if (!ec) {
+        std::make_shared<http_session>(std::move(socket), self->pool_,
+                                       self->sys_, self->ctx_, self->conns_,
+                                       self->router_)
+          ->run();
+        self->do_accept();
+        return;
+      }
+      // Out of file descriptors (EMFILE) and the like: the pending
+      // connection stays in the backlog, so accepting again at once would
+      // spin. Log (at most once per pause) and retry after a pause.
+      log()->warn("accept failed: {}; retrying in {} ms", ec.message(),
+                  accept_retry_delay.count());
+      self->retry_timer_.expires_after(accept_retry_delay);
+      self->retry_timer_.async_wait([self](beast::error_code wait_ec) {
+        if (!wait_ec)
+          self->do_accept();
+      });
+    });
 }
 
 } // namespace switchyard::net

@@ -45,6 +45,7 @@ private:
   std::shared_ptr<connection_set> conns_;
   std::shared_ptr<http_router> router_;
   tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_timer_;
 };
 
 } // namespace switchyard::net
