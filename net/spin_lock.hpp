@@ -17,7 +17,7 @@ public:
     for (int spins = 0; flag_.exchange(true, std::memory_order_acquire);) {
       while (flag_.load(std::memory_order_relaxed)) {
         if (++spins < 64)
-          __builtin_ia32_pause();
+          relax();
         else
           std::this_thread::yield();
       }
@@ -29,6 +29,14 @@ public:
   }
 
 private:
+  static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
   std::atomic<bool> flag_{false};
 };
 
