@@ -1,14 +1,16 @@
 #include "actors/node_context.hpp"
 
 #include <random>
+#include <vector>
 
 #include "schemas/messages.hpp"
 
 namespace switchyard {
 
-void sink_registry::add(caf::actor_id id, std::shared_ptr<frame_sink> sink) {
+void sink_registry::add(caf::actor_id id,
+                        std::shared_ptr<connection_port> conn) {
   std::lock_guard<std::mutex> guard{mtx_};
-  sinks_[id] = std::move(sink);
+  sinks_[id] = std::move(conn);
 }
 
 void sink_registry::remove(caf::actor_id id) {
@@ -16,10 +18,22 @@ void sink_registry::remove(caf::actor_id id) {
   sinks_.erase(id);
 }
 
-std::shared_ptr<frame_sink> sink_registry::find(caf::actor_id id) const {
+std::shared_ptr<connection_port> sink_registry::find(caf::actor_id id) const {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = sinks_.find(id);
   return i == sinks_.end() ? nullptr : i->second.lock();
+}
+
+void sink_registry::close_all(uint16_t code, const std::string& reason) {
+  std::vector<std::shared_ptr<connection_port>> all;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& kvp : sinks_)
+      if (auto conn = kvp.second.lock())
+        all.emplace_back(std::move(conn));
+  }
+  for (auto& conn : all)
+    conn->close(code, reason);
 }
 
 node_context::node_context(settings config) : cfg(std::move(config)) {
@@ -34,8 +48,8 @@ std::string node_context::next_event_id() {
   return node_id + "-" + std::to_string(++event_seq_);
 }
 
-std::string node_context::next_session_id() {
-  return "s-" + node_id + "-" + std::to_string(++session_seq_);
+std::string node_context::session_id(caf::actor_id actor) const {
+  return "s-" + node_id + "-" + std::to_string(actor);
 }
 
 int64_t node_context::unix_ms() {

@@ -59,19 +59,23 @@ struct settings {
   std::string jwt_secret;
 };
 
-/// Maps local session actors to their connection's frame queue.
+/// Maps local session actors to their connection: topic actors find a
+/// session's frame queue here, and shutdown closes every connection.
 class sink_registry {
 public:
-  void add(caf::actor_id id, std::shared_ptr<frame_sink> sink);
+  void add(caf::actor_id id, std::shared_ptr<connection_port> conn);
 
   void remove(caf::actor_id id);
 
-  /// Returns the sink of a live local session, or null.
-  std::shared_ptr<frame_sink> find(caf::actor_id id) const;
+  /// Returns the connection of a live local session, or null.
+  std::shared_ptr<connection_port> find(caf::actor_id id) const;
+
+  /// Starts the closing handshake of every registered connection.
+  void close_all(uint16_t code, const std::string& reason);
 
 private:
   mutable std::mutex mtx_;
-  std::unordered_map<caf::actor_id, std::weak_ptr<frame_sink>> sinks_;
+  std::unordered_map<caf::actor_id, std::weak_ptr<connection_port>> sinks_;
 };
 
 struct event;
@@ -99,8 +103,8 @@ struct node_context {
   /// Returns a node-unique event id: `<node id>-<sequence>`.
   std::string next_event_id();
 
-  /// Returns a node-unique session id.
-  std::string next_session_id();
+  /// Returns the node-unique id of the session actor `actor`.
+  std::string session_id(caf::actor_id actor) const;
 
   /// Unix time in milliseconds.
   static int64_t unix_ms();
@@ -130,7 +134,6 @@ struct node_context {
 
 private:
   std::atomic<uint64_t> event_seq_{0};
-  std::atomic<uint64_t> session_seq_{0};
 };
 
 using node_context_ptr = std::shared_ptr<node_context>;

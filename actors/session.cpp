@@ -36,9 +36,7 @@ session_actor::session_actor(caf::actor_config& cfg,
   : caf::event_based_actor(cfg),
     conn_(std::move(conn)),
     ctx_(std::move(ctx)),
-    initial_token_(std::move(token)) {
-  session_id_ = ctx_->next_session_id();
-}
+    initial_token_(std::move(token)) {}
 
 caf::behavior session_actor::make_behavior() {
   ctx_->sinks.add(id(), conn_);
@@ -94,7 +92,7 @@ caf::behavior session_actor::make_behavior() {
       }
     },
     [this](sessions_atom) {
-      session_info info{session_id_,
+      session_info info{session_id(),
                         claims_ ? claims_->sub : std::string{},
                         claims_ ? claims_->org : std::string{},
                         {}};
@@ -216,7 +214,7 @@ void session_actor::authenticated(claims c, const std::string& id) {
         ctx_->stats.sessions_authenticated.fetch_add(1,
                                                      std::memory_order_relaxed);
         conn_->send_text(frames::welcome_json(
-          session_id_, claims_->sub, claims_->org,
+          session_id(), claims_->sub, claims_->org,
           ctx_->cfg.heartbeat_interval.count(), claims_->exp));
         if (!id.empty())
           reply_ok(id);
@@ -225,7 +223,7 @@ void session_actor::authenticated(claims c, const std::string& id) {
         // Heartbeat ticks come from the registry's wheel from now on.
       },
       [this](caf::error& err) {
-        log()->error("session {}: registry unavailable: {}", session_id_,
+        log()->error("session {}: registry unavailable: {}", session_id(),
                      to_string(err));
         close(frames::close_code::internal_error, "registry unavailable");
       });
@@ -272,8 +270,8 @@ void session_actor::on_subscribe(const std::string& id,
         auto i = subs_.find(pattern);
         if (i != subs_.end() && i->second.gen == gen)
           subs_.erase(i);
-        log()->warn("session {}: subscribe {} failed: {}", session_id_, pattern,
-                    to_string(err));
+        log()->warn("session {}: subscribe {} failed: {}", session_id(),
+                    pattern, to_string(err));
         reply_error(id, "unavailable", "subscription failed, retry");
       });
 }
@@ -338,7 +336,7 @@ void session_actor::close(uint16_t code, const std::string& reason) {
   if (phase_ == phase::closed)
     return;
   phase_ = phase::closed;
-  log()->debug("session {}: closing with {} ({})", session_id_, code, reason);
+  log()->debug("session {}: closing with {} ({})", session_id(), code, reason);
   conn_->close(code, reason);
   quit();
 }

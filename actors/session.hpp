@@ -61,12 +61,17 @@ private:
                    const std::string& message);
   void close(uint16_t code, const std::string& reason);
 
+  /// `s-<node id>-<actor id>`, computed when needed rather than stored: an
+  /// idle session should cost as little memory as possible.
+  std::string session_id() const {
+    return ctx_->session_id(id());
+  }
+
   // -- member variables -------------------------------------------------------
 
   std::shared_ptr<connection_port> conn_;
   node_context_ptr ctx_;
   std::string initial_token_;
-  std::string session_id_;
   phase phase_ = phase::awaiting_auth;
   std::optional<claims> claims_;
   /// Bumped on every successful auth; stale expiry timers carry an old one.

@@ -36,13 +36,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(asio::ip::tcp::socket socket, io_pool& pool,
                caf::actor_system& sys, node_context_ptr ctx,
-               std::shared_ptr<connection_set> conns,
                std::shared_ptr<http_router> router)
     : stream_(std::move(socket)),
       pool_(pool),
       sys_(sys),
       ctx_(std::move(ctx)),
-      conns_(std::move(conns)),
       router_(std::move(router)) {
     // nop
   }
@@ -167,7 +165,7 @@ private:
       ::close(fd);
       return;
     }
-    auto conn = std::make_shared<ws_connection>(std::move(sock), ctx_, conns_,
+    auto conn = std::make_shared<ws_connection>(std::move(sock), ctx_,
                                                 std::move(leftover));
     auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
     conn->start(std::move(session));
@@ -185,18 +183,15 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   caf::actor_system& sys_;
   node_context_ptr ctx_;
-  std::shared_ptr<connection_set> conns_;
   std::shared_ptr<http_router> router_;
 };
 
 } // namespace
 
-listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
-                   std::shared_ptr<connection_set> conns)
+listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx)
   : pool_(pool),
     sys_(sys),
     ctx_(std::move(ctx)),
-    conns_(std::move(conns)),
     router_(std::make_shared<http_router>(sys, ctx_)),
     acceptor_(pool.http()),
     retry_timer_(pool.http()) {
@@ -235,8 +230,7 @@ void listener::do_accept() {
         return;
       if (!ec) {
         std::make_shared<http_session>(std::move(socket), self->pool_,
-                                       self->sys_, self->ctx_, self->conns_,
-                                       self->router_)
+                                       self->sys_, self->ctx_, self->router_)
           ->run();
         self->do_accept();
         return;

@@ -21,8 +21,7 @@ class listener : public std::enable_shared_from_this<listener> {
 public:
   using tcp = boost::asio::ip::tcp;
 
-  listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
-           std::shared_ptr<connection_set> conns);
+  listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx);
 
   /// Binds and listens; throws boost::system::system_error on failure.
   void open(const tcp::endpoint& ep);
@@ -42,7 +41,6 @@ private:
   io_pool& pool_;
   caf::actor_system& sys_;
   node_context_ptr ctx_;
-  std::shared_ptr<connection_set> conns_;
   std::shared_ptr<http_router> router_;
   tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_timer_;

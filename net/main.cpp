@@ -25,16 +25,17 @@ namespace {
 /// Polls until every connection finished its closing handshake, or until
 /// `deadline`, then stops the I/O threads.
 void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
-                     std::shared_ptr<net::connection_set> conns,
+                     node_context_ptr ctx,
                      std::chrono::steady_clock::time_point deadline,
                      net::io_pool& pool) {
-  if (conns->size() == 0 || std::chrono::steady_clock::now() >= deadline) {
+  if (ctx->stats.connections.load() == 0
+      || std::chrono::steady_clock::now() >= deadline) {
     pool.stop();
     return;
   }
   timer->expires_after(std::chrono::milliseconds(20));
   timer->async_wait([=, &pool](boost::system::error_code) {
-    drain_then_stop(timer, conns, deadline, pool);
+    drain_then_stop(timer, ctx, deadline, pool);
   });
 }
 
@@ -69,8 +70,7 @@ int run_node(node_options opts) {
   }
 
   net::io_pool pool{opts.io_threads};
-  auto conns = std::make_shared<net::connection_set>();
-  auto lst = std::make_shared<net::listener>(pool, sys, ctx, conns);
+  auto lst = std::make_shared<net::listener>(pool, sys, ctx);
   try {
     lst->open({asio::ip::make_address(opts.host), opts.port});
   } catch (const std::exception& e) {
@@ -92,11 +92,11 @@ int run_node(node_options opts) {
     if (ec)
       return;
     log->info("signal {}: closing {} connections with 1001", sig,
-              conns->size());
+              ctx->stats.connections.load());
     lst->stop();
-    conns->close_all(frames::close_code::going_away, "node shutting down");
+    ctx->sinks.close_all(frames::close_code::going_away, "node shutting down");
     auto timer = std::make_shared<asio::steady_timer>(pool.http());
-    drain_then_stop(timer, conns,
+    drain_then_stop(timer, ctx,
                     std::chrono::steady_clock::now() + ctx->cfg.close_timeout,
                     pool);
   });

@@ -54,7 +54,7 @@ public:
   }
 
   /// Human-readable reason after an error.
-  const std::string& error() const {
+  const char* error() const {
     return error_;
   }
 
@@ -70,7 +70,7 @@ private:
   bool in_message_ = false;
   ws_message msg_;
   uint16_t close_code_ = 0;
-  std::string error_;
+  const char* error_ = "";
 };
 
 /// Decodes the code of a close frame's payload (1005 when absent).

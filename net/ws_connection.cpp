@@ -22,11 +22,9 @@ auto& log() {
 // -- constructors -------------------------------------------------------------
 
 ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
-                             std::shared_ptr<connection_set> set,
                              std::string leftover)
   : socket_(std::move(socket)),
     ctx_(std::move(ctx)),
-    set_(std::move(set)),
     parser_(ctx_->cfg.max_frame_size),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
@@ -49,7 +47,6 @@ ws_connection::~ws_connection() {
 
 void ws_connection::start(caf::actor session) {
   session_ = std::move(session);
-  set_->add(shared_from_this());
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     self->parse(); // bytes that came with the upgrade request
   });
@@ -322,21 +319,26 @@ void ws_connection::do_write() {
       std::lock_guard<spin_lock> guard{mtx_};
       if (queue_.empty()) {
         write_scheduled_ = false;
+        // Going idle: give back the batch vector (queue_ keeps its own), so
+        // an idle connection holds one small buffer, not two.
+        std::vector<frames::frame_ptr>{}.swap(writing_);
         return;
       }
       writing_.swap(queue_);
     }
     // Everything queued since the last write goes out in one gather-write.
-    buffers_.clear();
-    buffers_.reserve(writing_.size());
+    // The buffer list is the I/O thread's scratch: an idle connection keeps
+    // none.
+    static thread_local std::vector<asio::const_buffer> buffers;
+    buffers.clear();
     writing_bytes_ = 0;
     for (auto& f : writing_) {
-      buffers_.emplace_back(asio::buffer(*f));
+      buffers.emplace_back(asio::buffer(*f));
       writing_bytes_ += f->size();
     }
     // Fast path: a non-blocking writev right here, no completion handler.
     boost::system::error_code ec;
-    auto n = socket_.write_some(buffers_, ec);
+    auto n = socket_.write_some(buffers, ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
       finish(frames::close_code::abnormal);
       return;
@@ -346,21 +348,21 @@ void ws_connection::do_write() {
         return;
       continue;
     }
-    // The kernel buffer is full: hand the rest to Asio and wait.
-    std::vector<asio::const_buffer> rest;
+    // The kernel buffer is full: hand the rest to Asio and wait (the frames
+    // stay alive in writing_ until on_write).
+    auto rest = std::make_shared<std::vector<asio::const_buffer>>();
     size_t skip = n;
-    for (auto& b : buffers_) {
+    for (auto& b : buffers) {
       if (skip >= b.size()) {
         skip -= b.size();
         continue;
       }
-      rest.emplace_back(b + skip);
+      rest->emplace_back(b + skip);
       skip = 0;
     }
-    buffers_.swap(rest);
-    asio::async_write(socket_, buffers_,
-                      [self = shared_from_this()](boost::system::error_code ec,
-                                                  size_t) {
+    asio::async_write(socket_, *rest,
+                      [self = shared_from_this(),
+                       rest](boost::system::error_code ec, size_t) {
                         self->on_write(ec);
                       });
     return;
@@ -423,36 +425,6 @@ void ws_connection::finish(uint16_t code) {
   // session_ is never reset (other threads read it); the session breaks the
   // session <-> connection cycle by dropping its handle when it exits.
   caf::anon_send(session_, closed_atom::value, code);
-  set_->remove(this);
-}
-
-// -- connection_set -----------------------------------------------------------
-
-void connection_set::add(const std::shared_ptr<ws_connection>& conn) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  conns_.emplace(conn.get(), conn);
-}
-
-void connection_set::remove(ws_connection* conn) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  conns_.erase(conn);
-}
-
-void connection_set::close_all(uint16_t code, const std::string& reason) {
-  std::vector<std::shared_ptr<ws_connection>> all;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    for (auto& kvp : conns_)
-      if (auto conn = kvp.second.lock())
-        all.emplace_back(std::move(conn));
-  }
-  for (auto& conn : all)
-    conn->close(code, reason, false);
-}
-
-size_t connection_set::size() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return conns_.size();
 }
 
 } // namespace switchyard::net

@@ -23,8 +23,6 @@
 
 namespace switchyard::net {
 
-class connection_set;
-
 /// One upgraded WebSocket connection. Thread-safe entry points: `push`,
 /// `wake`, `send_text`, `send_ping`, `close`; everything else runs on the
 /// single thread of the socket's io_context.
@@ -36,8 +34,7 @@ public:
   // -- constructors -----------------------------------------------------------
 
   /// `leftover` holds bytes the client sent right after the upgrade request.
-  ws_connection(tcp::socket socket, node_context_ptr ctx,
-                std::shared_ptr<connection_set> set, std::string leftover);
+  ws_connection(tcp::socket socket, node_context_ptr ctx, std::string leftover);
 
   ~ws_connection() override;
 
@@ -90,7 +87,6 @@ private:
   /// "ip:port" of the client, for logs.
   std::string peer_;
   node_context_ptr ctx_;
-  std::shared_ptr<connection_set> set_;
   caf::actor session_;
   ws_parser parser_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
@@ -106,7 +102,6 @@ private:
 
   // Strand only.
   std::vector<frames::frame_ptr> writing_;
-  std::vector<boost::asio::const_buffer> buffers_;
   size_t writing_bytes_ = 0;
   bool close_sent_ = false;
   bool peer_closed_ = false;
@@ -114,23 +109,6 @@ private:
   double rate_tokens_;
   uint32_t rate_strikes_ = 0;
   std::chrono::steady_clock::time_point rate_refill_;
-};
-
-/// Every open connection of a node, for closing them all at shutdown.
-class connection_set {
-public:
-  void add(const std::shared_ptr<ws_connection>& conn);
-
-  void remove(ws_connection* conn);
-
-  /// Closes every connection with `code`.
-  void close_all(uint16_t code, const std::string& reason);
-
-  size_t size() const;
-
-private:
-  mutable std::mutex mtx_;
-  std::unordered_map<ws_connection*, std::weak_ptr<ws_connection>> conns_;
 };
 
 } // namespace switchyard::net

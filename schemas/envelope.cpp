@@ -73,8 +73,8 @@ std::string to_msgpack(const event& ev) {
          {"topic", ev.topic},
          {"ts", ev.ts},
          {"source", ev.source},
-         {"data", json::parse(ev.data.empty() ? "null" : ev.data, nullptr,
-                              false)}};
+         {"data",
+          json::parse(ev.data.empty() ? "null" : ev.data, nullptr, false)}};
   if (!ev.headers.empty())
     j["headers"] = ev.headers;
   auto bytes = json::to_msgpack(j);

@@ -106,8 +106,6 @@ verified verify_token(std::string_view token, std::string_view secret,
     result.error = list_error;
     return result;
   }
-  if (c.sub_allow.empty())
-    c.sub_allow.emplace_back("events." + c.org + ".>");
   errno = 0;
   auto admin = jwt_get_grant_bool(jwt.get(), "admin");
   c.admin = errno == 0 && admin == 1;

@@ -19,8 +19,9 @@ struct claims {
   std::string org;
   /// Expiry, unix seconds (`exp`).
   int64_t exp = 0;
-  /// Patterns this token may subscribe to (`sub_allow`); default
-  /// `events.<org>.>`.
+  /// Patterns this token may subscribe to (`sub_allow`); empty means the
+  /// default, the whole `events.<org>.` space (kept empty so idle sessions
+  /// hold no copy of it).
   std::vector<std::string> sub_allow;
   /// Patterns this token may publish to (`pub_allow`); default none.
   std::vector<std::string> pub_allow;

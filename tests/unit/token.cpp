@@ -34,8 +34,9 @@ CAF_TEST(a token signed with the secret verifies with its claims) {
   CAF_CHECK_EQUAL(res.value->sub, "u_1");
   CAF_CHECK_EQUAL(res.value->org, "org_123");
   CAF_CHECK(res.value->admin);
-  CAF_CHECK_EQUAL(res.value->sub_allow,
-                  std::vector<std::string>{"events.org_123.>"});
+  // No sub_allow claim: the default, the whole org space.
+  CAF_CHECK(res.value->sub_allow.empty());
+  CAF_CHECK(may_subscribe(*res.value, "events.org_123.any.thing"));
   CAF_CHECK_EQUAL(res.value->pub_allow,
                   std::vector<std::string>{"events.org_123.tasks.>"});
 }
