@@ -82,17 +82,24 @@ void report(self_ptr self) {
              static_cast<uint64_t>(st.patterns.size()), st.received);
 }
 
-void retire(self_ptr self,
-            std::map<std::string, topic_router_state::entry>::iterator i) {
+using entry_iter = std::map<std::string, topic_router_state::entry>::iterator;
+
+/// Removes a pattern from the index, drops its NATS interest and reports.
+void forget(self_ptr self, entry_iter i) {
   auto& st = self->state;
   st.trie.erase(i->first);
   if (st.ctx->bridge)
     self->send(st.ctx->bridge, unsubscribe_atom::value, i->first,
                i->second.node);
-  self->demonitor(i->second.node);
-  self->send_exit(i->second.node, caf::exit_reason::user_shutdown);
   st.patterns.erase(i);
   report(self);
+}
+
+/// Stops an empty topic actor and forgets its pattern.
+void retire(self_ptr self, entry_iter i) {
+  self->demonitor(i->second.node);
+  self->send_exit(i->second.node, caf::exit_reason::user_shutdown);
+  forget(self, i);
 }
 
 } // namespace
@@ -114,12 +121,7 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
     auto& st = self->state;
     for (auto i = st.patterns.begin(); i != st.patterns.end(); ++i)
       if (i->second.node.address() == dm.source) {
-        st.trie.erase(i->first);
-        if (st.ctx->bridge)
-          self->send(st.ctx->bridge, unsubscribe_atom::value, i->first,
-                     i->second.node);
-        st.patterns.erase(i);
-        report(self);
+        forget(self, i);
         return;
       }
   });

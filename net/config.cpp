@@ -207,7 +207,9 @@ parsed_options parse_node_options(int argc, char** argv) {
   } durations[] = {{"heartbeat-interval", &c.heartbeat_interval},
                    {"heartbeat-timeout", &c.heartbeat_timeout},
                    {"auth-timeout", &c.auth_timeout},
-                   {"close-timeout", &c.close_timeout}};
+                   {"close-timeout", &c.close_timeout},
+                   {"nats-reconnect-wait", &n.reconnect_wait},
+                   {"nats-reconnect-wait-max", &n.reconnect_wait_max}};
   for (auto& d : durations) {
     auto parsed = parse_duration(vm[d.name].as<std::string>());
     if (!parsed || parsed->count() <= 0)
@@ -242,14 +244,6 @@ parsed_options parse_node_options(int argc, char** argv) {
   str("nats-tls-cert", n.tls_cert);
   str("nats-tls-key", n.tls_key);
   n.tls = vm["nats-tls"].as<bool>();
-  for (auto [name, target] :
-       {std::pair{"nats-reconnect-wait", &n.reconnect_wait},
-        std::pair{"nats-reconnect-wait-max", &n.reconnect_wait_max}}) {
-    auto parsed = parse_duration(vm[name].as<std::string>());
-    if (!parsed || parsed->count() <= 0)
-      return fail(std::string{"--"} + name + " needs a duration like 250ms");
-    *target = *parsed;
-  }
   n.pending_msgs = vm["nats-pending-msgs"].as<int>();
   n.pending_bytes = vm["nats-pending-bytes"].as<int64_t>();
   n.delivery_threads = std::max(1, vm["nats-delivery-threads"].as<int>());
