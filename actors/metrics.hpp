@@ -11,8 +11,8 @@
 namespace switchyard {
 
 /// Close codes counted one by one in `switchyard_closes_total`.
-constexpr std::array<uint16_t, 11> counted_close_codes{
-  1000, 1001, 1002, 1005, 1006, 1009, 1011, 4401, 4408, 4409, 4429};
+constexpr std::array<uint16_t, 12> counted_close_codes{
+  1000, 1001, 1002, 1005, 1006, 1007, 1009, 1011, 4401, 4408, 4409, 4429};
 
 /// Appends one metric with its HELP and TYPE lines (Prometheus text).
 template<class T>
@@ -48,6 +48,10 @@ struct metrics {
   std::atomic<uint64_t> frames_in{0};
   std::atomic<uint64_t> auth_failures{0};
   std::atomic<uint64_t> http_requests{0};
+  /// Connections failed for a WebSocket protocol violation.
+  std::atomic<uint64_t> protocol_errors{0};
+  /// I/O handlers that threw (the connection or request was ended).
+  std::atomic<uint64_t> handler_failures{0};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
 
   /// Counts one close with `code` (unknown codes land in "other").

@@ -23,7 +23,9 @@ namespace switchyard::net {
 /// A fixed set of single-threaded io_contexts.
 class io_pool {
 public:
-  explicit io_pool(unsigned threads) {
+  /// `failures` counts handlers that threw (see `run_guarded`).
+  io_pool(unsigned threads, std::atomic<uint64_t>& failures)
+    : failures_(failures) {
     // contexts_[0] serves HTTP; the rest serve WebSockets.
     for (unsigned i = 0; i <= std::max(1u, threads); ++i) {
       contexts_.emplace_back(std::make_unique<boost::asio::io_context>(1));
@@ -50,10 +52,10 @@ public:
   void run() {
     std::vector<std::thread> threads;
     for (size_t i = 1; i < contexts_.size(); ++i)
-      threads.emplace_back([ctx = contexts_[i].get()] {
-        ctx->run();
+      threads.emplace_back([this, ctx = contexts_[i].get()] {
+        run_guarded(*ctx);
       });
-    contexts_.front()->run();
+    run_guarded(*contexts_.front());
     for (auto& t : threads)
       t.join();
   }
@@ -67,14 +69,17 @@ public:
   }
 
 private:
-  /// Runs `ctx` until stopped; a handler that throws is logged and the
-  /// loop goes on, so one failing connection never takes the node down.
-  static void run_guarded(boost::asio::io_context& ctx) {
+  /// Runs `ctx` until stopped. WebSocket handlers catch their own
+  /// exceptions and end their connection; this is the backstop for every
+  /// other handler (HTTP sessions, timers): one that throws is logged and
+  /// counted, and the loop goes on, so the node never goes down with it.
+  void run_guarded(boost::asio::io_context& ctx) {
     for (;;) {
       try {
         ctx.run();
         return;
       } catch (const std::exception& e) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
         logger("net")->error("I/O handler failed: {}", e.what());
       }
     }
@@ -86,6 +91,7 @@ private:
   std::vector<guard> guards_;
   std::vector<boost::asio::steady_timer> warmup_;
   std::atomic<size_t> next_{0};
+  std::atomic<uint64_t>& failures_;
 };
 
 } // namespace switchyard::net

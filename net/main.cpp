@@ -69,7 +69,7 @@ int run_node(node_options opts) {
     log->info("event bus: NATS at {}", urls);
   }
 
-  net::io_pool pool{opts.io_threads};
+  net::io_pool pool{opts.io_threads, ctx->stats.handler_failures};
   auto lst = std::make_shared<net::listener>(pool, sys, ctx);
   try {
     lst->open({asio::ip::make_address(opts.host), opts.port});

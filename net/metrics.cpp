@@ -40,6 +40,12 @@ std::string render_metrics(const node_context& ctx) {
          "Rejected tokens on WebSocket connections.", s.auth_failures.load(r));
   metric("switchyard_http_requests_total", "counter", "Plain HTTP requests.",
          s.http_requests.load(r));
+  metric("switchyard_protocol_errors_total", "counter",
+         "Connections failed for a WebSocket protocol violation.",
+         s.protocol_errors.load(r));
+  metric("switchyard_handler_failures_total", "counter",
+         "I/O handlers that threw; each ended its connection or request.",
+         s.handler_failures.load(r));
   ctx.extra_metrics(out);
   out += "# HELP switchyard_closes_total Closed connections by close code.\n"
          "# TYPE switchyard_closes_total counter\n";

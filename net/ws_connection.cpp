@@ -26,10 +26,9 @@ ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
   : socket_(std::move(socket)),
     ctx_(std::move(ctx)),
     parser_(ctx_->cfg.max_frame_size),
+    leftover_(std::move(leftover)),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
-  if (!leftover.empty())
-    parser_.feed(leftover.data(), leftover.size());
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay{true}, ec);
   socket_.non_blocking(true, ec);
@@ -48,8 +47,27 @@ ws_connection::~ws_connection() {
 void ws_connection::start(caf::actor session) {
   session_ = std::move(session);
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
-    self->parse(); // bytes that came with the upgrade request
+    self->guarded([&] {
+      // Bytes that came with the upgrade request.
+      self->parser_.feed(self->leftover_.data(), self->leftover_.size());
+      bool more = self->parse();
+      std::string{}.swap(self->leftover_);
+      if (more)
+        self->do_read();
+    });
   });
+}
+
+template<class F>
+void ws_connection::guarded(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    ctx_->stats.handler_failures.fetch_add(1, std::memory_order_relaxed);
+    log()->error("{}: I/O handler failed: {}; closing the connection", peer_,
+                 e.what());
+    finish(frames::close_code::internal_error);
+  }
 }
 
 // -- connection_port ----------------------------------------------------------
@@ -130,14 +148,18 @@ void ws_connection::close(uint16_t code, const std::string& reason,
     write_scheduled_ = true;
   }
   asio::post(socket_.get_executor(), [self = shared_from_this(), post_write] {
-    if (post_write)
-      self->do_write();
-    // Created only now: an open connection carries no timer.
-    self->close_timer_ = std::make_unique<asio::steady_timer>(
-      self->socket_.get_executor(), self->ctx_->cfg.close_timeout);
-    self->close_timer_->async_wait([self](boost::system::error_code ec) {
-      if (!ec)
-        self->finish(self->close_code_);
+    self->guarded([&] {
+      if (self->finished_)
+        return;
+      if (post_write)
+        self->do_write();
+      // Created only now: an open connection carries no timer.
+      self->close_timer_ = std::make_unique<asio::steady_timer>(
+        self->socket_.get_executor(), self->ctx_->cfg.close_timeout);
+      self->close_timer_->async_wait([self](boost::system::error_code ec) {
+        if (!ec)
+          self->finish(self->close_code_);
+      });
     });
   });
 }
@@ -156,44 +178,55 @@ void ws_connection::do_read() {
 void ws_connection::on_readable(boost::system::error_code ec) {
   if (finished_)
     return;
-  static thread_local std::array<char, 64 * 1024> buf;
-  while (!ec) {
-    auto n = socket_.read_some(asio::buffer(buf), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      ec = {};
-      break;
-    }
-    if (!ec)
+  guarded([&] {
+    // One buffer per I/O thread, parsed in place before the next read: a
+    // connection itself keeps no read buffer.
+    static thread_local std::array<char, 64 * 1024> buf;
+    for (;;) {
+      if (ec) {
+        // EOF after our close frame is the normal end of a closing
+        // handshake.
+        finish(close_sent_ ? close_code_ : frames::close_code::abnormal);
+        return;
+      }
+      auto n = socket_.read_some(asio::buffer(buf), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again)
+        break;
+      if (ec)
+        continue;
+      if (failed_)
+        continue; // discarded unread: the peer is past listening to
       parser_.feed(buf.data(), n);
-    if (!ec && n < buf.size())
-      break;
-  }
-  if (ec) {
-    // EOF after our close frame is the normal end of a closing handshake.
-    finish(close_sent_ ? close_code_ : frames::close_code::abnormal);
-    return;
-  }
-  parse();
+      if (!parse())
+        return;
+      if (n < buf.size())
+        break;
+    }
+    do_read();
+  });
 }
 
-void ws_connection::parse() {
+bool ws_connection::parse() {
   for (;;) {
     switch (parser_.next()) {
-      case ws_parser::status::need_more:
-        if (!peer_closed_)
-          do_read();
-        return;
+      case ws_parser::status::need_more: return true;
       case ws_parser::status::error:
-        log()->info("{}: closing connection: {}", peer_, parser_.error());
-        close(parser_.close_code(), parser_.error(), false);
-        do_read(); // wait for the peer's close frame or EOF
-        return;
+        fail(parser_.close_code(), parser_.error());
+        return !finished_;
       case ws_parser::status::message:
         handle(parser_.message());
-        if (peer_closed_)
-          return;
+        if (peer_closed_ || finished_)
+          return false;
     }
   }
+}
+
+void ws_connection::fail(uint16_t code, const char* why) {
+  // The one line this connection logs about its violation.
+  log()->info("{}: closing connection with {}: {}", peer_, code, why);
+  ctx_->stats.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  failed_ = true;
+  close(code, why, false);
 }
 
 bool ws_connection::admit_inbound() {
@@ -222,6 +255,17 @@ bool ws_connection::admit_inbound() {
 
 void ws_connection::handle(ws_message& msg) {
   ctx_->stats.frames_in.fetch_add(1, std::memory_order_relaxed);
+  bool closing;
+  {
+    std::lock_guard<spin_lock> guard{mtx_};
+    closing = closing_;
+  }
+  if (closing && msg.op != opcode::close) {
+    // Decided to close: nothing more is assembled, answered or forwarded;
+    // only the peer's close frame still matters.
+    parser_.skip_data();
+    return;
+  }
   switch (msg.op) {
     case opcode::text:
       if (admit_inbound())
@@ -232,29 +276,30 @@ void ws_connection::handle(ws_message& msg) {
         caf::anon_send(session_, binary_atom::value);
       break;
     case opcode::ping:
-      enqueue(std::make_shared<const std::string>(
-                frames::ws_frame(opcode::pong, msg.payload)),
-              false);
+      // Control frames count against the rate like data, or a ping flood
+      // would be free.
+      if (admit_inbound())
+        queue_pong(msg.payload);
       break;
-    case opcode::pong: caf::anon_send(session_, pong_atom::value); break;
+    case opcode::pong:
+      if (admit_inbound())
+        caf::anon_send(session_, pong_atom::value);
+      break;
     case opcode::close: {
       peer_closed_ = true;
       auto code = close_code_of(msg.payload);
-      bool we_started;
-      {
-        std::lock_guard<spin_lock> guard{mtx_};
-        we_started = closing_;
-      }
-      if (we_started) {
+      if (closing) {
+        // Our close frame is out or on its way: the handshake is complete
+        // once it is written (RFC 6455 7.1.1: the server closes TCP first).
         if (close_sent_)
           finish(close_code_);
-        // else: on_write finishes once our close frame is out
+        // else: written() finishes once our close frame is out
       } else {
-        // Echo the peer's code, as RFC 6455 5.5.1 asks.
-        auto echo = code == frames::close_code::no_status
-          ? frames::close_code::normal
-          : code;
-        close(echo, "", false);
+        // Echo the peer's code, as RFC 6455 5.5.1 asks; the parser has
+        // checked it is one a peer may send.
+        close(code == frames::close_code::no_status ? frames::close_code::normal
+                                                    : code,
+              "", false);
         std::lock_guard<spin_lock> guard{mtx_};
         close_code_ = code;
       }
@@ -262,6 +307,27 @@ void ws_connection::handle(ws_message& msg) {
     }
     default: break;
   }
+}
+
+void ws_connection::queue_pong(const std::string& payload) {
+  bool post_write = false;
+  {
+    std::lock_guard<spin_lock> guard{mtx_};
+    if (closing_)
+      return;
+    // RFC 6455 5.5.3: answering only the latest of several pings is fine;
+    // a client that pings without reading makes the node hold one pong.
+    pong_payload_ = payload;
+    if (!pong_pending_) {
+      pong_pending_ = true;
+      post_write = !write_scheduled_;
+      write_scheduled_ = true;
+    }
+  }
+  if (post_write)
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->do_write();
+    });
 }
 
 // -- writing ------------------------------------------------------------------
@@ -307,6 +373,12 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit,
 }
 
 void ws_connection::do_write() {
+  guarded([this] {
+    write_batches();
+  });
+}
+
+void ws_connection::write_batches() {
   for (int rounds = 0; !finished_; ++rounds) {
     if (rounds == 8) {
       // A busy stream yields the I/O thread to the other connections.
@@ -317,7 +389,7 @@ void ws_connection::do_write() {
     }
     {
       std::lock_guard<spin_lock> guard{mtx_};
-      if (queue_.empty()) {
+      if (queue_.empty() && !pong_pending_) {
         write_scheduled_ = false;
         // Going idle: give back the batch vector (queue_ keeps its own), so
         // an idle connection holds one small buffer, not two.
@@ -325,6 +397,13 @@ void ws_connection::do_write() {
         return;
       }
       writing_.swap(queue_);
+      if (pong_pending_) {
+        pong_pending_ = false;
+        auto pong = std::make_shared<const std::string>(
+          frames::ws_frame(opcode::pong, pong_payload_));
+        queued_bytes_ += pong->size(); // taken off again in written()
+        writing_.insert(writing_.begin(), std::move(pong));
+      }
     }
     // Everything queued since the last write goes out in one gather-write.
     // The buffer list is the I/O thread's scratch: an idle connection keeps
@@ -370,12 +449,14 @@ void ws_connection::do_write() {
 }
 
 void ws_connection::on_write(boost::system::error_code ec) {
-  if (ec) {
-    finish(frames::close_code::abnormal);
-    return;
-  }
-  if (written())
-    do_write();
+  guarded([&] {
+    if (ec) {
+      finish(frames::close_code::abnormal);
+      return;
+    }
+    if (written())
+      write_batches();
+  });
 }
 
 bool ws_connection::written() {
@@ -396,7 +477,13 @@ bool ws_connection::written() {
       finish(close_code_);
       return false;
     }
-    // Wait for the peer's close frame (or the close timer).
+    if (failed_) {
+      // Nothing more to say; the peer's bytes are discarded until it closes
+      // too (or the close timer cuts it).
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    // Wait for the peer's close frame or EOF (or the close timer).
   }
   return true;
 }

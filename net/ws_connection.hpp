@@ -61,15 +61,25 @@ private:
 
   void do_read();
   void on_readable(boost::system::error_code ec);
-  void parse();
+  /// Parses the bytes fed to the parser; false when reading must stop.
+  bool parse();
   void handle(ws_message& msg);
   bool admit_inbound();
+  /// Fails the connection after a protocol violation: the close frame goes
+  /// out, input is discarded unread, and TCP is closed as soon as the close
+  /// frame is written and the peer is gone (or at the close timeout).
+  void fail(uint16_t code, const char* why);
+  /// Queues a pong for the latest ping; at most one is ever pending.
+  void queue_pong(const std::string& payload);
 
   // -- writing ----------------------------------------------------------------
 
   bool enqueue(frames::frame_ptr frame, bool enforce_limit,
                wake_list* woken = nullptr);
+  /// Writes on the socket's thread (guarded).
   void do_write();
+  /// Writes queued batches until the queue is empty or the socket is full.
+  void write_batches();
   void on_write(boost::system::error_code ec);
   /// Accounts for the finished batch in `writing_`; false if the connection
   /// finished (closing handshake complete).
@@ -78,6 +88,11 @@ private:
   // -- closing ----------------------------------------------------------------
 
   void finish(uint16_t code);
+
+  /// Runs `f`, a handler on the socket's thread: an exception ends this
+  /// connection with 1011 (logged, counted), never the I/O thread.
+  template<class F>
+  void guarded(F&& f);
 
   // -- member variables -------------------------------------------------------
 
@@ -89,6 +104,8 @@ private:
   node_context_ptr ctx_;
   caf::actor session_;
   ws_parser parser_;
+  /// Bytes the client sent right after the upgrade request, parsed at start.
+  std::string leftover_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
   // Guarded by mtx_: touched by topic actors and the session actor.
@@ -99,12 +116,17 @@ private:
   bool closing_ = false;
   uint16_t close_code_ = frames::close_code::abnormal;
   frames::frame_ptr close_frame_;
+  /// Payload of the latest unanswered ping, when `pong_pending_`.
+  std::string pong_payload_;
+  bool pong_pending_ = false;
 
   // Strand only.
   std::vector<frames::frame_ptr> writing_;
   size_t writing_bytes_ = 0;
   bool close_sent_ = false;
   bool peer_closed_ = false;
+  /// A protocol violation: input is discarded from now on.
+  bool failed_ = false;
   bool finished_ = false;
   double rate_tokens_;
   uint32_t rate_strikes_ = 0;

@@ -1,5 +1,7 @@
 #include "schemas/frames.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace switchyard::frames {
@@ -29,7 +31,13 @@ std::string ws_close(uint16_t code, std::string_view reason) {
   std::string payload;
   payload.push_back(static_cast<char>(code >> 8));
   payload.push_back(static_cast<char>(code & 0xFF));
-  payload.append(reason.substr(0, 123)); // control frames carry <= 125 bytes
+  // Control frames carry <= 125 bytes; cut at a UTF-8 boundary, since the
+  // reason must be valid UTF-8 (RFC 6455 5.5.1).
+  size_t n = std::min<size_t>(reason.size(), 123);
+  while (n < reason.size() && n > 0
+         && (static_cast<uint8_t>(reason[n]) & 0xC0) == 0x80)
+    --n;
+  payload.append(reason.substr(0, n));
   return ws_frame(opcode::close, payload);
 }
 

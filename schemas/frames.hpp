@@ -29,17 +29,18 @@ enum class opcode : uint8_t {
 
 /// Close codes of protocol v1 (4xxx are ours; 1xxx from RFC 6455).
 namespace close_code {
-constexpr uint16_t normal = 1000;         // RFC 6455: normal closure
-constexpr uint16_t going_away = 1001;     // node shutting down
-constexpr uint16_t protocol_error = 1002; // RFC 6455: protocol error
-constexpr uint16_t no_status = 1005;      // RFC 6455: no code in close frame
-constexpr uint16_t abnormal = 1006;       // RFC 6455: closed without a frame
-constexpr uint16_t too_large = 1009;      // message larger than allowed
-constexpr uint16_t internal_error = 1011; // RFC 6455: server failure
-constexpr uint16_t unauthorized = 4401;   // bad/expired token, auth timeout
-constexpr uint16_t heartbeat = 4408;      // pong missing within timeout
-constexpr uint16_t slow_consumer = 4409;  // outbound queue over its limit
-constexpr uint16_t too_many = 4429;       // inbound rate or connection limit
+constexpr uint16_t normal = 1000;          // RFC 6455: normal closure
+constexpr uint16_t going_away = 1001;      // node shutting down
+constexpr uint16_t protocol_error = 1002;  // RFC 6455: protocol error
+constexpr uint16_t no_status = 1005;       // RFC 6455: no code in close frame
+constexpr uint16_t abnormal = 1006;        // RFC 6455: closed without a frame
+constexpr uint16_t invalid_payload = 1007; // RFC 6455: e.g. bad UTF-8
+constexpr uint16_t too_large = 1009;       // message larger than allowed
+constexpr uint16_t internal_error = 1011;  // RFC 6455: server failure
+constexpr uint16_t unauthorized = 4401;    // bad/expired token, auth timeout
+constexpr uint16_t heartbeat = 4408;       // pong missing within timeout
+constexpr uint16_t slow_consumer = 4409;   // outbound queue over its limit
+constexpr uint16_t too_many = 4429;        // inbound rate or connection limit
 } // namespace close_code
 
 using frame_ptr = std::shared_ptr<const std::string>;
