@@ -117,6 +117,9 @@ parsed_options parse_node_options(int argc, char** argv) {
     "address to listen on")(
     "port", po::value<unsigned short>()->default_value(opts.port),
     "port for WebSocket and HTTP (0 picks a free one)")(
+    "tls-cert", po::value<std::string>(),
+    "PEM certificate chain: serve TLS only (https, wss); reread on SIGHUP")(
+    "tls-key", po::value<std::string>(), "PEM private key for --tls-cert")(
     "dev", po::bool_switch(),
     "generate a development secret when none is configured and print it")(
     "heartbeat-interval",
@@ -237,6 +240,10 @@ parsed_options parse_node_options(int argc, char** argv) {
     if (vm.count(name))
       out = vm[name].as<std::string>();
   };
+  str("tls-cert", opts.tls_cert);
+  str("tls-key", opts.tls_key);
+  if (opts.tls_cert.empty() != opts.tls_key.empty())
+    return fail("--tls-cert and --tls-key go together");
   str("nats-user", n.user);
   str("nats-password", n.password);
   str("nats-token", n.token);

@@ -23,6 +23,10 @@ struct node_options {
   std::string log_level = "info";
   /// Generated development secret, printed at start (`--dev`).
   bool dev_secret = false;
+  /// PEM certificate chain and key: with both, the listener speaks only TLS
+  /// (`https://`, `wss://`); reloaded on SIGHUP.
+  std::string tls_cert;
+  std::string tls_key;
   /// NATS connection; no servers means the in-process bus.
   net::nats_settings nats;
 };

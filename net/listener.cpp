@@ -4,6 +4,7 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include "actors/log.hpp"
@@ -31,13 +32,20 @@ constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 /// Largest HTTP request head.
 constexpr uint32_t http_header_limit = 16 * 1024;
 
-/// One HTTP/1.1 connection until it upgrades or closes.
-class http_session : public std::enable_shared_from_this<http_session> {
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+/// One HTTP/1.1 connection until it upgrades or closes. `Stream` is
+/// `beast::tcp_stream` (plain, served on the HTTP thread) or `tls_stream`
+/// (served on the I/O thread it was accepted on, since a TLS session cannot
+/// move between threads' contexts).
+template<class Stream>
+class http_session : public std::enable_shared_from_this<http_session<Stream>> {
 public:
-  http_session(asio::ip::tcp::socket socket, io_pool& pool,
-               caf::actor_system& sys, node_context_ptr ctx,
-               std::shared_ptr<http_router> router)
-    : stream_(std::move(socket)),
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  http_session(Stream stream, io_pool& pool, caf::actor_system& sys,
+               node_context_ptr ctx, std::shared_ptr<http_router> router)
+    : stream_(std::move(stream)),
       pool_(pool),
       sys_(sys),
       ctx_(std::move(ctx)),
@@ -46,20 +54,37 @@ public:
   }
 
   void run() {
-    asio::dispatch(stream_.get_executor(),
-                   beast::bind_front_handler(&http_session::do_read,
-                                             shared_from_this()));
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (is_tls)
+        self->do_handshake();
+      else
+        self->do_read();
+    });
   }
 
 private:
+  void do_handshake() {
+    beast::get_lowest_layer(stream_).expires_after(http_read_timeout);
+    stream_.async_handshake(
+      asio::ssl::stream_base::server,
+      [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          log()->debug("TLS handshake failed: {}", ec.message());
+          self->shutdown();
+          return;
+        }
+        self->do_read();
+      });
+  }
+
   void do_read() {
     parser_.emplace();
     parser_->header_limit(http_header_limit);
     parser_->body_limit(ctx_->cfg.max_frame_size);
-    stream_.expires_after(http_read_timeout);
+    beast::get_lowest_layer(stream_).expires_after(http_read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read,
-                                               shared_from_this()));
+                                               this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, size_t) {
@@ -83,7 +108,7 @@ private:
       upgrade(req);
       return;
     }
-    router_->handle(req, [self = shared_from_this()](http_response res) {
+    router_->handle(req, [self = this->shared_from_this()](http_response res) {
       asio::post(self->stream_.get_executor(),
                  [self, res = std::move(res)]() mutable {
                    self->write(std::move(res));
@@ -95,7 +120,7 @@ private:
     auto ptr = std::make_shared<http_response>(std::move(res));
     bool close = !ptr->keep_alive();
     http::async_write(stream_, *ptr,
-                      [self = shared_from_this(), ptr,
+                      [self = this->shared_from_this(), ptr,
                        close](beast::error_code ec, size_t) {
                         if (ec || close)
                           self->shutdown();
@@ -134,9 +159,9 @@ private:
       "Server: switchyard\r\n"
       "Sec-WebSocket-Accept: "
       + websocket_accept({key.data(), key.size()}) + "\r\n\r\n");
-    stream_.expires_never();
-    asio::async_write(stream_.socket(), asio::buffer(*response),
-                      [self = shared_from_this(), response,
+    beast::get_lowest_layer(stream_).expires_never();
+    asio::async_write(stream_, asio::buffer(*response),
+                      [self = this->shared_from_this(), response,
                        token = std::move(token)](beast::error_code ec,
                                                  size_t) mutable {
                         if (ec)
@@ -147,37 +172,46 @@ private:
 
   void start_websocket(std::string token) {
     auto leftover = beast::buffers_to_string(buffer_.data());
-    // Move the socket from the HTTP thread to an I/O thread: fan-outs never
-    // delay publishes, health checks or introspection.
-    auto http_sock = stream_.release_socket();
-    beast::error_code ec;
-    auto protocol = http_sock.local_endpoint(ec).protocol();
-    if (ec)
-      return;
-    auto fd = http_sock.release(ec);
-    if (ec)
-      return;
-    asio::ip::tcp::socket sock{pool_.next()};
-    sock.assign(protocol, fd, ec);
-    if (ec) {
-      log()->warn("cannot move an upgraded socket to its I/O thread: {}",
-                  ec.message());
-      ::close(fd);
-      return;
+    std::shared_ptr<ws_connection> conn;
+    if constexpr (is_tls) {
+      // Already on an I/O thread: the connection takes the TLS stream over.
+      conn = std::make_shared<ws_connection>(
+        std::make_unique<tls_stream>(std::move(stream_)), ctx_,
+        std::move(leftover));
+    } else {
+      // Move the socket from the HTTP thread to an I/O thread: fan-outs
+      // never delay publishes, health checks or introspection.
+      auto http_sock = stream_.release_socket();
+      beast::error_code ec;
+      auto protocol = http_sock.local_endpoint(ec).protocol();
+      if (ec)
+        return;
+      auto fd = http_sock.release(ec);
+      if (ec)
+        return;
+      asio::ip::tcp::socket sock{pool_.next()};
+      sock.assign(protocol, fd, ec);
+      if (ec) {
+        log()->warn("cannot move an upgraded socket to its I/O thread: {}",
+                    ec.message());
+        ::close(fd);
+        return;
+      }
+      conn = std::make_shared<ws_connection>(std::move(sock), ctx_,
+                                             std::move(leftover));
     }
-    auto conn = std::make_shared<ws_connection>(std::move(sock), ctx_,
-                                                std::move(leftover));
     auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
     conn->start(std::move(session));
   }
 
   void shutdown() {
     beast::error_code ignored;
-    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    auto& lowest = beast::get_lowest_layer(stream_);
+    lowest.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    lowest.close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   io_pool& pool_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -188,10 +222,12 @@ private:
 
 } // namespace
 
-listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx)
+listener::listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
+                   std::shared_ptr<tls_config> tls)
   : pool_(pool),
     sys_(sys),
     ctx_(std::move(ctx)),
+    tls_(std::move(tls)),
     router_(std::make_shared<http_router>(sys, ctx_)),
     acceptor_(pool.http()),
     retry_timer_(pool.http()) {
@@ -222,16 +258,25 @@ unsigned short listener::port() const {
 }
 
 void listener::do_accept() {
+  // A TLS connection lives on one I/O thread from its first byte on.
   acceptor_.async_accept(
-    pool_.http(),
+    tls_ ? pool_.next() : pool_.http(),
     [self = shared_from_this()](beast::error_code ec,
                                 asio::ip::tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
         return;
       if (!ec) {
-        std::make_shared<http_session>(std::move(socket), self->pool_,
-                                       self->sys_, self->ctx_, self->router_)
-          ->run();
+        if (self->tls_) {
+          std::make_shared<http_session<tls_stream>>(
+            tls_stream{std::move(socket), *self->tls_->current()}, self->pool_,
+            self->sys_, self->ctx_, self->router_)
+            ->run();
+        } else {
+          std::make_shared<http_session<beast::tcp_stream>>(
+            beast::tcp_stream{std::move(socket)}, self->pool_, self->sys_,
+            self->ctx_, self->router_)
+            ->run();
+        }
         self->do_accept();
         return;
       }

@@ -1,4 +1,4 @@
-// The Beast front end: accepts TCP, reads HTTP requests, upgrades
+// The Beast front end: accepts TCP (or TLS), reads HTTP requests, upgrades
 // `GET /v1/ws` to a WebSocket served by a session actor, and hands every
 // other request to the HTTP router on the same port.
 
@@ -12,6 +12,7 @@
 #include "actors/node_context.hpp"
 #include "net/http_router.hpp"
 #include "net/io_pool.hpp"
+#include "net/tls.hpp"
 #include "net/ws_connection.hpp"
 
 namespace switchyard::net {
@@ -21,7 +22,9 @@ class listener : public std::enable_shared_from_this<listener> {
 public:
   using tcp = boost::asio::ip::tcp;
 
-  listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx);
+  /// With `tls`, every connection speaks TLS (`https://`, `wss://`).
+  listener(io_pool& pool, caf::actor_system& sys, node_context_ptr ctx,
+           std::shared_ptr<tls_config> tls = nullptr);
 
   /// Binds and listens; throws boost::system::system_error on failure.
   void open(const tcp::endpoint& ep);
@@ -41,6 +44,7 @@ private:
   io_pool& pool_;
   caf::actor_system& sys_;
   node_context_ptr ctx_;
+  std::shared_ptr<tls_config> tls_;
   std::shared_ptr<http_router> router_;
   tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_timer_;

@@ -42,6 +42,15 @@ void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
 int run_node(node_options opts) {
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
   auto log = logger("node");
+  std::shared_ptr<net::tls_config> tls;
+  if (!opts.tls_cert.empty()) {
+    std::string error;
+    tls = net::tls_config::load(opts.tls_cert, opts.tls_key, error);
+    if (!tls) {
+      log->error("{}", error);
+      return 1;
+    }
+  }
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::switchyard>();
   cfg.set("scheduler.max-threads", static_cast<size_t>(opts.actor_threads));
@@ -70,7 +79,7 @@ int run_node(node_options opts) {
   }
 
   net::io_pool pool{opts.io_threads, ctx->stats.handler_failures};
-  auto lst = std::make_shared<net::listener>(pool, sys, ctx);
+  auto lst = std::make_shared<net::listener>(pool, sys, ctx, tls);
   try {
     lst->open({asio::ip::make_address(opts.host), opts.port});
   } catch (const std::exception& e) {
@@ -81,8 +90,8 @@ int run_node(node_options opts) {
   if (opts.dev_secret)
     std::cout << "development secret (SWITCHYARD_JWT_SECRET): "
               << ctx->cfg.jwt_secret << "\n";
-  std::cout << "listening on http://" << opts.host << ":" << lst->port()
-            << std::endl;
+  std::cout << "listening on " << (tls ? "https" : "http") << "://" << opts.host
+            << ":" << lst->port() << std::endl;
   log->info("node {} listening on {}:{} ({} I/O threads, {} actor threads)",
             ctx->node_id, opts.host, lst->port(), opts.io_threads,
             opts.actor_threads);
@@ -100,6 +109,25 @@ int run_node(node_options opts) {
                     std::chrono::steady_clock::now() + ctx->cfg.close_timeout,
                     pool);
   });
+
+  // SIGHUP rereads the TLS certificate and key; new connections get them.
+  asio::signal_set hup{pool.http(), SIGHUP};
+  std::function<void()> await_hup = [&] {
+    hup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec)
+        return;
+      if (!tls) {
+        log->info("SIGHUP: no TLS configured, nothing to reload");
+      } else if (auto error = tls->reload(); !error.empty()) {
+        log->error("SIGHUP: keeping the current certificate: {}", error);
+      } else {
+        log->info("SIGHUP: reloaded TLS certificate {} and key {}",
+                  opts.tls_cert, opts.tls_key);
+      }
+      await_hup();
+    });
+  };
+  await_hup();
 
   pool.run();
   log->info("stopped");

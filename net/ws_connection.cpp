@@ -23,15 +23,34 @@ auto& log() {
 
 ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
                              std::string leftover)
-  : socket_(std::move(socket)),
+  : plain_(std::move(socket)),
+    socket_(*plain_),
     ctx_(std::move(ctx)),
     parser_(ctx_->cfg.max_frame_size),
     leftover_(std::move(leftover)),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
+  // Plain sockets are written with non-blocking writev (the fast path).
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  init();
+}
+
+ws_connection::ws_connection(std::unique_ptr<tls_stream> stream,
+                             node_context_ptr ctx, std::string leftover)
+  : tls_(std::move(stream)),
+    socket_(tls_->next_layer().socket()),
+    ctx_(std::move(ctx)),
+    parser_(ctx_->cfg.max_frame_size),
+    leftover_(std::move(leftover)),
+    rate_tokens_(ctx_->cfg.max_inbound_rate),
+    rate_refill_(std::chrono::steady_clock::now()) {
+  init();
+}
+
+void ws_connection::init() {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay{true}, ec);
-  socket_.non_blocking(true, ec);
   ioc_ = &static_cast<asio::io_context&>(
     asio::query(socket_.get_executor(), asio::execution::context));
   auto ep = socket_.remote_endpoint(ec);
@@ -167,6 +186,16 @@ void ws_connection::close(uint16_t code, const std::string& reason,
 // -- reading ------------------------------------------------------------------
 
 void ws_connection::do_read() {
+  if (tls_) {
+    if (!tls_in_)
+      tls_in_ = std::make_unique<std::array<char, 4096>>();
+    tls_->async_read_some(
+      asio::buffer(*tls_in_),
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        self->on_tls_read(ec, n);
+      });
+    return;
+  }
   // Wait for readability without a buffer: an idle connection holds no read
   // buffer at all; bytes are read into the I/O thread's buffer below.
   socket_.async_wait(tcp::socket::wait_read,
@@ -201,6 +230,23 @@ void ws_connection::on_readable(boost::system::error_code ec) {
         return;
       if (n < buf.size())
         break;
+    }
+    do_read();
+  });
+}
+
+void ws_connection::on_tls_read(boost::system::error_code ec, size_t n) {
+  if (finished_)
+    return;
+  guarded([&] {
+    if (ec) {
+      finish(close_sent_ ? close_code_ : frames::close_code::abnormal);
+      return;
+    }
+    if (!failed_) {
+      parser_.feed(tls_in_->data(), n);
+      if (!parse())
+        return;
     }
     do_read();
   });
@@ -394,6 +440,7 @@ void ws_connection::write_batches() {
         // Going idle: give back the batch vector (queue_ keeps its own), so
         // an idle connection holds one small buffer, not two.
         std::vector<frames::frame_ptr>{}.swap(writing_);
+        std::string{}.swap(tls_out_);
         return;
       }
       writing_.swap(queue_);
@@ -405,16 +452,30 @@ void ws_connection::write_batches() {
         writing_.insert(writing_.begin(), std::move(pong));
       }
     }
+    writing_bytes_ = 0;
+    for (auto& f : writing_)
+      writing_bytes_ += f->size();
+    if (tls_) {
+      // One buffer, so that the batch becomes as few TLS records as
+      // possible (Asio's SSL stream writes one buffer per record).
+      tls_out_.clear();
+      tls_out_.reserve(writing_bytes_);
+      for (auto& f : writing_)
+        tls_out_ += *f;
+      asio::async_write(
+        *tls_, asio::buffer(tls_out_),
+        [self = shared_from_this()](boost::system::error_code ec, size_t) {
+          self->on_write(ec);
+        });
+      return;
+    }
     // Everything queued since the last write goes out in one gather-write.
     // The buffer list is the I/O thread's scratch: an idle connection keeps
     // none.
     static thread_local std::vector<asio::const_buffer> buffers;
     buffers.clear();
-    writing_bytes_ = 0;
-    for (auto& f : writing_) {
+    for (auto& f : writing_)
       buffers.emplace_back(asio::buffer(*f));
-      writing_bytes_ += f->size();
-    }
     // Fast path: a non-blocking writev right here, no completion handler.
     boost::system::error_code ec;
     auto n = socket_.write_some(buffers, ec);

@@ -10,10 +10,13 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <caf/all.hpp>
 
 #include "actors/connection_port.hpp"
@@ -31,10 +34,16 @@ class ws_connection final : public connection_port,
 public:
   using tcp = boost::asio::ip::tcp;
 
+  using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
   // -- constructors -----------------------------------------------------------
 
   /// `leftover` holds bytes the client sent right after the upgrade request.
   ws_connection(tcp::socket socket, node_context_ptr ctx, std::string leftover);
+
+  /// A connection over TLS; `stream` has completed its handshake.
+  ws_connection(std::unique_ptr<tls_stream> stream, node_context_ptr ctx,
+                std::string leftover);
 
   ~ws_connection() override;
 
@@ -61,6 +70,7 @@ private:
 
   void do_read();
   void on_readable(boost::system::error_code ec);
+  void on_tls_read(boost::system::error_code ec, size_t n);
   /// Parses the bytes fed to the parser; false when reading must stop.
   bool parse();
   void handle(ws_message& msg);
@@ -94,9 +104,16 @@ private:
   template<class F>
   void guarded(F&& f);
 
+  /// Sets up the socket; both constructors end here.
+  void init();
+
   // -- member variables -------------------------------------------------------
 
-  tcp::socket socket_;
+  /// The plain socket, or the TLS stream over one: exactly one is set.
+  std::optional<tcp::socket> plain_;
+  std::unique_ptr<tls_stream> tls_;
+  /// The TCP socket underneath, plain or TLS.
+  tcp::socket& socket_;
   /// The single-threaded context the socket lives on.
   boost::asio::io_context* ioc_ = nullptr;
   /// "ip:port" of the client, for logs.
@@ -121,6 +138,10 @@ private:
   bool pong_pending_ = false;
 
   // Strand only.
+  /// TLS only: decrypted bytes (plain sockets read into a per-thread
+  /// buffer) and the batch being written, linearized (freed when idle).
+  std::unique_ptr<std::array<char, 4096>> tls_in_;
+  std::string tls_out_;
   std::vector<frames::frame_ptr> writing_;
   size_t writing_bytes_ = 0;
   bool close_sent_ = false;

@@ -372,13 +372,13 @@ export class Node {
           const line = buf.slice(0, nl).replace(/\r$/, '');
           buf = buf.slice(nl + 1);
           this.stdoutLines.push(line);
-          const m = /^listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(line);
+          const m = /^listening on (https?):\/\/127\.0\.0\.1:(\d+)$/.exec(line);
           if (m && !done) {
             done = true;
             clearTimeout(timer);
-            this.port = Number(m[1]);
-            this.httpUrl = `http://127.0.0.1:${this.port}`;
-            this.wsUrl = `ws://127.0.0.1:${this.port}/v1/ws`;
+            this.port = Number(m[2]);
+            this.httpUrl = `${m[1]}://127.0.0.1:${this.port}`;
+            this.wsUrl = `${m[1] === 'https' ? 'wss' : 'ws'}://127.0.0.1:${this.port}/v1/ws`;
             resolve(this);
           }
         }
