@@ -169,8 +169,8 @@ void session_actor::on_text(const std::string& text) {
 }
 
 void session_actor::on_auth(const std::string& id, const std::string& token) {
-  auto res = verify_token(token, ctx_->cfg.jwt_secret,
-                          node_context::unix_ms() / 1000);
+  auto res = verify_token(token, ctx_->cfg.jwt_keys,
+                          node_context::unix_ms() / 1000, ctx_->cfg.jwt_leeway);
   if (!res.value) {
     ctx_->stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
     reply_error(id, "unauthorized", res.error);

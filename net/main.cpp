@@ -80,7 +80,7 @@ int run_node(node_options opts) {
   lst->run();
   if (opts.dev_secret)
     std::cout << "development secret (SWITCHYARD_JWT_SECRET): "
-              << ctx->cfg.jwt_secret << "\n";
+              << ctx->cfg.jwt_keys.secret << "\n";
   std::cout << "listening on http://" << opts.host << ":" << lst->port()
             << std::endl;
   log->info("node {} listening on {}:{} ({} I/O threads, {} actor threads)",
