@@ -135,6 +135,42 @@ std::string read_header(std::string_view token, jose_header& out) {
   return {};
 }
 
+/// The key a token header asks for, with the rule of its algorithm.
+struct chosen_key {
+  const alg_rule* rule = nullptr;
+  std::string_view key;
+  std::string error;
+};
+
+/// Picks the key of `head`: its `kid`'s public key, or the secret when it
+/// names none. The algorithm must fit the key's type.
+chosen_key choose_key(const jose_header& head, const key_set& keys) {
+  chosen_key result;
+  for (auto& r : alg_rules)
+    if (head.alg == r.name)
+      result.rule = &r;
+  if (result.rule == nullptr) {
+    result.error = "token algorithm not accepted (HS256, RS256, RS384, RS512, "
+                   "ES256)";
+  } else if (head.kid) {
+    auto i = keys.keys.find(*head.kid);
+    if (i == keys.keys.end())
+      result.error = "unknown key id";
+    else if (i->second.type != result.rule->key)
+      result.error = "token algorithm does not fit its key";
+    else
+      result.key = i->second.pem;
+  } else if (result.rule->key != key_type::hmac) {
+    result.error = "token signed with " + std::string{result.rule->name}
+      + " needs a kid";
+  } else if (keys.secret.empty()) {
+    result.error = "HS256 tokens are not accepted by this node";
+  } else {
+    result.key = keys.secret;
+  }
+  return result;
+}
+
 std::vector<std::string> string_list(jwt_t* jwt, const char* grant,
                                      std::string& error) {
   std::vector<std::string> result;
@@ -345,42 +381,22 @@ verified verify_token(std::string_view token, const key_set& keys,
   jose_header head;
   if (auto err = read_header(token, head); !err.empty())
     return fail(err);
-  const alg_rule* rule = nullptr;
-  for (auto& r : alg_rules)
-    if (head.alg == r.name)
-      rule = &r;
-  if (rule == nullptr)
-    return fail("token algorithm not accepted (HS256, RS256, RS384, RS512, "
-                "ES256)");
-  std::string_view key;
-  if (head.kid) {
-    auto i = keys.keys.find(*head.kid);
-    if (i == keys.keys.end())
-      return fail("unknown key id");
-    if (i->second.type != rule->key)
-      return fail("token algorithm does not fit its key");
-    key = i->second.pem;
-  } else {
-    if (rule->key != key_type::hmac)
-      return fail("token signed with " + std::string{rule->name}
-                  + " needs a kid");
-    if (keys.secret.empty())
-      return fail("HS256 tokens are not accepted by this node");
-    key = keys.secret;
-  }
+  auto chosen = choose_key(head, keys);
+  if (!chosen.error.empty())
+    return fail(chosen.error);
   jwt_t* raw = nullptr;
   std::string tok{token};
   if (jwt_decode(&raw, tok.c_str(),
-                 reinterpret_cast<const unsigned char*>(key.data()),
-                 static_cast<int>(key.size()))
+                 reinterpret_cast<const unsigned char*>(chosen.key.data()),
+                 static_cast<int>(chosen.key.size()))
         != 0
       || raw == nullptr) {
     ERR_clear_error();
     return fail("invalid token signature or format");
   }
   jwt_ptr jwt{raw};
-  if (jwt_get_alg(jwt.get()) != rule->alg)
-    return fail("token algorithm changed while decoding");
+  if (jwt_get_alg(jwt.get()) != chosen.rule->alg)
+    return fail("token algorithm does not fit its key");
   claims c;
   auto str_claim = [&](const char* name, std::string& out) {
     const char* val = jwt_get_grant(jwt.get(), name);
