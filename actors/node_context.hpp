@@ -16,6 +16,7 @@
 
 #include "actors/connection_port.hpp"
 #include "actors/metrics.hpp"
+#include "schemas/token.hpp"
 
 namespace switchyard {
 
@@ -44,6 +45,9 @@ struct settings {
   static constexpr uint32_t default_max_inbound_rate = 100;
   /// Concurrent connections one user may hold on one node.
   static constexpr uint32_t default_max_connections_per_user = 32;
+  /// How far `nbf` and `iat` may be ahead of the node's clock: NTP keeps
+  /// clocks within a second or two, identity providers' within a few more.
+  static constexpr milliseconds default_jwt_leeway{30'000};
 
   // -- values ---------------------------------------------------------------
 
@@ -56,7 +60,9 @@ struct settings {
   size_t outbound_queue_limit = default_outbound_queue_limit;
   uint32_t max_inbound_rate = default_max_inbound_rate;
   uint32_t max_connections_per_user = default_max_connections_per_user;
-  std::string jwt_secret;
+  milliseconds jwt_leeway = default_jwt_leeway;
+  /// The HS256 secret and the identity providers' public keys.
+  key_set jwt_keys;
 };
 
 /// Maps local session actors to their connection: topic actors find a

@@ -169,8 +169,8 @@ void session_actor::on_text(const std::string& text) {
 }
 
 void session_actor::on_auth(const std::string& id, const std::string& token) {
-  auto res = verify_token(token, ctx_->cfg.jwt_secret,
-                          node_context::unix_ms() / 1000);
+  auto res = verify_token(token, ctx_->cfg.jwt_keys,
+                          node_context::unix_ms() / 1000, ctx_->cfg.jwt_leeway);
   if (!res.value) {
     ctx_->stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
     reply_error(id, "unauthorized", res.error);
@@ -196,12 +196,11 @@ void session_actor::on_auth(const std::string& id, const std::string& token) {
 }
 
 void session_actor::authenticated(claims c, const std::string& id) {
-  auto user = c.sub;
   claims_ = std::move(c);
   // Wait for the registry before anything else: frames that arrive
   // meanwhile stay in the mailbox, in order.
   request(ctx_->sessions, std::chrono::seconds(10), register_atom::value,
-          std::move(user), caf::actor_cast<caf::actor>(this))
+          claims_->org, claims_->sub, caf::actor_cast<caf::actor>(this))
     .await(
       [this, id](bool admitted) {
         if (!admitted) {

@@ -7,6 +7,10 @@
 
 namespace switchyard {
 
+std::string user_key(const std::string& org, const std::string& sub) {
+  return org + '.' + sub;
+}
+
 size_t heartbeat_buckets(milliseconds interval) {
   auto n = interval.count() / 100;
   return static_cast<size_t>(std::clamp<int64_t>(n, 1, 64));
@@ -33,10 +37,12 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
     st.sessions.erase(i);
   });
   return {
-    [self](register_atom, std::string& user, const caf::actor& session) {
+    [self](register_atom, const std::string& org, const std::string& sub,
+           const caf::actor& session) {
       auto& st = self->state;
       if (st.sessions.count(session.address()) != 0)
         return true;
+      auto user = user_key(org, sub);
       auto& count = st.per_user[user];
       if (count >= st.ctx->cfg.max_connections_per_user)
         return false;

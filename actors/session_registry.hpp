@@ -19,8 +19,9 @@ namespace switchyard {
 /// State of the session registry.
 struct session_registry_state {
   node_context_ptr ctx;
-  /// Session -> user.
+  /// Session -> user key (see `user_key`).
   std::unordered_map<caf::actor_addr, std::string> sessions;
+  /// Live sessions per user key.
   std::unordered_map<std::string, uint32_t> per_user;
   /// The heartbeat wheel: every session sits in one bucket; one bucket is
   /// ticked per step, so each session gets `(tick_atom)` once per heartbeat
@@ -34,13 +35,18 @@ struct session_registry_state {
 };
 
 /// Messages:
-/// - `(register_atom, user, session) -> bool`: admits a session, false when
-///   the user is at the connection limit;
+/// - `(register_atom, org, sub, session) -> bool`: admits a session, false
+///   when the user (`sub` of `org`: the same `sub` in two orgs is two users)
+///   is at the connection limit;
 /// - `(sessions_atom) -> std::vector<session_info>`: asks every session;
 /// - `(tick_atom)`: internal, one step of the heartbeat wheel.
 caf::behavior
 session_registry(caf::stateful_actor<session_registry_state>* self,
                  node_context_ptr ctx);
+
+/// Returns the key of user `sub` of `org` in the registry. An org is one
+/// topic token and never holds a `.`, so the key is unambiguous.
+std::string user_key(const std::string& org, const std::string& sub);
 
 /// How many buckets the heartbeat wheel has for `interval`: one step per
 /// 100 ms at most, 64 buckets at most.

@@ -1,9 +1,11 @@
 #include "net/config.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <boost/program_options.hpp>
@@ -86,6 +88,51 @@ bool load(po::options_description& desc, int argc, char** argv,
   }
 }
 
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return false;
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  out = buf.str();
+  return true;
+}
+
+/// Loads the keys of `--jwt-public-key` and `--jwt-jwks` into `keys`;
+/// returns an error or an empty string.
+std::string keys_from(const po::variables_map& vm, key_set& keys) {
+  auto files = [&](const char* name) {
+    return vm.count(name) ? vm[name].as<std::vector<std::string>>()
+                          : std::vector<std::string>{};
+  };
+  for (auto& arg : files("jwt-public-key")) {
+    // `kid=FILE` when a '=' comes before any '/', else the kid is the file
+    // name without its extension.
+    auto path = arg;
+    std::string kid;
+    auto eq = arg.find('=');
+    if (eq != std::string::npos && arg.find('/') > eq) {
+      kid = arg.substr(0, eq);
+      path = arg.substr(eq + 1);
+    } else {
+      kid = std::filesystem::path{arg}.stem().string();
+    }
+    std::string pem;
+    if (!read_file(path, pem))
+      return "--jwt-public-key: cannot read " + path;
+    if (auto err = add_pem_key(keys, kid, pem); !err.empty())
+      return "--jwt-public-key " + path + ": " + err;
+  }
+  for (auto& path : files("jwt-jwks")) {
+    std::string jwks;
+    if (!read_file(path, jwks))
+      return "--jwt-jwks: cannot read " + path;
+    if (auto err = add_jwks(keys, jwks); !err.empty())
+      return "--jwt-jwks " + path + ": " + err;
+  }
+  return {};
+}
+
 bool secret_from(const po::variables_map& vm, std::string& secret) {
   if (vm.count("jwt-secret"))
     secret = vm["jwt-secret"].as<std::string>();
@@ -154,6 +201,18 @@ parsed_options parse_node_options(int argc, char** argv) {
                                 "CAF scheduler threads")(
     "log-level", po::value<std::string>()->default_value(opts.log_level),
     "trace, debug, info, warn, error");
+  po::options_description token_desc{
+    "Tokens (HS256 with the secret; RS256/384/512 and ES256 with the keys "
+    "below, picked by the token's kid)"};
+  token_desc.add_options()(
+    "jwt-public-key", po::value<std::vector<std::string>>()->composing(),
+    "PEM public key file (RSA or EC P-256), kid = file name without "
+    "extension, or kid=FILE (repeatable)")(
+    "jwt-jwks", po::value<std::vector<std::string>>()->composing(),
+    "JWKS file of an identity provider (repeatable)")(
+    "jwt-leeway", po::value<std::string>()->default_value(dur(c.jwt_leeway)),
+    "how far nbf and iat may be ahead of this node's clock");
+  desc.add(token_desc);
   auto& n = opts.nats;
   po::options_description nats_desc{
     "Event bus (without --nats: the in-process bus, this node only)"};
@@ -207,15 +266,17 @@ parsed_options parse_node_options(int argc, char** argv) {
   struct {
     const char* name;
     std::chrono::milliseconds* target;
+    bool zero_ok = false;
   } durations[] = {{"heartbeat-interval", &c.heartbeat_interval},
                    {"heartbeat-timeout", &c.heartbeat_timeout},
                    {"auth-timeout", &c.auth_timeout},
                    {"close-timeout", &c.close_timeout},
                    {"nats-reconnect-wait", &n.reconnect_wait},
-                   {"nats-reconnect-wait-max", &n.reconnect_wait_max}};
+                   {"nats-reconnect-wait-max", &n.reconnect_wait_max},
+                   {"jwt-leeway", &c.jwt_leeway, true}};
   for (auto& d : durations) {
     auto parsed = parse_duration(vm[d.name].as<std::string>());
-    if (!parsed || parsed->count() <= 0)
+    if (!parsed || parsed->count() < 0 || (parsed->count() == 0 && !d.zero_ok))
       return fail(std::string{"--"} + d.name
                   + " needs a duration like 250ms, 25s, 5m or 1h");
     *d.target = *parsed;
@@ -261,15 +322,20 @@ parsed_options parse_node_options(int argc, char** argv) {
   c.max_connections_per_user = vm["max-connections-per-user"].as<uint32_t>();
   if (c.max_frame_size < 128)
     return fail("--max-frame-size must be at least 128 bytes");
-  if (!secret_from(vm, c.jwt_secret)) {
+  if (!secret_from(vm, c.jwt_keys.secret)) {
     result.exit_code = 2;
     return result;
   }
-  if (c.jwt_secret.empty()) {
+  if (auto err = keys_from(vm, c.jwt_keys); !err.empty())
+    return fail(err);
+  // With public keys the node needs no secret: HS256 tokens are then
+  // refused.
+  if (c.jwt_keys.secret.empty() && c.jwt_keys.keys.empty()) {
     if (!vm["dev"].as<bool>())
       return fail("no JWT secret: set SWITCHYARD_JWT_SECRET, --jwt-secret, "
-                  "--jwt-secret-file, or run with --dev");
-    c.jwt_secret = random_secret();
+                  "--jwt-secret-file, --jwt-public-key or --jwt-jwks, or run "
+                  "with --dev");
+    c.jwt_keys.secret = random_secret();
     opts.dev_secret = true;
   }
   result.options = std::move(opts);
@@ -282,8 +348,10 @@ int run_token_command(int argc, char** argv) {
     "token for the configured secret"};
   desc.add_options()("help,h", "print this help")(
     "sub", po::value<std::string>()->required(), "user or service id")(
-    "org", po::value<std::string>()->required(),
-    "organisation id")("admin", po::bool_switch(), "may use admin endpoints")(
+    "org", po::value<std::string>()->required(), "organisation id")(
+    "admin", po::bool_switch(), "may use admin endpoints, for its own org")(
+    "node-admin", po::bool_switch(),
+    "may use admin endpoints, for every org of the node (implies --admin)")(
     "pub", po::value<std::vector<std::string>>()->composing(),
     "pattern the token may publish to (repeatable)")(
     "sub-allow", po::value<std::vector<std::string>>()->composing(),
@@ -303,16 +371,31 @@ int run_token_command(int argc, char** argv) {
   claims c;
   c.sub = vm["sub"].as<std::string>();
   c.org = vm["org"].as<std::string>();
-  c.admin = vm["admin"].as<bool>();
+  c.node_admin = vm["node-admin"].as<bool>();
+  c.admin = c.node_admin || vm["admin"].as<bool>();
+  if (!topic::valid_topic(c.org) || c.org.find('.') != std::string::npos) {
+    std::cerr << "switchyard token: --org must be one topic token "
+                 "([A-Za-z0-9_-]+)\n";
+    return 2;
+  }
+  // Nodes fence every token to its org; a pattern outside it would be
+  // dead weight in the token, or a sign of a mistake.
+  auto fence = "events." + c.org + ".>";
   auto patterns = [&](const char* name, std::vector<std::string>& out) {
     if (!vm.count(name))
       return true;
     out = vm[name].as<std::vector<std::string>>();
-    for (auto& p : out)
+    for (auto& p : out) {
       if (!topic::valid_pattern(p)) {
         std::cerr << "switchyard token: invalid pattern " << p << "\n";
         return false;
       }
+      if (!topic::covers(fence, p)) {
+        std::cerr << "switchyard token: --" << name << " " << p
+                  << " reaches outside the org (" << fence << ")\n";
+        return false;
+      }
+    }
     return true;
   };
   if (!patterns("pub", c.pub_allow) || !patterns("sub-allow", c.sub_allow))

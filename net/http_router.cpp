@@ -162,7 +162,8 @@ verified http_router::check_bearer(const http_request& req) {
       token_cache_.erase(i);
     }
   }
-  auto result = verify_token(token, ctx_->cfg.jwt_secret, now);
+  auto result = verify_token(token, ctx_->cfg.jwt_keys, now,
+                             ctx_->cfg.jwt_leeway);
   if (result.value) {
     std::lock_guard<std::mutex> guard{cache_mtx_};
     if (token_cache_.size() >= token_cache_size)
@@ -249,6 +250,10 @@ void http_router::introspect(const http_request& req, bool sessions,
                ka));
     return;
   }
+  // An org's admin sees its own org; only a node admin sees every org.
+  auto all_orgs = checked.value->node_admin;
+  auto org = checked.value->org;
+  auto org_prefix = "events." + org + ".";
   auto target = sessions ? ctx_->sessions : ctx_->topics;
   auto on_error = [done, v, ka](caf::error& err) {
     log()->warn("introspection failed: {}", to_string(err));
@@ -264,10 +269,11 @@ void http_router::introspect(const http_request& req, bool sessions,
           [=](std::vector<session_info>& xs) {
             auto arr = nlohmann::json::array();
             for (auto& x : xs)
-              arr.push_back({{"session", x.session},
-                             {"user", x.user},
-                             {"org", x.org},
-                             {"subscriptions", x.subscriptions}});
+              if (all_orgs || x.org == org)
+                arr.push_back({{"session", x.session},
+                               {"user", x.user},
+                               {"org", x.org},
+                               {"subscriptions", x.subscriptions}});
             done(json(http::status::ok,
                       nlohmann::json{{"sessions", arr}}.dump(), v, ka));
           },
@@ -280,8 +286,9 @@ void http_router::introspect(const http_request& req, bool sessions,
           [=](std::vector<topic_info>& xs) {
             auto arr = nlohmann::json::array();
             for (auto& x : xs)
-              arr.push_back(
-                {{"pattern", x.pattern}, {"subscribers", x.subscribers}});
+              if (all_orgs || x.pattern.rfind(org_prefix, 0) == 0)
+                arr.push_back(
+                  {{"pattern", x.pattern}, {"subscribers", x.subscribers}});
             done(json(http::status::ok, nlohmann::json{{"topics", arr}}.dump(),
                       v, ka));
           },

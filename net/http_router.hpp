@@ -47,8 +47,8 @@ private:
 
   /// Verifies the request's bearer token. Tokens that verified before are
   /// answered from a cache until they expire: services publish with one
-  /// token many times a second, and HMAC plus JSON per request would cost
-  /// more than the publish itself.
+  /// token many times a second, and a signature check plus JSON per request
+  /// would cost more than the publish itself.
   verified check_bearer(const http_request& req);
 
   /// Most tokens remembered; the cache starts over when full.

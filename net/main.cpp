@@ -89,9 +89,12 @@ int run_node(node_options opts) {
   lst->run();
   if (opts.dev_secret)
     std::cout << "development secret (SWITCHYARD_JWT_SECRET): "
-              << ctx->cfg.jwt_secret << "\n";
-  std::cout << "listening on " << (tls ? "https" : "http") << "://" << opts.host
-            << ":" << lst->port() << std::endl;
+              << ctx->cfg.jwt_keys.secret
+              << "
+                 ";
+      std::cout
+              << "listening on " << (tls ? "https" : "http") << "://"
+              << opts.host << ":" << lst->port() << std::endl;
   log->info("node {} listening on {}:{} ({} I/O threads, {} actor threads)",
             ctx->node_id, opts.host, lst->port(), opts.io_threads,
             opts.actor_threads);

@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -919,12 +920,20 @@ private:
 // -- publisher
 // ------------------------------------------------------------------
 
+/// The org of `topic` (`events.<org>.…`).
+std::string org_of(const std::string& topic) {
+  auto begin = topic.find('.') + 1;
+  return topic.substr(begin, topic.find('.', begin) - begin);
+}
+
 /// Publishes events: NATS TCP for nats-server and Switchyard on NATS,
-/// pipelined HTTP POST /v1/publish for Switchyard's in-process bus.
+/// pipelined HTTP POST /v1/publish for Switchyard's in-process bus, with
+/// the token of each topic's org (tokens publish inside their org only).
 class publisher {
 public:
-  publisher(const options& o, const server& srv, std::string token)
-    : o_(o), srv_(srv), token_(std::move(token)) {
+  publisher(const options& o, const server& srv,
+            std::unordered_map<std::string, std::string> tokens)
+    : o_(o), srv_(srv), tokens_(std::move(tokens)) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -971,8 +980,8 @@ public:
       std::string body = "{\"topic\":\"" + topic + "\",\"data\":" + json + "}";
       out_ += "POST /v1/publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               "Authorization: Bearer "
-        + token_ + "\r\nContent-Length: " + std::to_string(body.size())
-        + "\r\n\r\n" + body;
+        + tokens_.at(org_of(topic)) + "\r\nContent-Length: "
+        + std::to_string(body.size()) + "\r\n\r\n" + body;
       ++http_in_flight_;
     }
     ++published_;
@@ -1078,7 +1087,7 @@ private:
 
   const options& o_;
   const server& srv_;
-  std::string token_;
+  std::unordered_map<std::string, std::string> tokens_;
   int fd_;
   std::string out_;
   std::string in_;
@@ -1361,8 +1370,21 @@ std::string mint(const options& o, const std::string& sub,
   std::string cmd = "'" + o.switchyard_bin + "' token --jwt-secret "
     + bench_secret + " --sub " + sub + " --org " + org + " --ttl 24h";
   if (publisher)
-    cmd += " --pub '>'";
+    cmd += " --pub 'events." + org + ".>'";
   return run_capture(cmd);
+}
+
+/// Publisher tokens for the orgs of `topics`, by org; none unless the
+/// publisher talks HTTP to Switchyard.
+std::unordered_map<std::string, std::string>
+publisher_tokens(const options& o, const server& srv,
+                 const std::vector<std::string>& topics) {
+  std::unordered_map<std::string, std::string> tokens;
+  if (srv.target == "switchyard")
+    for (auto& topic : topics)
+      if (auto org = org_of(topic); tokens.count(org) == 0)
+        tokens.emplace(org, mint(o, "bench_pub", org, true));
+  return tokens;
 }
 
 double ticks_to_pct(uint64_t ticks, double seconds) {
@@ -1398,9 +1420,7 @@ uint64_t publish_for(publisher& pub, double rate, double seconds,
 void rate_steps(const options& o, const server& srv, fleet& fl,
                 const std::vector<std::string>& topics, double per_event,
                 const std::string& scenario, uint64_t conns) {
-  std::string token
-    = srv.target == "switchyard" ? mint(o, "bench_pub", "org_bench", true) : "";
-  publisher pub(o, srv, token);
+  publisher pub(o, srv, publisher_tokens(o, srv, topics));
   uint64_t seq = 0;
   std::vector<double> rates = o.rates;
   if (rates.empty())
@@ -1497,9 +1517,7 @@ int run_smoke(const options& o, server& srv) {
                 static_cast<unsigned long long>(fl.ready().ready), subs);
     return 1;
   }
-  std::string token
-    = srv.target == "switchyard" ? mint(o, "bench_pub", "org_bench", true) : "";
-  publisher pub(o, srv, token);
+  publisher pub(o, srv, publisher_tokens(o, srv, {topic}));
   for (int s = 1; s <= o.smoke_events; ++s)
     pub.publish(topic, static_cast<uint64_t>(s));
   auto expected = static_cast<uint64_t>(subs) * o.smoke_events;

@@ -89,8 +89,8 @@ public:
 
 /// A node context with its topic root and session registry spawned in `sys`.
 inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
-  if (cfg.jwt_secret.empty())
-    cfg.jwt_secret = "unit-test-secret";
+  if (cfg.jwt_keys.secret.empty())
+    cfg.jwt_keys.secret = "unit-test-secret";
   auto ctx = std::make_shared<node_context>(cfg);
   ctx->topics = sys.spawn(topic_root, ctx);
   ctx->sessions = sys.spawn(session_registry, ctx);

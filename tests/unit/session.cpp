@@ -13,7 +13,7 @@ namespace {
 
 settings unit_settings() {
   settings cfg;
-  cfg.jwt_secret = "session-suite-secret";
+  cfg.jwt_keys.secret = "session-suite-secret";
   cfg.heartbeat_interval = std::chrono::seconds(25);
   cfg.heartbeat_timeout = std::chrono::seconds(10);
   cfg.auth_timeout = std::chrono::seconds(10);
@@ -44,7 +44,7 @@ struct fixture : test_coordinator_fixture<test_config> {
     c.org = "org_123";
     c.exp = node_context::unix_ms() / 1000 + ttl_s;
     c.sub_allow = std::move(sub_allow);
-    return mint_token(c, ctx->cfg.jwt_secret);
+    return mint_token(c, ctx->cfg.jwt_keys.secret);
   }
 
   caf::actor start(std::shared_ptr<recording_connection> c,

@@ -3,7 +3,8 @@
 // - startNode(): spawns `$SWITCHYARD_BIN --host 127.0.0.1 --port 0 --jwt-secret <random> ...`
 //   and waits for the `listening on http://127.0.0.1:<port>` line.
 // - Node#token(): mints a token with `$SWITCHYARD_BIN token ...`.
-// - signJwt()/decodeJwt(): a tiny HS256 signer to craft tokens the tool cannot.
+// - signJwt()/decodeJwt(): a tiny HS256/RS256/ES256 signer to craft tokens the
+//   tool cannot.
 // - Client: a `ws` wrapper that buffers every frame so tests can wait for
 //   frames/conditions instead of sleeping.
 import { spawn, execFileSync } from 'node:child_process';
@@ -57,14 +58,24 @@ export function withTimeout(promise, ms, what = 'operation') {
 
 const b64url = (s) => Buffer.from(s).toString('base64url');
 
-/** Signs `claims` as a compact JWT. alg 'none' yields an unsigned token (`h.p.`). */
-export function signJwt(claims, secret, { alg = 'HS256', header } = {}) {
-  const head = b64url(JSON.stringify(header ?? { alg, typ: 'JWT' }));
+/**
+ * Signs `claims` as a compact JWT. alg 'none' yields an unsigned token (`h.p.`).
+ * HS* take a secret (string or Buffer); RS* and ES* a private KeyObject or PEM.
+ * `kid` goes into the default header; `header` replaces the header entirely.
+ */
+export function signJwt(claims, key, { alg = 'HS256', header, kid } = {}) {
+  const head = b64url(JSON.stringify(header ?? { alg, typ: 'JWT', ...(kid === undefined ? {} : { kid }) }));
   const body = b64url(JSON.stringify(claims));
   const input = `${head}.${body}`;
   if (alg === 'none') return `${input}.`;
-  const sig = crypto.createHmac('sha256', secret).update(input).digest('base64url');
-  return `${input}.${sig}`;
+  const hash = `sha${alg.slice(2)}`;
+  let sig;
+  if (alg.startsWith('HS')) sig = crypto.createHmac(hash, key).update(input).digest();
+  else if (alg.startsWith('RS')) sig = crypto.sign(hash, Buffer.from(input), key);
+  // JWS ECDSA signatures are r||s, not DER.
+  else if (alg.startsWith('ES')) sig = crypto.sign(hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  else throw new Error(`signJwt: unsupported alg ${alg}`);
+  return `${input}.${sig.toString('base64url')}`;
 }
 
 export function decodeJwt(token) {
@@ -79,9 +90,10 @@ export function decodeJwt(token) {
 export const nowSec = () => Math.floor(Date.now() / 1000);
 
 /** Mints a token with the switchyard CLI. */
-export function mintToken(secret, { sub = 'u_1', org = 'org_123', admin = false, pub = [], subAllow = [], ttl } = {}) {
+export function mintToken(secret, { sub = 'u_1', org = 'org_123', admin = false, nodeAdmin = false, pub = [], subAllow = [], ttl } = {}) {
   const args = ['token', '--jwt-secret', secret, '--sub', sub, '--org', org];
   if (admin) args.push('--admin');
+  if (nodeAdmin) args.push('--node-admin');
   for (const p of [].concat(pub)) args.push('--pub', p);
   for (const p of [].concat(subAllow)) args.push('--sub-allow', p);
   if (ttl !== undefined) args.push('--ttl', String(ttl));
@@ -418,8 +430,8 @@ export class Node {
   }
 
   /** Hand-signs claims with this node's secret (or `secret`). */
-  sign(claims, { secret = this.secret, alg = 'HS256', header } = {}) {
-    return signJwt(claims, secret, { alg, header });
+  sign(claims, { secret = this.secret, alg = 'HS256', header, kid } = {}) {
+    return signJwt(claims, secret, { alg, header, kid });
   }
 
   /**
@@ -506,9 +518,9 @@ export class Node {
   }
 }
 
-/** Starts a switchyard node with extra flags; resolves once it is listening. */
+/** Starts a switchyard node with extra flags; resolves once it is listening. `secret: null` starts it without one. */
 export async function startNode(flags = [], { secret = crypto.randomBytes(24).toString('hex'), startTimeout = 15000 } = {}) {
-  const args = ['--host', '127.0.0.1', '--port', '0', '--jwt-secret', secret, ...flags];
+  const args = ['--host', '127.0.0.1', '--port', '0', ...(secret === null ? [] : ['--jwt-secret', secret]), ...flags];
   const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const node = new Node(proc, secret, args);
   return node._ready(startTimeout);
