@@ -6,6 +6,7 @@
 #include <random>
 #include <thread>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
 #include "schemas/duration.hpp"
@@ -197,6 +198,12 @@ parsed_options parse_node_options(int argc, char** argv) {
     return result;
   };
   opts.host = vm["host"].as<std::string>();
+  boost::system::error_code host_ec;
+  boost::asio::ip::make_address(opts.host, host_ec);
+  if (host_ec)
+    return fail("--host needs an IP address like 127.0.0.1, 0.0.0.0 or ::1, "
+                "not '"
+                + opts.host + "'");
   opts.port = vm["port"].as<unsigned short>();
   opts.io_threads = std::max(1u, vm["io-threads"].as<unsigned>());
   opts.actor_threads = std::max(1u, vm["actor-threads"].as<unsigned>());
