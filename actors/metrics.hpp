@@ -48,6 +48,7 @@ struct metrics {
   std::atomic<uint64_t> frames_in{0};
   std::atomic<uint64_t> auth_failures{0};
   std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> origin_rejected{0};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
 
   /// Counts one close with `code` (unknown codes land in "other").

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -57,6 +58,10 @@ struct settings {
   uint32_t max_inbound_rate = default_max_inbound_rate;
   uint32_t max_connections_per_user = default_max_connections_per_user;
   std::string jwt_secret;
+  /// Browser origins (`scheme://host[:port]`, lower case) that may open a
+  /// WebSocket and call `/v1/*` cross-origin; `*` allows any. Empty: none.
+  /// Requests without an `Origin` header (not from a browser) pass.
+  std::vector<std::string> allowed_origins;
 };
 
 /// Maps local session actors to their connection: topic actors find a

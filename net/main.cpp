@@ -1,5 +1,6 @@
 // switchyard: one node of the gateway, or `switchyard token` to mint tokens.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -142,6 +143,24 @@ void stop_actors(caf::actor_system& sys, const node_context& ctx) {
                          left, actor_stop_timeout.count());
 }
 
+/// Logs which browser origins may connect.
+void log_origin_policy(const settings& cfg) {
+  auto log = logger("node");
+  auto& list = cfg.allowed_origins;
+  if (list.empty()) {
+    log->warn("no browser origin allowed: WebSocket upgrades and CORS "
+              "preflights that carry an Origin header get 403; set "
+              "--allowed-origins to serve browser apps");
+  } else if (std::find(list.begin(), list.end(), "*") != list.end()) {
+    log->info("any browser origin allowed (--allowed-origins * or --dev)");
+  } else {
+    std::string joined;
+    for (auto& origin : list)
+      joined += (joined.empty() ? "" : ", ") + origin;
+    log->info("browser origins allowed: {}", joined);
+  }
+}
+
 int run_node(node_options opts) {
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
   auto log = logger("node");
@@ -188,6 +207,7 @@ int run_node(node_options opts) {
     log->info("event bus: in-process (no --nats given); events published "
               "here reach only this node's clients");
   }
+  log_origin_policy(ctx->cfg);
 
   lst->run();
   if (opts.dev_secret)

@@ -40,6 +40,9 @@ std::string render_metrics(const node_context& ctx) {
          "Rejected tokens on WebSocket connections.", s.auth_failures.load(r));
   metric("switchyard_http_requests_total", "counter", "Plain HTTP requests.",
          s.http_requests.load(r));
+  metric("switchyard_origin_rejected_total", "counter",
+         "WebSocket upgrades and CORS preflights refused for their Origin.",
+         s.origin_rejected.load(r));
   ctx.extra_metrics(out);
   out += "# HELP switchyard_closes_total Closed connections by close code.\n"
          "# TYPE switchyard_closes_total counter\n";

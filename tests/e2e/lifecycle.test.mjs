@@ -67,6 +67,7 @@ describe('start failures', () => {
     ['an unknown flag', ['--no-such-flag'], /unrecognised option '--no-such-flag'/],
     ['a host that is not an IP address', ['--host', 'not an address'], /--host needs an IP address/],
     ['a malformed duration', ['--close-timeout', 'soon'], /--close-timeout needs a duration/],
+    ['a malformed origin', ['--allowed-origins', 'https://app.example.com/'], /--allowed-origins: 'https:\/\/app\.example\.com\/' is not an origin/],
   ]) {
     it(`${what} ends the node with status 2 and one line on stderr`, { timeout: 20000 }, async () => {
       const r = await withTimeout(run(['--port', '0', '--jwt-secret', 'x', ...args]), 10000, 'the node to exit');
