@@ -52,6 +52,8 @@ struct metrics {
   std::atomic<uint64_t> protocol_errors{0};
   /// I/O handlers that threw (the connection or request was ended).
   std::atomic<uint64_t> handler_failures{0};
+  /// WebSocket upgrades and CORS preflights refused for their Origin.
+  std::atomic<uint64_t> origin_rejected{0};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
 
   /// Counts one close with `code` (unknown codes land in "other").

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -63,6 +64,10 @@ struct settings {
   milliseconds jwt_leeway = default_jwt_leeway;
   /// The HS256 secret and the identity providers' public keys.
   key_set jwt_keys;
+  /// Browser origins (`scheme://host[:port]`, lower case) that may open a
+  /// WebSocket and call `/v1/*` cross-origin; `*` allows any. Empty: none.
+  /// Requests without an `Origin` header (not from a browser) pass.
+  std::vector<std::string> allowed_origins;
 };
 
 /// Maps local session actors to their connection: topic actors find a

@@ -20,6 +20,12 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
         return;
       }
   });
+  // Routers are monitored, not linked: a stopping root stops them itself.
+  self->set_exit_handler([self](const caf::exit_msg& msg) {
+    for (auto& kvp : self->state.orgs)
+      self->send_exit(kvp.second.router, msg.reason);
+    self->quit(msg.reason);
+  });
   return {
     [self](subscribe_atom atm, std::string& pattern,
            caf::actor& session) -> caf::result<caf::message> {

@@ -125,6 +125,13 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
         return;
       }
   });
+  // Topic actors are monitored, not linked: a stopping router (retired, or
+  // the node stops) stops them itself.
+  self->set_exit_handler([self](const caf::exit_msg& msg) {
+    for (auto& kvp : self->state.patterns)
+      self->send_exit(kvp.second.node, msg.reason);
+    self->quit(msg.reason);
+  });
   return {
     [self](subscribe_atom atm, std::string& pattern, caf::actor& session) {
       auto& st = self->state;

@@ -1,5 +1,7 @@
 #include "net/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
 #include "schemas/duration.hpp"
@@ -145,6 +148,55 @@ bool secret_from(const po::variables_map& vm, std::string& secret) {
   return true;
 }
 
+/// Whether `s` is an origin as a browser sends it: `scheme://host[:port]`,
+/// lower case, without path or trailing slash.
+bool valid_origin(std::string_view s) {
+  auto sep = s.find("://");
+  if (sep == 0 || sep == std::string_view::npos || sep + 3 == s.size())
+    return false;
+  auto is_scheme_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-'
+      || c == '.';
+  };
+  auto is_host_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.'
+      || c == ':' || c == '[' || c == ']';
+  };
+  auto scheme = s.substr(0, sep);
+  auto host = s.substr(sep + 3);
+  return std::all_of(scheme.begin(), scheme.end(), is_scheme_char)
+    && std::all_of(host.begin(), host.end(), is_host_char);
+}
+
+/// Parses `--allowed-origins`: comma-separated origins or `*`, lower-cased.
+bool parse_origins(const std::string& list, std::vector<std::string>& out,
+                   std::string& error) {
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    auto comma = std::min(list.find(',', pos), list.size());
+    auto item = list.substr(pos, comma - pos);
+    pos = comma + 1;
+    auto first = item.find_first_not_of(" \t");
+    if (first == std::string::npos)
+      continue;
+    item = item.substr(first, item.find_last_not_of(" \t") - first + 1);
+    for (auto& c : item)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (item != "*" && !valid_origin(item)) {
+      error = "--allowed-origins: '" + item
+        + "' is not an origin like https://app.example.com "
+          "(scheme://host[:port], no path), nor *";
+      return false;
+    }
+    out.push_back(std::move(item));
+  }
+  if (out.empty()) {
+    error = "--allowed-origins needs at least one origin, or *";
+    return false;
+  }
+  return true;
+}
+
 } // namespace
 
 parsed_options parse_node_options(int argc, char** argv) {
@@ -168,7 +220,12 @@ parsed_options parse_node_options(int argc, char** argv) {
     "PEM certificate chain: serve TLS only (https, wss); reread on SIGHUP")(
     "tls-key", po::value<std::string>(), "PEM private key for --tls-cert")(
     "dev", po::bool_switch(),
-    "generate a development secret when none is configured and print it")(
+    "generate a development secret when none is configured and print it; "
+    "without --allowed-origins, allow any browser origin")(
+    "allowed-origins", po::value<std::string>(),
+    "browser origins that may open WebSockets and call /v1/* (CORS), "
+    "comma-separated (https://app.example.com,...), or *; default: none "
+    "(requests without an Origin header are always served)")(
     "heartbeat-interval",
     po::value<std::string>()->default_value(dur(c.heartbeat_interval)),
     "time between server pings")(
@@ -259,6 +316,12 @@ parsed_options parse_node_options(int argc, char** argv) {
     return result;
   };
   opts.host = vm["host"].as<std::string>();
+  boost::system::error_code host_ec;
+  boost::asio::ip::make_address(opts.host, host_ec);
+  if (host_ec)
+    return fail("--host needs an IP address like 127.0.0.1, 0.0.0.0 or ::1, "
+                "not '"
+                + opts.host + "'");
   opts.port = vm["port"].as<unsigned short>();
   opts.io_threads = std::max(1u, vm["io-threads"].as<unsigned>());
   opts.actor_threads = std::max(1u, vm["actor-threads"].as<unsigned>());
@@ -322,6 +385,14 @@ parsed_options parse_node_options(int argc, char** argv) {
   c.max_connections_per_user = vm["max-connections-per-user"].as<uint32_t>();
   if (c.max_frame_size < 128)
     return fail("--max-frame-size must be at least 128 bytes");
+  if (vm.count("allowed-origins")) {
+    std::string error;
+    if (!parse_origins(vm["allowed-origins"].as<std::string>(),
+                       c.allowed_origins, error))
+      return fail(error);
+  } else if (vm["dev"].as<bool>()) {
+    c.allowed_origins = {"*"};
+  }
   if (!secret_from(vm, c.jwt_keys.secret)) {
     result.exit_code = 2;
     return result;

@@ -1,5 +1,6 @@
 #include "net/http_router.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/log.hpp"
@@ -33,7 +34,18 @@ int hex_value(char c) {
   return -1;
 }
 
+/// How long a browser may cache a preflight answer (Chrome caps it at 2 h).
+constexpr auto cors_max_age = "600";
+
 } // namespace
+
+bool origin_allowed(const settings& cfg, std::string_view origin) {
+  for (auto& allowed : cfg.allowed_origins)
+    if (allowed == "*"
+        || boost::beast::iequals(allowed, {origin.data(), origin.size()}))
+      return true;
+  return false;
+}
 
 std::string bearer_token(const http_request& req) {
   auto i = req.find(http::field::authorization);
@@ -106,6 +118,43 @@ void http_router::handle(const http_request& req,
   auto path = path_of({req.target().data(), req.target().size()});
   auto v = req.version();
   auto ka = req.keep_alive();
+  // CORS for /v1/*: an allowed browser origin gets its preflight answered
+  // and may read every response; any other gets no CORS header, so the
+  // browser withholds the response from the page.
+  auto origin_hdr = req.find(http::field::origin);
+  if (origin_hdr != req.end() && path.substr(0, 4) == "/v1/") {
+    auto origin = std::string{origin_hdr->value()};
+    bool allowed = origin_allowed(ctx_->cfg, origin);
+    if (req.method() == http::verb::options) {
+      if (!allowed) {
+        ctx_->stats.origin_rejected.fetch_add(1, std::memory_order_relaxed);
+        auto res = error(http::status::forbidden, "forbidden",
+                         "origin not allowed", v, ka);
+        res.set(http::field::vary, "Origin");
+        done(std::move(res));
+        return;
+      }
+      http_response res{http::status::no_content, v};
+      res.set(http::field::server, "switchyard");
+      res.set(http::field::access_control_allow_origin, origin);
+      res.set(http::field::access_control_allow_methods, "GET, POST");
+      res.set(http::field::access_control_allow_headers,
+              "Authorization, Content-Type");
+      res.set(http::field::access_control_max_age, cors_max_age);
+      res.set(http::field::vary, "Origin");
+      res.keep_alive(ka);
+      res.prepare_payload();
+      done(std::move(res));
+      return;
+    }
+    done = [done = std::move(done), origin = std::move(origin),
+            allowed](http_response res) {
+      if (allowed)
+        res.set(http::field::access_control_allow_origin, origin);
+      res.set(http::field::vary, "Origin");
+      done(std::move(res));
+    };
+  }
   auto method_is = [&](http::verb verb) {
     if (req.method() == verb)
       return true;

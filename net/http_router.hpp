@@ -60,6 +60,10 @@ private:
   std::unordered_map<std::string, claims> token_cache_;
 };
 
+/// Whether a browser at `origin` (a request's non-empty `Origin` header) may
+/// use this node: `cfg.allowed_origins` holds it or `*`.
+bool origin_allowed(const settings& cfg, std::string_view origin);
+
 /// Extracts the bearer token of an `Authorization` header, or "".
 std::string bearer_token(const http_request& req);
 

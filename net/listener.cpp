@@ -139,6 +139,19 @@ private:
       reject(http::status::not_found, "WebSocket endpoint is /v1/ws");
       return;
     }
+    // A browser always names the page's origin; other clients send none.
+    auto origin = req.find(http::field::origin);
+    if (origin != req.end()
+        && !origin_allowed(ctx_->cfg,
+                           {origin->value().data(), origin->value().size()})) {
+      ctx_->stats.origin_rejected.fetch_add(1, std::memory_order_relaxed);
+      log()->debug("refused a WebSocket upgrade from origin {}",
+                   std::string_view{origin->value().data(),
+                                    origin->value().size()});
+      write(http_router::error(http::status::forbidden, "forbidden",
+                               "origin not allowed", req.version(), false));
+      return;
+    }
     if (req.method() != http::verb::get
         || req[http::field::sec_websocket_version] != "13") {
       reject(http::status::upgrade_required, "WebSocket version 13 required");

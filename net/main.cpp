@@ -1,9 +1,17 @@
 // switchyard: one node of the gateway, or `switchyard token` to mint tokens.
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <string_view>
+#include <thread>
+
+#include <signal.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
@@ -22,79 +30,200 @@ using namespace switchyard;
 
 namespace {
 
+// -- exit statuses (docs/operations.md) ---------------------------------------
+// 0: stopped on SIGTERM/SIGINT; 2: bad flags or configuration (config.cpp);
+// 128 + signal number: a second SIGTERM/SIGINT cut a stop short.
+
+/// The node could not start: the port is taken, the address is not on this
+/// host, or the NATS client could not be set up.
+constexpr int exit_start_failed = 1;
+
+/// A stop overran `close_timeout + stop_grace` and the watchdog ended it.
+constexpr int exit_stop_overran = 3;
+
+// -- bounds of a stop ---------------------------------------------------------
+
+/// Between drain polls. Each poll also closes sessions that registered after
+/// the previous one (an upgrade that completed as the signal came).
+constexpr auto drain_poll = std::chrono::milliseconds(20);
+
+/// How long the drain waits past the close timeout: every closing connection
+/// cuts its socket by its own timer `close_timeout` after it started
+/// closing, which for a late session is up to a poll after the signal.
+constexpr auto drain_slack = std::chrono::milliseconds(500);
+
+/// How long the actors may take to exit once told: each finishes the message
+/// at hand, which takes microseconds; a one-shot HTTP actor waits at most
+/// for its request timeout, and is abandoned past this.
+constexpr auto actor_stop_timeout = std::chrono::seconds(2);
+
+/// Time a stop may take past the close timeout before the watchdog ends the
+/// process: the drain slack, the actors' exit, closing NATS (which flushes)
+/// and joining the threads fit in it with room for a loaded machine.
+constexpr auto stop_grace = std::chrono::seconds(5);
+
+/// Ends the process when an orderly stop overruns its bound. A plain thread,
+/// not an actor: it must fire when the actor system is what hangs.
+class stop_watchdog {
+public:
+  /// Starts counting down `bound`.
+  void arm(std::chrono::milliseconds bound) {
+    thread_ = std::thread{[this, bound] {
+      std::unique_lock<std::mutex> guard{mtx_};
+      if (cv_.wait_for(guard, bound, [this] {
+            return done_;
+          }))
+        return;
+      logger("node")->error("stop did not finish within {} ms; exiting with "
+                            "status {}",
+                            bound.count(), exit_stop_overran);
+      std::_Exit(exit_stop_overran);
+    }};
+  }
+
+  /// Disarms (the stop finished) and joins.
+  ~stop_watchdog() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+/// Installed once a stop began: a second SIGTERM or SIGINT exits at once.
+extern "C" void exit_on_second_signal(int sig) {
+  static constexpr char msg[]
+    = "switchyard: second signal during the stop, exiting now\n";
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  std::_Exit(128 + sig);
+}
+
 /// Polls until every connection finished its closing handshake, or until
 /// `deadline`, then stops the I/O threads.
 void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
                      node_context_ptr ctx,
                      std::chrono::steady_clock::time_point deadline,
                      net::io_pool& pool) {
-  if (ctx->stats.connections.load() == 0
-      || std::chrono::steady_clock::now() >= deadline) {
+  auto open = ctx->stats.connections.load();
+  if (open == 0 || std::chrono::steady_clock::now() >= deadline) {
+    if (open > 0)
+      logger("node")->warn("{} connections still open at the drain deadline",
+                           open);
     pool.stop();
     return;
   }
-  timer->expires_after(std::chrono::milliseconds(20));
+  ctx->sinks.close_all(frames::close_code::going_away, "node shutting down");
+  timer->expires_after(drain_poll);
   timer->async_wait([=, &pool](boost::system::error_code) {
     drain_then_stop(timer, ctx, deadline, pool);
   });
 }
 
+/// Tells the node's actors to exit and waits for every actor of `sys`, at
+/// most `actor_stop_timeout`.
+void stop_actors(caf::actor_system& sys, const node_context& ctx) {
+  for (auto* hdl : {&ctx.topics, &ctx.sessions, &ctx.bridge})
+    if (*hdl)
+      caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
+  auto deadline = std::chrono::steady_clock::now() + actor_stop_timeout;
+  while (sys.registry().running() > 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (auto left = sys.registry().running(); left > 0)
+    logger("node")->warn("{} actors still running after {} ms; leaving them",
+                         left, actor_stop_timeout.count());
+}
+
+/// Logs which browser origins may connect.
+void log_origin_policy(const settings& cfg) {
+  auto log = logger("node");
+  auto& list = cfg.allowed_origins;
+  if (list.empty()) {
+    log->warn("no browser origin allowed: WebSocket upgrades and CORS "
+              "preflights that carry an Origin header get 403; set "
+              "--allowed-origins to serve browser apps");
+  } else if (std::find(list.begin(), list.end(), "*") != list.end()) {
+    log->info("any browser origin allowed (--allowed-origins * or --dev)");
+  } else {
+    std::string joined;
+    for (auto& origin : list)
+      joined += (joined.empty() ? "" : ", ") + origin;
+    log->info("browser origins allowed: {}", joined);
+  }
+}
+
 int run_node(node_options opts) {
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
   auto log = logger("node");
+  // Declared first, so destroyed last: the watchdog covers the destructors
+  // below, and actors may post to the I/O contexts until the actor system
+  // is gone.
+  stop_watchdog watchdog;
   std::shared_ptr<net::tls_config> tls;
   if (!opts.tls_cert.empty()) {
     std::string error;
     tls = net::tls_config::load(opts.tls_cert, opts.tls_key, error);
     if (!tls) {
       log->error("{}", error);
-      return 1;
+      return exit_start_failed;
     }
   }
+  auto ctx = std::make_shared<node_context>(opts.cfg);
+  net::io_pool pool{opts.io_threads, ctx->stats.handler_failures};
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::switchyard>();
   cfg.set("scheduler.max-threads", static_cast<size_t>(opts.actor_threads));
   caf::actor_system sys{cfg};
-  auto ctx = std::make_shared<node_context>(opts.cfg);
-  ctx->topics = sys.spawn(topic_root, ctx);
-  ctx->sessions = sys.spawn(session_registry, ctx);
+  // Everything that can fail at start comes before the first actor: a node
+  // that cannot start leaves nothing running for the actor system to wait
+  // for, and exits at once.
+  auto lst = std::make_shared<net::listener>(pool, sys, ctx, tls);
+  try {
+    lst->open({asio::ip::make_address(opts.host), opts.port});
+  } catch (const std::exception& e) {
+    log->error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
+    return exit_start_failed;
+  }
   std::shared_ptr<net::nats_client> nats;
-  if (opts.nats.servers.empty()) {
-    ctx->bus = std::make_shared<local_bus>(*ctx);
-    log->info("event bus: in-process (no --nats given); events published "
-              "here reach only this node's clients");
-  } else {
+  if (!opts.nats.servers.empty()) {
     std::string error;
     nats = net::nats_client::make(opts.nats, ctx, error);
     if (!nats) {
       log->error("cannot use NATS: {}", error);
-      return 1;
+      return exit_start_failed;
     }
+  }
+  ctx->topics = sys.spawn(topic_root, ctx);
+  ctx->sessions = sys.spawn(session_registry, ctx);
+  if (nats) {
     ctx->bus = nats;
     ctx->bridge = sys.spawn(bus_bridge, ctx, nats);
     std::string urls;
     for (auto& url : opts.nats.servers)
       urls += (urls.empty() ? "" : ",") + url;
     log->info("event bus: NATS at {}", urls);
+  } else {
+    ctx->bus = std::make_shared<local_bus>(*ctx);
+    log->info("event bus: in-process (no --nats given); events published "
+              "here reach only this node's clients");
   }
+  log_origin_policy(ctx->cfg);
 
-  net::io_pool pool{opts.io_threads, ctx->stats.handler_failures};
-  auto lst = std::make_shared<net::listener>(pool, sys, ctx, tls);
-  try {
-    lst->open({asio::ip::make_address(opts.host), opts.port});
-  } catch (const std::exception& e) {
-    log->error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
-    return 1;
-  }
   lst->run();
   if (opts.dev_secret)
     std::cout << "development secret (SWITCHYARD_JWT_SECRET): "
-              << ctx->cfg.jwt_keys.secret
-              << "
-                 ";
-      std::cout
-              << "listening on " << (tls ? "https" : "http") << "://"
-              << opts.host << ":" << lst->port() << std::endl;
+              << ctx->cfg.jwt_keys.secret << "\n";
+  std::cout << "listening on " << (tls ? "https" : "http") << "://" << opts.host
+            << ":" << lst->port() << std::endl;
   log->info("node {} listening on {}:{} ({} I/O threads, {} actor threads)",
             ctx->node_id, opts.host, lst->port(), opts.io_threads,
             opts.actor_threads);
@@ -103,13 +232,24 @@ int run_node(node_options opts) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec)
       return;
-    log->info("signal {}: closing {} connections with 1001", sig,
-              ctx->stats.connections.load());
+    // From now on a second signal ends the process at once.
+    signals.clear(ec);
+    struct sigaction sa = {};
+    sa.sa_handler = exit_on_second_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    auto bound = ctx->cfg.close_timeout + stop_grace;
+    watchdog.arm(bound);
+    log->info("signal {}: closing {} connections with 1001 (stop bound {} "
+              "ms)",
+              sig, ctx->stats.connections.load(), bound.count());
     lst->stop();
     ctx->sinks.close_all(frames::close_code::going_away, "node shutting down");
     auto timer = std::make_shared<asio::steady_timer>(pool.http());
     drain_then_stop(timer, ctx,
-                    std::chrono::steady_clock::now() + ctx->cfg.close_timeout,
+                    std::chrono::steady_clock::now() + ctx->cfg.close_timeout
+                      + drain_slack,
                     pool);
   });
 
@@ -133,14 +273,13 @@ int run_node(node_options opts) {
   await_hup();
 
   pool.run();
-  log->info("stopped");
-  caf::anon_send_exit(ctx->topics, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(ctx->sessions, caf::exit_reason::user_shutdown);
-  if (ctx->bridge)
-    caf::anon_send_exit(ctx->bridge, caf::exit_reason::user_shutdown);
+  log->info("connections closed; stopping actors");
+  // Actors first: the bus bridge calls into the NATS client until it exits.
+  stop_actors(sys, *ctx);
   if (nats)
     nats->close();
   sys.await_actors_before_shutdown(false);
+  log->info("stopped");
   return 0;
 }
 

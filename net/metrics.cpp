@@ -46,6 +46,9 @@ std::string render_metrics(const node_context& ctx) {
   metric("switchyard_handler_failures_total", "counter",
          "I/O handlers that threw; each ended its connection or request.",
          s.handler_failures.load(r));
+  metric("switchyard_origin_rejected_total", "counter",
+         "WebSocket upgrades and CORS preflights refused for their Origin.",
+         s.origin_rejected.load(r));
   ctx.extra_metrics(out);
   out += "# HELP switchyard_closes_total Closed connections by close code.\n"
          "# TYPE switchyard_closes_total counter\n";
