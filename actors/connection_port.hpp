@@ -46,6 +46,11 @@ public:
   /// Queues a WebSocket ping.
   virtual void send_ping() = 0;
 
+  /// Tells the connection that an inbound text message of `capacity` bytes
+  /// (as it was handed over) is handled: a connection stops reading while
+  /// too many bytes wait in the session's mailbox, and resumes here.
+  virtual void consumed(size_t capacity) = 0;
+
   /// Starts the closing handshake with `code`. With `drop_pending`, frames
   /// not yet written are discarded first (slow consumer).
   virtual void

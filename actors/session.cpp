@@ -49,6 +49,7 @@ caf::behavior session_actor::make_behavior() {
   return {
     [this](text_atom, const std::string& text) {
       on_text(text);
+      conn_->consumed(text.capacity());
     },
     [this](binary_atom) {
       reply_error("", "bad_request",

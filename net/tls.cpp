@@ -43,7 +43,8 @@ std::shared_ptr<ssl::context> tls_config::make(std::string& error) const {
                      | ssl::context::no_sslv3 | ssl::context::no_tlsv1
                      | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
                    ec);
-  // Idle connections give their record buffers back (~34 KB each).
+  // OpenSSL frees its own record buffers while a connection is idle (Asio's
+  // stream keeps its two 17 KiB buffers regardless).
   SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   if (!ec)
     ctx->use_certificate_chain_file(cert_file_, ec);
@@ -51,10 +52,17 @@ std::shared_ptr<ssl::context> tls_config::make(std::string& error) const {
     error = "cannot use TLS certificate " + cert_file_ + ": " + ec.message();
     return nullptr;
   }
-  // OpenSSL also checks that the key belongs to the certificate.
   ctx->use_private_key_file(key_file_, ssl::context::pem, ec);
   if (ec) {
     error = "cannot use TLS key " + key_file_ + ": " + ec.message();
+    return nullptr;
+  }
+  // OpenSSL refuses a key of the certificate's type that does not match it,
+  // but files a key of another type (EC for an RSA certificate) silently
+  // in another slot, leaving the certificate without a key.
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    error = "TLS key " + key_file_ + " does not belong to certificate "
+      + cert_file_;
     return nullptr;
   }
   return ctx;

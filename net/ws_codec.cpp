@@ -44,6 +44,8 @@ bool ws_parser::refuse(uint16_t code, const char* why) {
 ws_parser::status ws_parser::next() {
   if (close_code_ != 0)
     return status::error;
+  // The last message is handled by now (or was moved out): its memory goes.
+  std::string{}.swap(msg_.payload);
   while (in_ != in_end_) {
     if (!in_payload_) {
       header_[header_size_++] = static_cast<uint8_t>(*in_++);
@@ -167,7 +169,10 @@ bool ws_parser::start_frame() {
   // addition can overflow.
   if (remaining_ > max_ - partial_.size())
     return refuse(close_code::too_large, "message too large");
-  partial_.reserve(partial_.size() + static_cast<size_t>(remaining_));
+  // A message in one frame gets exactly its size (so its capacity is its
+  // size); fragments grow the buffer as they come.
+  if (fin_ && op_ != opcode::continuation)
+    partial_.reserve(static_cast<size_t>(remaining_));
   return true;
 }
 

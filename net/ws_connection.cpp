@@ -71,7 +71,7 @@ void ws_connection::start(caf::actor session) {
       self->parser_.feed(self->leftover_.data(), self->leftover_.size());
       bool more = self->parse();
       std::string{}.swap(self->leftover_);
-      if (more)
+      if (more && !self->pause_reading())
         self->do_read();
     });
   });
@@ -211,7 +211,10 @@ void ws_connection::on_readable(boost::system::error_code ec) {
     // One buffer per I/O thread, parsed in place before the next read: a
     // connection itself keeps no read buffer.
     static thread_local std::array<char, 64 * 1024> buf;
-    for (;;) {
+    // At most this many full reads per turn: a peer that keeps the receive
+    // buffer full still lets the thread's other sockets and timers run.
+    constexpr int max_reads = 16;
+    for (int reads = 0; reads < max_reads; ++reads) {
       if (ec) {
         // EOF after our close frame is the normal end of a closing
         // handshake.
@@ -226,12 +229,34 @@ void ws_connection::on_readable(boost::system::error_code ec) {
       if (failed_)
         continue; // discarded unread: the peer is past listening to
       parser_.feed(buf.data(), n);
-      if (!parse())
+      if (!parse() || pause_reading())
         return;
       if (n < buf.size())
         break;
     }
     do_read();
+  });
+}
+
+bool ws_connection::pause_reading() {
+  auto limit = ctx_->cfg.max_frame_size;
+  if (inbound_bytes_.load() < limit)
+    return false;
+  read_paused_.store(true);
+  // `consumed` may have brought the count down before it could see the
+  // pause: then resume right here.
+  return !(inbound_bytes_.load() < limit && read_paused_.exchange(false));
+}
+
+void ws_connection::consumed(size_t capacity) {
+  auto left = inbound_bytes_.fetch_sub(capacity) - capacity;
+  if (left >= ctx_->cfg.max_frame_size || !read_paused_.exchange(false))
+    return;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->guarded([&] {
+      if (!self->finished_)
+        self->do_read();
+    });
   });
 }
 
@@ -245,7 +270,7 @@ void ws_connection::on_tls_read(boost::system::error_code ec, size_t n) {
     }
     if (!failed_) {
       parser_.feed(tls_in_->data(), n);
-      if (!parse())
+      if (!parse() || pause_reading())
         return;
     }
     do_read();
@@ -275,7 +300,7 @@ void ws_connection::fail(uint16_t code, const char* why) {
   close(code, why, false);
 }
 
-bool ws_connection::admit_inbound() {
+bool ws_connection::admit_inbound(bool control) {
   auto rate = static_cast<double>(ctx_->cfg.max_inbound_rate);
   auto now = std::chrono::steady_clock::now();
   std::chrono::duration<double> elapsed = now - rate_refill_;
@@ -290,7 +315,7 @@ bool ws_connection::admit_inbound() {
   // another full burst is closed.
   if (++rate_strikes_ > ctx_->cfg.max_inbound_rate) {
     close(frames::close_code::too_many, "inbound rate limit exceeded");
-  } else {
+  } else if (!control) {
     send_text(frames::error_json("", "rate_limited",
                                  "more than "
                                    + std::to_string(ctx_->cfg.max_inbound_rate)
@@ -314,22 +339,25 @@ void ws_connection::handle(ws_message& msg) {
   }
   switch (msg.op) {
     case opcode::text:
-      if (admit_inbound())
+      if (admit_inbound(false)) {
+        inbound_bytes_ += msg.payload.capacity();
         caf::anon_send(session_, text_atom::value, std::move(msg.payload));
+      }
       break;
     case opcode::binary:
-      if (admit_inbound())
+      if (admit_inbound(false))
         caf::anon_send(session_, binary_atom::value);
       break;
+    // Control frames count against the rate like data, or a ping flood
+    // would be free (a flood ends in 4429), but are never refused: every
+    // ping gets its pong (RFC 6455 5.5.2), every pong reaches the session.
     case opcode::ping:
-      // Control frames count against the rate like data, or a ping flood
-      // would be free.
-      if (admit_inbound())
-        queue_pong(msg.payload);
+      admit_inbound(true);
+      queue_pong(msg.payload);
       break;
     case opcode::pong:
-      if (admit_inbound())
-        caf::anon_send(session_, pong_atom::value);
+      admit_inbound(true);
+      caf::anon_send(session_, pong_atom::value);
       break;
     case opcode::close: {
       peer_closed_ = true;
@@ -346,8 +374,6 @@ void ws_connection::handle(ws_message& msg) {
         close(code == frames::close_code::no_status ? frames::close_code::normal
                                                     : code,
               "", false);
-        std::lock_guard<spin_lock> guard{mtx_};
-        close_code_ = code;
       }
       break;
     }
@@ -456,17 +482,8 @@ void ws_connection::write_batches() {
     for (auto& f : writing_)
       writing_bytes_ += f->size();
     if (tls_) {
-      // One buffer, so that the batch becomes as few TLS records as
-      // possible (Asio's SSL stream writes one buffer per record).
-      tls_out_.clear();
-      tls_out_.reserve(writing_bytes_);
-      for (auto& f : writing_)
-        tls_out_ += *f;
-      asio::async_write(
-        *tls_, asio::buffer(tls_out_),
-        [self = shared_from_this()](boost::system::error_code ec, size_t) {
-          self->on_write(ec);
-        });
+      tls_next_ = 0;
+      tls_write_next();
       return;
     }
     // Everything queued since the last write goes out in one gather-write.
@@ -507,6 +524,28 @@ void ws_connection::write_batches() {
                       });
     return;
   }
+}
+
+void ws_connection::tls_write_next() {
+  // Frames are copied into one buffer of up to one TLS record (16 KiB), so
+  // that a batch becomes few records (Asio's SSL stream writes one buffer
+  // at a time) while the copy stays small; a larger frame goes alone.
+  constexpr size_t record = 16 * 1024;
+  tls_out_.clear();
+  while (tls_next_ < writing_.size()
+         && (tls_out_.empty()
+             || tls_out_.size() + writing_[tls_next_]->size() <= record))
+    tls_out_ += *writing_[tls_next_++];
+  asio::async_write(*tls_, asio::buffer(tls_out_),
+                    [self = shared_from_this()](boost::system::error_code ec,
+                                                size_t) {
+                      self->guarded([&] {
+                        if (!ec && self->tls_next_ < self->writing_.size())
+                          self->tls_write_next();
+                        else
+                          self->on_write(ec);
+                      });
+                    });
 }
 
 void ws_connection::on_write(boost::system::error_code ec) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -27,8 +28,8 @@
 namespace switchyard::net {
 
 /// One upgraded WebSocket connection. Thread-safe entry points: `push`,
-/// `wake`, `send_text`, `send_ping`, `close`; everything else runs on the
-/// single thread of the socket's io_context.
+/// `wake`, `send_text`, `send_ping`, `consumed`, `close`; everything else
+/// runs on the single thread of the socket's io_context.
 class ws_connection final : public connection_port,
                             public std::enable_shared_from_this<ws_connection> {
 public:
@@ -62,6 +63,8 @@ public:
 
   void send_ping() override;
 
+  void consumed(size_t capacity) override;
+
   void close(uint16_t code, const std::string& reason,
              bool drop_pending = false) override;
 
@@ -74,7 +77,12 @@ private:
   /// Parses the bytes fed to the parser; false when reading must stop.
   bool parse();
   void handle(ws_message& msg);
-  bool admit_inbound();
+  /// Takes one frame off the inbound rate; false when over it. A flood
+  /// ends in 4429; refused data frames get a `rate_limited` error frame.
+  bool admit_inbound(bool control);
+  /// Stops reading while too many inbound bytes wait for the session;
+  /// true when paused (`consumed` resumes).
+  bool pause_reading();
   /// Fails the connection after a protocol violation: the close frame goes
   /// out, input is discarded unread, and TCP is closed as soon as the close
   /// frame is written and the peer is gone (or at the close timeout).
@@ -90,6 +98,8 @@ private:
   void do_write();
   /// Writes queued batches until the queue is empty or the socket is full.
   void write_batches();
+  /// TLS: writes the next part of `writing_`, from `tls_next_` on.
+  void tls_write_next();
   void on_write(boost::system::error_code ec);
   /// Accounts for the finished batch in `writing_`; false if the connection
   /// finished (closing handshake complete).
@@ -137,11 +147,18 @@ private:
   std::string pong_payload_;
   bool pong_pending_ = false;
 
+  // Shared with the session actor (`consumed`).
+  /// Capacity of the text messages handed to the session and not yet
+  /// handled; reading pauses at `max_frame_size`.
+  std::atomic<size_t> inbound_bytes_{0};
+  std::atomic<bool> read_paused_{false};
+
   // Strand only.
   /// TLS only: decrypted bytes (plain sockets read into a per-thread
   /// buffer) and the batch being written, linearized (freed when idle).
   std::unique_ptr<std::array<char, 4096>> tls_in_;
   std::string tls_out_;
+  size_t tls_next_ = 0;
   std::vector<frames::frame_ptr> writing_;
   size_t writing_bytes_ = 0;
   bool close_sent_ = false;

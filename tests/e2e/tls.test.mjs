@@ -14,12 +14,13 @@ import { once } from 'node:events';
 import WebSocket from 'ws';
 import { BIN, Client, startNode, waitUntil } from './lib/node.mjs';
 
-/** A self-signed P-256 certificate for 127.0.0.1, written to `dir`. */
-function makeCert(dir, name) {
+/** A self-signed certificate (P-256 or RSA) for 127.0.0.1, written to `dir`. */
+function makeCert(dir, name, { rsa = false } = {}) {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
+  const keyArgs = rsa ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
   execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    'req', '-x509', ...keyArgs, '-nodes',
     '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`,
     '-addext', 'subjectAltName=IP:127.0.0.1',
   ], { stdio: 'ignore' });
@@ -135,9 +136,12 @@ test('an unusable certificate ends the node at start with a message', async (t) 
   const dir = tmpDir(t);
   const a = makeCert(dir, 'first');
   const b = makeCert(dir, 'second');
+  const r = makeCert(dir, 'rsa', { rsa: true });
   for (const [cert, key, want] of [
     [path.join(dir, 'missing.crt'), a.key, /cannot use TLS certificate/],
     [a.cert, b.key, /key values mismatch/],
+    // A key of another type than the certificate's: OpenSSL alone takes it.
+    [r.cert, a.key, /does not belong to certificate/],
   ]) {
     const proc = spawn(BIN, ['--port', '0', '--jwt-secret', 's', '--tls-cert', cert, '--tls-key', key]);
     let stderr = '';

@@ -53,6 +53,11 @@ public:
     ++pings;
   }
 
+  void consumed(size_t capacity) override {
+    std::lock_guard<std::mutex> guard{mtx};
+    consumed_bytes += capacity;
+  }
+
   void close(uint16_t code, const std::string&, bool) override {
     std::lock_guard<std::mutex> guard{mtx};
     if (closed_with == 0)
@@ -84,6 +89,8 @@ public:
   std::vector<std::shared_ptr<const std::string>> frames;
   std::vector<std::string> texts;
   int pings = 0;
+  /// Sum of the capacities the session reported consumed.
+  size_t consumed_bytes = 0;
   uint16_t closed_with = 0;
 };
 

@@ -159,6 +159,16 @@ CAF_TEST(malformed frames get bad_request and the session stays open) {
   CAF_CHECK_EQUAL(conn->closed_with, 0);
 }
 
+CAF_TEST(every handled text frame is reported consumed) {
+  text("{not json");
+  auto first = conn->consumed_bytes;
+  CAF_CHECK_GREATER_OR_EQUAL(first, 9u);
+  std::string frame = R"({"type":"dance","id":"9","pad":")"
+    + std::string(300, 'x') + "\"}";
+  text(frame);
+  CAF_CHECK_GREATER_OR_EQUAL(conn->consumed_bytes - first, frame.size());
+}
+
 CAF_TEST(subscribe checks grammar org and the subscription limit) {
   auth(token());
   text(R"({"type":"subscribe","id":"2","topic":"events.org_123..x"})");
