@@ -44,6 +44,10 @@ struct settings {
   static constexpr uint32_t default_max_inbound_rate = 100;
   /// Concurrent connections one user may hold on one node.
   static constexpr uint32_t default_max_connections_per_user = 32;
+  /// Deepest nesting in client frames, HTTP bodies and NATS envelopes: real
+  /// documents nest a handful of levels, and 64 bounds the recursion of
+  /// parsing and dumping to a few KiB of stack.
+  static constexpr size_t default_max_json_depth = 64;
 
   // -- values ---------------------------------------------------------------
 
@@ -56,6 +60,7 @@ struct settings {
   size_t outbound_queue_limit = default_outbound_queue_limit;
   uint32_t max_inbound_rate = default_max_inbound_rate;
   uint32_t max_connections_per_user = default_max_connections_per_user;
+  size_t max_json_depth = default_max_json_depth;
   std::string jwt_secret;
 };
 

@@ -276,9 +276,9 @@ void nats_client::run_worker() {
 
 // -- nats.c callbacks ---------------------------------------------------------
 
-std::optional<event> nats_client::decode(std::string_view subject,
-                                         std::string_view payload, bool is_json,
-                                         const void* sub) {
+std::optional<event>
+nats_client::decode(node_context& ctx, std::string_view subject,
+                    std::string_view payload, bool is_json, const void* sub) {
   auto hash = std::hash<std::string_view>{}(payload);
   {
     std::lock_guard<std::mutex> guard{ids_mtx_};
@@ -291,13 +291,14 @@ std::optional<event> nats_client::decode(std::string_view subject,
       return g.ev;
     }
   }
-  auto decoded = is_json ? envelope::from_json(subject, payload)
-                         : envelope::from_msgpack(subject, payload);
+  auto depth = ctx.cfg.max_json_depth;
+  auto decoded = is_json ? envelope::from_json(subject, payload, depth)
+                         : envelope::from_msgpack(subject, payload, depth);
   if (!decoded.value) {
-    count_malformed(subject, decoded.error);
+    count_malformed(ctx, subject, decoded);
   } else {
     if (decoded.value->id.empty())
-      decoded.value->id = ctx_->next_event_id();
+      decoded.value->id = ctx.next_event_id();
     if (decoded.value->ts == 0)
       decoded.value->ts = node_context::unix_ms();
   }
@@ -313,6 +314,11 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
                              natsMsg* msg, void* closure) {
   auto* c = static_cast<sub_closure*>(closure);
   auto* self = c->client;
+  auto ctx = self->ctx_.lock();
+  if (!ctx) { // the node is shutting down
+    natsMsg_Destroy(msg);
+    return;
+  }
   std::string_view subject{natsMsg_GetSubject(msg)};
   std::string_view payload{natsMsg_GetData(msg),
                            static_cast<size_t>(natsMsg_GetDataLength(msg))};
@@ -321,31 +327,37 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
       == NATS_OK
     && content_type != nullptr
     && strncasecmp(content_type, "application/json", 16) == 0;
-  auto ev = self->decode(subject, payload, is_json, sub);
+  auto ev = self->decode(*ctx, subject, payload, is_json, sub);
   natsMsg_Destroy(msg);
   if (!ev)
     return;
   self->received_.fetch_add(1, std::memory_order_relaxed);
-  self->ctx_->stats.events_in.fetch_add(1, std::memory_order_relaxed);
+  ctx->stats.events_in.fetch_add(1, std::memory_order_relaxed);
   caf::anon_send(c->node, publish_atom::value, std::move(*ev));
 }
 
-void nats_client::count_malformed(std::string_view subject,
-                                  const std::string& why) {
+void nats_client::count_malformed(node_context& ctx, std::string_view subject,
+                                  const envelope::decoded& result) {
   malformed_.fetch_add(1, std::memory_order_relaxed);
+  ctx.stats.count_rejected(input_source::nats, result.too_deep);
   // The source is the third token of events.{org}.{source}.…
   auto toks = topic::split(subject);
-  std::string source{toks.size() > 2 ? toks[2] : subject};
-  auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> guard{log_mtx_};
-  auto& last = last_logged_[source];
-  if (last.time_since_epoch().count() != 0
-      && now - last < malformed_log_interval)
-    return;
-  last = now;
-  log()->warn("dropped malformed envelope on {} (source {}): {}; further ones "
-              "from this source are counted, logged at most every 10s",
-              subject, source, why);
+  auto source = toks.size() > 2 ? toks[2] : subject;
+  uint64_t held = 0;
+  {
+    std::lock_guard<std::mutex> guard{log_mtx_};
+    auto i = malformed_logs_.find(source);
+    if (i == malformed_logs_.end())
+      i = malformed_logs_
+            .try_emplace(std::string{source}, malformed_log_interval)
+            .first;
+    if (!i->second.admit(held))
+      return;
+  }
+  log()->warn("dropped malformed envelope on {} (source {}): {}; {} more from "
+              "this source since the last such line (logged at most every "
+              "10s)",
+              subject, source, result.error, held);
 }
 
 void nats_client::on_connected(natsConnection*, void* closure) {
