@@ -78,3 +78,34 @@ CAF_TEST(malformed envelopes are refused with a reason) {
   CAF_CHECK(!out.value);
   CAF_CHECK_EQUAL(out.error, "envelope is not a map");
 }
+
+CAF_TEST(envelopes nested deeper than the limit are refused as too deep) {
+  // {"data": [[...0...]]}: the envelope map is level 1.
+  auto deep_msgpack = [](size_t arrays) {
+    return "\x81\xa4"
+           "data"
+      + std::string(arrays, '\x91') + std::string(1, '\0');
+  };
+  auto deep_json = [](size_t arrays) {
+    return R"({"data":)" + std::string(arrays, '[') + std::string(arrays, ']')
+      + "}";
+  };
+  auto at_limit = envelope::from_msgpack("events.o.a", deep_msgpack(limit - 1),
+                                         limit);
+  CAF_REQUIRE(at_limit.value);
+  CAF_CHECK_EQUAL(at_limit.value->data.size(), 2 * (limit - 1) + 1);
+  CAF_CHECK(
+    envelope::from_json("events.o.a", deep_json(limit - 1), limit).value);
+  for (size_t arrays : {limit, size_t{70'000}}) {
+    auto mp = envelope::from_msgpack("events.o.a", deep_msgpack(arrays), limit);
+    CAF_CHECK(!mp.value);
+    CAF_CHECK(mp.too_deep);
+    CAF_CHECK_EQUAL(mp.error, "envelope has nesting deeper than 64");
+    auto js = envelope::from_json("events.o.a", deep_json(arrays), limit);
+    CAF_CHECK(!js.value);
+    CAF_CHECK(js.too_deep);
+    CAF_CHECK_EQUAL(js.error, "envelope has nesting deeper than 64");
+  }
+  auto bad = envelope::from_msgpack("events.o.a", "\xc1", limit);
+  CAF_CHECK(!bad.too_deep);
+}
