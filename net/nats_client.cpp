@@ -22,6 +22,9 @@ auto& log() {
 /// Malformed envelopes from one source are logged at most this often.
 constexpr auto malformed_log_interval = std::chrono::seconds(10);
 
+/// Longest wait in close() for nats.c's last callback.
+constexpr auto closed_callback_timeout = std::chrono::seconds(5);
+
 /// How many recent messages we remember for matching their copies.
 constexpr size_t recent_id_groups = 64;
 
@@ -39,6 +42,13 @@ void free_closure(void* closure) {
 } // namespace
 
 struct nats_client::subscription {
+  /// Frees what nats.c holds for a subscription that was never unsubscribed
+  /// (the bridge's, at shutdown).
+  ~subscription() {
+    if (sub != nullptr)
+      natsSubscription_Destroy(sub);
+  }
+
   natsSubscription* sub = nullptr;
   std::string pattern;
 };
@@ -85,6 +95,7 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
                 "callbacks")
       || !check(natsOptions_SetReconnectedCB(o, on_reconnected, self.get()),
                 "callbacks")
+      || !check(natsOptions_SetClosedCB(o, on_closed, self.get()), "callbacks")
       || !check(natsOptions_SetErrorHandler(o, on_error, self.get()),
                 "callbacks")
       || !check(natsOptions_UseGlobalMessageDelivery(o, true), "delivery")
@@ -146,6 +157,16 @@ void nats_client::close() {
     worker_.join();
   if (conn_ != nullptr) {
     natsConnection_Close(conn_);
+    // nats.c calls the disconnected and closed handlers from a thread of its
+    // own after Close returned; the closed one comes last. Both use this
+    // object and the loggers, so wait for it before either may go away.
+    {
+      std::unique_lock<std::mutex> guard{work_mtx_};
+      if (!work_cv_.wait_for(guard, closed_callback_timeout, [this] {
+            return closed_;
+          }))
+        log()->warn("NATS connection closed without its closed callback");
+    }
     natsConnection_Destroy(conn_);
     conn_ = nullptr;
   }
@@ -395,6 +416,14 @@ void nats_client::on_error(natsConnection*, natsSubscription* sub,
     return;
   }
   log()->warn("NATS error: {}", natsStatus_GetText(err));
+}
+
+void nats_client::on_closed(natsConnection*, void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  // Notify under the lock: close() may destroy the client once it is free.
+  std::lock_guard<std::mutex> guard{self->work_mtx_};
+  self->closed_ = true;
+  self->work_cv_.notify_all();
 }
 
 int64_t nats_client::on_reconnect_delay(natsConnection*, int attempts,

@@ -109,6 +109,7 @@ private:
   static void on_connected(natsConnection*, void* closure);
   static void on_disconnected(natsConnection*, void* closure);
   static void on_reconnected(natsConnection*, void* closure);
+  static void on_closed(natsConnection*, void* closure);
   static void on_error(natsConnection*, natsSubscription*, natsStatus err,
                        void* closure);
   static int64_t on_reconnect_delay(natsConnection*, int attempts,
@@ -167,6 +168,8 @@ private:
   std::condition_variable work_cv_;
   std::vector<std::function<void(bool)>> flush_waiters_;
   bool stopping_ = false;
+  /// Set by nats.c's closed callback, its last call into this object.
+  bool closed_ = false;
   std::thread worker_;
 };
 
