@@ -58,7 +58,7 @@ std::string sign(std::string_view header, std::string_view payload) {
        reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac,
        &mac_size);
   return input + "."
-         + base64url({reinterpret_cast<const char*>(mac), mac_size});
+    + base64url({reinterpret_cast<const char*>(mac), mac_size});
 }
 
 } // namespace
