@@ -14,6 +14,14 @@ namespace switchyard {
 constexpr std::array<uint16_t, 12> counted_close_codes{
   1000, 1001, 1002, 1005, 1006, 1007, 1009, 1011, 4401, 4408, 4409, 4429};
 
+/// Where structured input (JSON or msgpack) comes from, for
+/// `switchyard_input_rejected_total`.
+enum class input_source : uint8_t { client, http, nats };
+
+/// Labels of `input_source`, in order.
+constexpr std::array<const char*, 3> input_source_names{"client", "http",
+                                                        "nats"};
+
 /// Appends one metric with its HELP and TYPE lines (Prometheus text).
 template<class T>
 void append_metric(std::string& out, const char* name, const char* type,
@@ -55,6 +63,9 @@ struct metrics {
   /// WebSocket upgrades and CORS preflights refused for their Origin.
   std::atomic<uint64_t> origin_rejected{0};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
+  /// Refused input per source: malformed at even, too deep at odd indexes.
+  std::array<std::atomic<uint64_t>, 2 * input_source_names.size()>
+    input_rejected{};
 
   /// Counts one close with `code` (unknown codes land in "other").
   void count_close(uint16_t code) {
@@ -62,6 +73,12 @@ struct metrics {
     while (i < counted_close_codes.size() && counted_close_codes[i] != code)
       ++i;
     closes[i].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Counts one refused input from `source`.
+  void count_rejected(input_source source, bool too_deep) {
+    auto i = 2 * static_cast<size_t>(source) + (too_deep ? 1 : 0);
+    input_rejected[i].fetch_add(1, std::memory_order_relaxed);
   }
 };
 

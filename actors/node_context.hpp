@@ -49,6 +49,10 @@ struct settings {
   /// How far `nbf` and `iat` may be ahead of the node's clock: NTP keeps
   /// clocks within a second or two, identity providers' within a few more.
   static constexpr milliseconds default_jwt_leeway{30'000};
+  /// Deepest nesting in client frames, HTTP bodies and NATS envelopes: real
+  /// documents nest a handful of levels, and 64 bounds the recursion of
+  /// parsing and dumping to a few KiB of stack.
+  static constexpr size_t default_max_json_depth = 64;
 
   // -- values ---------------------------------------------------------------
 
@@ -68,6 +72,7 @@ struct settings {
   /// WebSocket and call `/v1/*` cross-origin; `*` allows any. Empty: none.
   /// Requests without an `Origin` header (not from a browser) pass.
   std::vector<std::string> allowed_origins;
+  size_t max_json_depth = default_max_json_depth;
 };
 
 /// Maps local session actors to their connection: topic actors find a

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/log.hpp"
+#include "actors/log_limiter.hpp"
+#include "schemas/client_frame.hpp"
 #include "schemas/frames.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/topic.hpp"
@@ -16,16 +18,12 @@ auto& log() {
   return instance;
 }
 
-/// Reads the request id, which clients may send as a string or a number.
-std::string request_id(const nlohmann::json& j) {
-  auto i = j.find("id");
-  if (i == j.end())
-    return {};
-  if (i->is_string())
-    return i->get<std::string>();
-  if (i->is_number_integer())
-    return std::to_string(i->get<int64_t>());
-  return {};
+/// Refused frames of all sessions are logged at most this often.
+constexpr auto rejection_log_interval = std::chrono::seconds(10);
+
+log_limiter& rejection_log() {
+  static log_limiter instance{rejection_log_interval};
+  return instance;
 }
 
 } // namespace
@@ -125,48 +123,29 @@ void session_actor::on_exit() {
 void session_actor::on_text(const std::string& text) {
   if (phase_ == phase::closed)
     return;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    reply_error("", "bad_request", "frame is not a JSON object");
+  auto frame = decode_client_frame(text, ctx_->cfg.max_json_depth);
+  if ((frame.type == client_frame_type::subscribe
+       || frame.type == client_frame_type::unsubscribe)
+      && phase_ != phase::open) {
+    reply_error(frame.id, "unauthorized", "authenticate first");
     return;
   }
-  auto id = request_id(j);
-  auto type = j.find("type");
-  if (type == j.end() || !type->is_string()) {
-    reply_error(id, "bad_request", "frame has no string field 'type'");
+  if (frame.error_code != nullptr) {
+    ctx_->stats.count_rejected(input_source::client, frame.too_deep);
+    if (uint64_t held = 0; rejection_log().admit(held))
+      log()->warn("session {}: refused a {}-byte frame ({}); {} more refused "
+                  "since the last such line",
+                  session_id(), text.size(),
+                  frame.too_deep ? "too deep" : "malformed", held);
+    reply_error(frame.id, frame.error_code, frame.error);
     return;
   }
-  auto field = [&](const char* name) -> std::optional<std::string> {
-    auto i = j.find(name);
-    if (i == j.end() || !i->is_string())
-      return std::nullopt;
-    return i->get<std::string>();
-  };
-  auto& t = type->get_ref<const std::string&>();
-  if (t == "auth") {
-    if (auto token = field("token"))
-      on_auth(id, *token);
-    else
-      reply_error(id, "bad_request", "auth needs a string field 'token'");
-    return;
-  }
-  if (t != "subscribe" && t != "unsubscribe") {
-    reply_error(id, "bad_request", "unknown frame type '" + t + "'");
-    return;
-  }
-  if (phase_ != phase::open) {
-    reply_error(id, "unauthorized", "authenticate first");
-    return;
-  }
-  auto pattern = field("topic");
-  if (!pattern) {
-    reply_error(id, "bad_request", t + " needs a string field 'topic'");
-    return;
-  }
-  if (t == "subscribe")
-    on_subscribe(id, *pattern);
+  if (frame.type == client_frame_type::auth)
+    on_auth(frame.id, frame.token);
+  else if (frame.type == client_frame_type::subscribe)
+    on_subscribe(frame.id, frame.topic);
   else
-    on_unsubscribe(id, *pattern);
+    on_unsubscribe(frame.id, frame.topic);
 }
 
 void session_actor::on_auth(const std::string& id, const std::string& token) {

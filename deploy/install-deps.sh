@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything Switchyard builds and tests with: Debian 12 packages and
-# the npm packages of the end-to-end tests. Idempotent; run as root.
+# Installs everything Switchyard builds and tests with: Debian 12 packages
+# (clang-14 with its sanitizer and libFuzzer runtimes, and llvm-14's
+# llvm-symbolizer, for the fuzz build) and the npm packages of the end-to-end
+# tests. Idempotent; run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,7 @@ packages=(
   libnats-dev libmsgpack-cxx-dev libspdlog-dev libssl-dev
   libjwt-dev nlohmann-json3-dev libbenchmark-dev
   nats-server curl ca-certificates
+  clang-14 libclang-rt-14-dev llvm-14
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)

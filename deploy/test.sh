@@ -1,8 +1,36 @@
 #!/usr/bin/env bash
-# Fresh machine to green tests: install, build, run every test under ctest.
+# Fresh machine to green tests: install, build, run every test under ctest;
+# then the unit and end-to-end suites again under ASan, UBSan and
+# LeakSanitizer (build-asan/), and each fuzz target for 60 s (build-fuzz/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./deploy/install-deps.sh
-./deploy/build.sh
-cd build
-ctest --output-on-failure --timeout 900
+
+# Runs a stage and prints how long it took.
+stage() {
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  echo "== stage $name: $((SECONDS - start)) s"
+}
+
+asan_build() {
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSWITCHYARD_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j2
+}
+
+# libFuzzer needs clang; the other builds use the default compiler (g++).
+fuzz_build() {
+  CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWITCHYARD_FUZZ=ON >/dev/null
+  cmake --build build-fuzz -j2
+}
+
+stage deps ./deploy/install-deps.sh
+stage build ./deploy/build.sh
+stage test ctest --test-dir build --output-on-failure --timeout 900
+stage asan-build asan_build
+stage asan-test ctest --test-dir build-asan --output-on-failure --timeout 900
+stage fuzz-build fuzz_build
+stage fuzz-seeds ctest --test-dir build-fuzz --output-on-failure --timeout 300
+stage fuzz tests/fuzz/run.sh 60 build-fuzz

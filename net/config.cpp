@@ -252,6 +252,9 @@ parsed_options parse_node_options(int argc, char** argv) {
     "max-connections-per-user",
     po::value<uint32_t>()->default_value(c.max_connections_per_user),
     "concurrent connections of one user on this node")(
+    "max-json-depth", po::value<size_t>()->default_value(c.max_json_depth),
+    "deepest nesting of arrays and objects in client frames, HTTP bodies "
+    "and NATS envelopes (2 to 1024)")(
     "io-threads", po::value<unsigned>()->default_value(hw / 2),
     "Asio threads for sockets")("actor-threads",
                                 po::value<unsigned>()->default_value(hw / 2),
@@ -393,6 +396,9 @@ parsed_options parse_node_options(int argc, char** argv) {
   } else if (vm["dev"].as<bool>()) {
     c.allowed_origins = {"*"};
   }
+  c.max_json_depth = vm["max-json-depth"].as<size_t>();
+  if (c.max_json_depth < 2 || c.max_json_depth > 1024)
+    return fail("--max-json-depth must be between 2 and 1024");
   if (!secret_from(vm, c.jwt_keys.secret)) {
     result.exit_code = 2;
     return result;

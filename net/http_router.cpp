@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/log.hpp"
+#include "actors/log_limiter.hpp"
+#include "schemas/json_limits.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/token.hpp"
 #include "schemas/topic.hpp"
@@ -19,6 +21,14 @@ auto& log() {
 
 /// Longest event id a publisher may choose.
 constexpr size_t max_event_id_size = 128;
+
+/// Refused publish bodies are logged at most this often.
+constexpr auto rejection_log_interval = std::chrono::seconds(10);
+
+log_limiter& rejection_log() {
+  static log_limiter instance{rejection_log_interval};
+  return instance;
+}
 
 std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
@@ -232,10 +242,19 @@ void http_router::publish(const http_request& req,
       error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
     return;
   }
-  auto body = nlohmann::json::parse(req.body(), nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
-    done(error(http::status::bad_request, "bad_request",
-               "body must be a JSON object", v, ka));
+  auto parsed = json_limits::parse_json(req.body(), ctx_->cfg.max_json_depth);
+  auto& body = parsed.value;
+  if (parsed.error != json_limits::failure::none || !body.is_object()) {
+    auto too_deep = parsed.error == json_limits::failure::too_deep;
+    ctx_->stats.count_rejected(input_source::http, too_deep);
+    if (uint64_t held = 0; rejection_log().admit(held))
+      log()->warn("refused a {}-byte publish body ({}); {} more refused since "
+                  "the last such line",
+                  req.body().size(), too_deep ? "too deep" : "malformed", held);
+    auto why = too_deep
+      ? "body has " + json_limits::too_deep_message(ctx_->cfg.max_json_depth)
+      : std::string{"body must be a JSON object"};
+    done(error(http::status::bad_request, "bad_request", why, v, ka));
     return;
   }
   auto t = body.find("topic");

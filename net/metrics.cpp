@@ -61,6 +61,17 @@ std::string render_metrics(const node_context& ctx) {
     out += std::to_string(s.closes[i].load(r));
     out += '\n';
   }
+  out += "# HELP switchyard_input_rejected_total Refused JSON or msgpack input "
+         "by source and reason (too_deep: over --max-json-depth).\n"
+         "# TYPE switchyard_input_rejected_total counter\n";
+  for (size_t i = 0; i < s.input_rejected.size(); ++i) {
+    out += "switchyard_input_rejected_total{source=\"";
+    out += input_source_names[i / 2];
+    out += i % 2 == 0 ? "\",reason=\"malformed\"} "
+                      : "\",reason=\"too_deep\"} ";
+    out += std::to_string(s.input_rejected[i].load(r));
+    out += '\n';
+  }
   return out;
 }
 

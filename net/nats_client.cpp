@@ -22,6 +22,9 @@ auto& log() {
 /// Malformed envelopes from one source are logged at most this often.
 constexpr auto malformed_log_interval = std::chrono::seconds(10);
 
+/// Longest wait in close() for nats.c's last callback.
+constexpr auto closed_callback_timeout = std::chrono::seconds(5);
+
 /// How many recent messages we remember for matching their copies.
 constexpr size_t recent_id_groups = 64;
 
@@ -39,6 +42,13 @@ void free_closure(void* closure) {
 } // namespace
 
 struct nats_client::subscription {
+  /// Frees what nats.c holds for a subscription that was never unsubscribed
+  /// (the bridge's, at shutdown).
+  ~subscription() {
+    if (sub != nullptr)
+      natsSubscription_Destroy(sub);
+  }
+
   natsSubscription* sub = nullptr;
   std::string pattern;
 };
@@ -85,6 +95,7 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
                 "callbacks")
       || !check(natsOptions_SetReconnectedCB(o, on_reconnected, self.get()),
                 "callbacks")
+      || !check(natsOptions_SetClosedCB(o, on_closed, self.get()), "callbacks")
       || !check(natsOptions_SetErrorHandler(o, on_error, self.get()),
                 "callbacks")
       || !check(natsOptions_UseGlobalMessageDelivery(o, true), "delivery")
@@ -146,6 +157,16 @@ void nats_client::close() {
     worker_.join();
   if (conn_ != nullptr) {
     natsConnection_Close(conn_);
+    // nats.c calls the disconnected and closed handlers from a thread of its
+    // own after Close returned; the closed one comes last. Both use this
+    // object and the loggers, so wait for it before either may go away.
+    {
+      std::unique_lock<std::mutex> guard{work_mtx_};
+      if (!work_cv_.wait_for(guard, closed_callback_timeout, [this] {
+            return closed_;
+          }))
+        log()->warn("NATS connection closed without its closed callback");
+    }
     natsConnection_Destroy(conn_);
     conn_ = nullptr;
   }
@@ -276,9 +297,9 @@ void nats_client::run_worker() {
 
 // -- nats.c callbacks ---------------------------------------------------------
 
-std::optional<event> nats_client::decode(std::string_view subject,
-                                         std::string_view payload, bool is_json,
-                                         const void* sub) {
+std::optional<event>
+nats_client::decode(node_context& ctx, std::string_view subject,
+                    std::string_view payload, bool is_json, const void* sub) {
   auto hash = std::hash<std::string_view>{}(payload);
   {
     std::lock_guard<std::mutex> guard{ids_mtx_};
@@ -291,13 +312,14 @@ std::optional<event> nats_client::decode(std::string_view subject,
       return g.ev;
     }
   }
-  auto decoded = is_json ? envelope::from_json(subject, payload)
-                         : envelope::from_msgpack(subject, payload);
+  auto depth = ctx.cfg.max_json_depth;
+  auto decoded = is_json ? envelope::from_json(subject, payload, depth)
+                         : envelope::from_msgpack(subject, payload, depth);
   if (!decoded.value) {
-    count_malformed(subject, decoded.error);
+    count_malformed(ctx, subject, decoded);
   } else {
     if (decoded.value->id.empty())
-      decoded.value->id = ctx_->next_event_id();
+      decoded.value->id = ctx.next_event_id();
     if (decoded.value->ts == 0)
       decoded.value->ts = node_context::unix_ms();
   }
@@ -313,6 +335,11 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
                              natsMsg* msg, void* closure) {
   auto* c = static_cast<sub_closure*>(closure);
   auto* self = c->client;
+  auto ctx = self->ctx_.lock();
+  if (!ctx) { // the node is shutting down
+    natsMsg_Destroy(msg);
+    return;
+  }
   std::string_view subject{natsMsg_GetSubject(msg)};
   std::string_view payload{natsMsg_GetData(msg),
                            static_cast<size_t>(natsMsg_GetDataLength(msg))};
@@ -321,31 +348,37 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
       == NATS_OK
     && content_type != nullptr
     && strncasecmp(content_type, "application/json", 16) == 0;
-  auto ev = self->decode(subject, payload, is_json, sub);
+  auto ev = self->decode(*ctx, subject, payload, is_json, sub);
   natsMsg_Destroy(msg);
   if (!ev)
     return;
   self->received_.fetch_add(1, std::memory_order_relaxed);
-  self->ctx_->stats.events_in.fetch_add(1, std::memory_order_relaxed);
+  ctx->stats.events_in.fetch_add(1, std::memory_order_relaxed);
   caf::anon_send(c->node, publish_atom::value, std::move(*ev));
 }
 
-void nats_client::count_malformed(std::string_view subject,
-                                  const std::string& why) {
+void nats_client::count_malformed(node_context& ctx, std::string_view subject,
+                                  const envelope::decoded& result) {
   malformed_.fetch_add(1, std::memory_order_relaxed);
+  ctx.stats.count_rejected(input_source::nats, result.too_deep);
   // The source is the third token of events.{org}.{source}.…
   auto toks = topic::split(subject);
-  std::string source{toks.size() > 2 ? toks[2] : subject};
-  auto now = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> guard{log_mtx_};
-  auto& last = last_logged_[source];
-  if (last.time_since_epoch().count() != 0
-      && now - last < malformed_log_interval)
-    return;
-  last = now;
-  log()->warn("dropped malformed envelope on {} (source {}): {}; further ones "
-              "from this source are counted, logged at most every 10s",
-              subject, source, why);
+  auto source = toks.size() > 2 ? toks[2] : subject;
+  uint64_t held = 0;
+  {
+    std::lock_guard<std::mutex> guard{log_mtx_};
+    auto i = malformed_logs_.find(source);
+    if (i == malformed_logs_.end())
+      i = malformed_logs_
+            .try_emplace(std::string{source}, malformed_log_interval)
+            .first;
+    if (!i->second.admit(held))
+      return;
+  }
+  log()->warn("dropped malformed envelope on {} (source {}): {}; {} more from "
+              "this source since the last such line (logged at most every "
+              "10s)",
+              subject, source, result.error, held);
 }
 
 void nats_client::on_connected(natsConnection*, void* closure) {
@@ -383,6 +416,14 @@ void nats_client::on_error(natsConnection*, natsSubscription* sub,
     return;
   }
   log()->warn("NATS error: {}", natsStatus_GetText(err));
+}
+
+void nats_client::on_closed(natsConnection*, void* closure) {
+  auto* self = static_cast<nats_client*>(closure);
+  // Notify under the lock: close() may destroy the client once it is free.
+  std::lock_guard<std::mutex> guard{self->work_mtx_};
+  self->closed_ = true;
+  self->work_cv_.notify_all();
 }
 
 int64_t nats_client::on_reconnect_delay(natsConnection*, int attempts,

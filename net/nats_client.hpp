@@ -23,7 +23,9 @@
 #include <caf/all.hpp>
 #include <nats/nats.h>
 
+#include "actors/log_limiter.hpp"
 #include "actors/node_context.hpp"
+#include "schemas/envelope.hpp"
 #include "schemas/messages.hpp"
 
 namespace switchyard::net {
@@ -107,12 +109,14 @@ private:
   static void on_connected(natsConnection*, void* closure);
   static void on_disconnected(natsConnection*, void* closure);
   static void on_reconnected(natsConnection*, void* closure);
+  static void on_closed(natsConnection*, void* closure);
   static void on_error(natsConnection*, natsSubscription*, natsStatus err,
                        void* closure);
   static int64_t on_reconnect_delay(natsConnection*, int attempts,
                                     void* closure);
 
-  void count_malformed(std::string_view subject, const std::string& why);
+  void count_malformed(node_context& ctx, std::string_view subject,
+                       const envelope::decoded& result);
 
   /// Decodes a message received on subscription `sub`. NATS hands a message
   /// to each matching subscription of the connection, back to back; a copy
@@ -120,7 +124,7 @@ private:
   /// not seen it yet) reuses the first decoding: the same event, with the
   /// same node-assigned id, so clients can de-duplicate; a malformed one is
   /// counted once. Returns nothing for a malformed envelope.
-  std::optional<event> decode(std::string_view subject,
+  std::optional<event> decode(node_context& ctx, std::string_view subject,
                               std::string_view payload, bool is_json,
                               const void* sub);
   void run_worker();
@@ -128,7 +132,8 @@ private:
   // -- member variables -------------------------------------------------------
 
   nats_settings cfg_;
-  node_context_ptr ctx_;
+  /// Weak: the context holds this client as its bus.
+  std::weak_ptr<node_context> ctx_;
   natsOptions* opts_ = nullptr;
   natsConnection* conn_ = nullptr;
 
@@ -141,9 +146,9 @@ private:
   std::atomic<uint64_t> reconnects_{0};
   std::atomic<int64_t> interest_{0};
 
-  // Malformed-envelope log limiter: one line per source per interval.
+  // Malformed-envelope log limiters: one line per source per interval.
   std::mutex log_mtx_;
-  std::map<std::string, std::chrono::steady_clock::time_point> last_logged_;
+  std::map<std::string, log_limiter, std::less<>> malformed_logs_;
   std::chrono::steady_clock::time_point last_slow_log_;
 
   // Recent id-less messages: (subject, payload hash) -> id and the
@@ -163,6 +168,8 @@ private:
   std::condition_variable work_cv_;
   std::vector<std::function<void(bool)>> flush_waiters_;
   bool stopping_ = false;
+  /// Set by nats.c's closed callback, its last call into this object.
+  bool closed_ = false;
   std::thread worker_;
 };
 

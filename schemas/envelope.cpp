@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "schemas/json_limits.hpp"
 #include "schemas/topic.hpp"
 
 namespace switchyard::envelope {
@@ -16,6 +17,13 @@ constexpr size_t max_id_size = 128;
 decoded fail(std::string why) {
   decoded result;
   result.error = std::move(why);
+  return result;
+}
+
+decoded too_deep(size_t max_depth) {
+  auto result
+    = fail("envelope has " + json_limits::too_deep_message(max_depth));
+  result.too_deep = true;
   return result;
 }
 
@@ -81,18 +89,24 @@ std::string to_msgpack(const event& ev) {
   return std::string(bytes.begin(), bytes.end());
 }
 
-decoded from_msgpack(std::string_view subject, std::string_view payload) {
-  auto j = json::from_msgpack(payload.begin(), payload.end(), true, false);
-  if (j.is_discarded())
+decoded from_msgpack(std::string_view subject, std::string_view payload,
+                     size_t max_depth) {
+  auto parsed = json_limits::parse_msgpack(payload, max_depth);
+  if (parsed.error == json_limits::failure::too_deep)
+    return too_deep(max_depth);
+  if (parsed.error != json_limits::failure::none)
     return fail("payload is not msgpack");
-  return from_object(subject, j);
+  return from_object(subject, parsed.value);
 }
 
-decoded from_json(std::string_view subject, std::string_view payload) {
-  auto j = json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (j.is_discarded())
+decoded from_json(std::string_view subject, std::string_view payload,
+                  size_t max_depth) {
+  auto parsed = json_limits::parse_json(payload, max_depth);
+  if (parsed.error == json_limits::failure::too_deep)
+    return too_deep(max_depth);
+  if (parsed.error != json_limits::failure::none)
     return fail("payload is not JSON");
-  return from_object(subject, j);
+  return from_object(subject, parsed.value);
 }
 
 } // namespace switchyard::envelope

@@ -16,15 +16,20 @@ namespace switchyard::envelope {
 struct decoded {
   std::optional<event> value;
   std::string error;
+  /// Whether the payload was refused for nesting deeper than the limit.
+  bool too_deep = false;
 };
 
 /// Encodes `ev` as a msgpack map (`data` converted from its JSON text).
 std::string to_msgpack(const event& ev);
 
-/// Decodes a msgpack envelope received on NATS `subject`.
-decoded from_msgpack(std::string_view subject, std::string_view payload);
+/// Decodes a msgpack envelope received on NATS `subject`, refusing one that
+/// nests more than `max_depth` maps and arrays (the envelope map counts).
+decoded from_msgpack(std::string_view subject, std::string_view payload,
+                     size_t max_depth);
 
-/// Decodes a JSON envelope received on NATS `subject`.
-decoded from_json(std::string_view subject, std::string_view payload);
+/// Decodes a JSON envelope received on NATS `subject`, with the same limit.
+decoded from_json(std::string_view subject, std::string_view payload,
+                  size_t max_depth);
 
 } // namespace switchyard::envelope

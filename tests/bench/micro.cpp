@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/node_context.hpp"
 #include "actors/topic_router.hpp"
 #include "net/ws_codec.hpp"
 #include "schemas/envelope.hpp"
@@ -75,7 +76,8 @@ void envelope_decode(benchmark::State& state) {
   auto ev = sample_event();
   auto bytes = envelope::to_msgpack(ev);
   for (auto _ : state) {
-    auto out = envelope::from_msgpack(ev.topic, bytes);
+    auto out = envelope::from_msgpack(ev.topic, bytes,
+                                      settings::default_max_json_depth);
     benchmark::DoNotOptimize(out.value->data.data());
   }
 }

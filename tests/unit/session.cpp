@@ -169,6 +169,32 @@ CAF_TEST(every handled text frame is reported consumed) {
   CAF_CHECK_GREATER_OR_EQUAL(conn->consumed_bytes - first, frame.size());
 }
 
+CAF_TEST(frames nested too deep get bad_request and the session stays open) {
+  auth(token());
+  auto depth = ctx->cfg.max_json_depth;
+  text(R"({"type":"subscribe","id":"2","topic":"events.org_123.a","x":)"
+       + std::string(depth, '[') + std::string(depth, ']') + "}");
+  CAF_CHECK_EQUAL(last("code"), "bad_request");
+  CAF_CHECK_EQUAL(last("message"), "frame has nesting deeper than 64");
+  text("{not json");
+  auto& rejected = ctx->stats.input_rejected;
+  auto client = 2 * static_cast<size_t>(input_source::client);
+  CAF_CHECK_EQUAL(rejected[client].load(), 1u);     // malformed
+  CAF_CHECK_EQUAL(rejected[client + 1].load(), 1u); // too deep
+  text(R"({"type":"subscribe","id":"3","topic":"events.org_123.a"})");
+  CAF_CHECK_EQUAL(last("type"), "ok");
+  CAF_CHECK_EQUAL(conn->closed_with, 0);
+}
+
+CAF_TEST(before auth a subscribe without topic is refused as unauthorized) {
+  text(R"({"type":"subscribe","id":"2"})");
+  CAF_CHECK_EQUAL(last("code"), "unauthorized");
+  CAF_CHECK_EQUAL(last("message"), "authenticate first");
+  text(R"({"type":"dance","id":"3"})");
+  CAF_CHECK_EQUAL(last("code"), "bad_request");
+  CAF_CHECK_EQUAL(conn->closed_with, 0);
+}
+
 CAF_TEST(subscribe checks grammar org and the subscription limit) {
   auth(token());
   text(R"({"type":"subscribe","id":"2","topic":"events.org_123..x"})");

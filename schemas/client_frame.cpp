@@ -1,0 +1,80 @@
+#include "schemas/client_frame.hpp"
+
+#include <optional>
+
+#include "schemas/json_limits.hpp"
+
+namespace switchyard {
+
+namespace {
+
+/// Reads the request id, which clients may send as a string or a number.
+std::string request_id(const nlohmann::json& j) {
+  auto i = j.find("id");
+  if (i == j.end())
+    return {};
+  if (i->is_string())
+    return i->get<std::string>();
+  if (i->is_number_integer())
+    return std::to_string(i->get<int64_t>());
+  return {};
+}
+
+std::optional<std::string> string_field(const nlohmann::json& j,
+                                        const char* name) {
+  auto i = j.find(name);
+  if (i == j.end() || !i->is_string())
+    return std::nullopt;
+  return i->get<std::string>();
+}
+
+void refuse(client_frame& frame, std::string message) {
+  frame.error_code = "bad_request";
+  frame.error = std::move(message);
+}
+
+} // namespace
+
+client_frame decode_client_frame(std::string_view text, size_t max_depth) {
+  client_frame frame;
+  auto parsed = json_limits::parse_json(text, max_depth);
+  if (parsed.error == json_limits::failure::too_deep) {
+    frame.too_deep = true;
+    refuse(frame, "frame has " + json_limits::too_deep_message(max_depth));
+    return frame;
+  }
+  auto& j = parsed.value;
+  if (parsed.error != json_limits::failure::none || !j.is_object()) {
+    refuse(frame, "frame is not a JSON object");
+    return frame;
+  }
+  frame.id = request_id(j);
+  auto type = string_field(j, "type");
+  if (!type) {
+    refuse(frame, "frame has no string field 'type'");
+    return frame;
+  }
+  if (*type == "auth") {
+    frame.type = client_frame_type::auth;
+    if (auto token = string_field(j, "token"))
+      frame.token = std::move(*token);
+    else
+      refuse(frame, "auth needs a string field 'token'");
+    return frame;
+  }
+  if (*type == "subscribe") {
+    frame.type = client_frame_type::subscribe;
+  } else if (*type == "unsubscribe") {
+    frame.type = client_frame_type::unsubscribe;
+  } else {
+    refuse(frame, "unknown frame type '" + *type + "'");
+    return frame;
+  }
+  if (auto topic = string_field(j, "topic"))
+    frame.topic = std::move(*topic);
+  else
+    refuse(frame, *type + " needs a string field 'topic'");
+  return frame;
+}
+
+} // namespace switchyard

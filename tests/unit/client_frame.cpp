@@ -1,0 +1,110 @@
+#define CAF_SUITE client_frame
+
+#include <caf/test/dsl.hpp>
+
+#include <string>
+
+#include "schemas/client_frame.hpp"
+
+using namespace switchyard;
+
+namespace {
+
+constexpr size_t limit = 64;
+
+client_frame decode(std::string_view text) {
+  return decode_client_frame(text, limit);
+}
+
+/// Whether `f` is refused as a bad request with `message`.
+bool refused(const client_frame& f, std::string_view message) {
+  return f.error_code != nullptr
+    && std::string_view{f.error_code} == "bad_request" && f.error == message;
+}
+
+} // namespace
+
+CAF_TEST(usable frames carry their fields) {
+  auto auth = decode(R"({"type":"auth","id":"a1","token":"t.k.n"})");
+  CAF_CHECK(auth.type == client_frame_type::auth);
+  CAF_CHECK(auth.error_code == nullptr);
+  CAF_CHECK_EQUAL(auth.id, "a1");
+  CAF_CHECK_EQUAL(auth.token, "t.k.n");
+  auto sub = decode(R"({"type":"subscribe","id":7,"topic":"events.o.>"})");
+  CAF_CHECK(sub.type == client_frame_type::subscribe);
+  CAF_CHECK(sub.error_code == nullptr);
+  CAF_CHECK_EQUAL(sub.id, "7");
+  CAF_CHECK_EQUAL(sub.topic, "events.o.>");
+  auto unsub = decode(R"({"type":"unsubscribe","topic":"events.o.*"})");
+  CAF_CHECK(unsub.type == client_frame_type::unsubscribe);
+  CAF_CHECK(unsub.error_code == nullptr);
+  CAF_CHECK_EQUAL(unsub.id, "");
+  CAF_CHECK_EQUAL(unsub.topic, "events.o.*");
+}
+
+CAF_TEST(ids are strings or integers) {
+  CAF_CHECK_EQUAL(decode(R"({"type":"x","id":-3})").id, "-3");
+  CAF_CHECK_EQUAL(decode(R"({"type":"x","id":1.5})").id, "");
+  CAF_CHECK_EQUAL(decode(R"({"type":"x","id":["a"]})").id, "");
+  CAF_CHECK_EQUAL(decode(R"({"type":"x","id":null})").id, "");
+}
+
+CAF_TEST(anything but a JSON object is refused without an id) {
+  for (auto text : {"nope", "", "[1]", "\"auth\"", "{\"id\":\"1\"", "{} {}"}) {
+    auto f = decode(text);
+    CAF_CHECK(refused(f, "frame is not a JSON object"));
+    CAF_CHECK(f.type == client_frame_type::none);
+    CAF_CHECK_EQUAL(f.id, "");
+    CAF_CHECK(!f.too_deep);
+  }
+}
+
+CAF_TEST(a frame needs a string type) {
+  auto missing = decode(R"({"id":"1"})");
+  CAF_CHECK(refused(missing, "frame has no string field 'type'"));
+  CAF_CHECK_EQUAL(missing.id, "1");
+  auto number = decode(R"({"id":"2","type":5})");
+  CAF_CHECK(refused(number, "frame has no string field 'type'"));
+  CAF_CHECK_EQUAL(number.id, "2");
+  CAF_CHECK(number.type == client_frame_type::none);
+}
+
+CAF_TEST(unknown types are refused by name) {
+  auto f = decode(R"({"id":"3","type":"publish","topic":"events.o.a"})");
+  CAF_CHECK(refused(f, "unknown frame type 'publish'"));
+  CAF_CHECK(f.type == client_frame_type::none);
+  CAF_CHECK_EQUAL(f.id, "3");
+}
+
+CAF_TEST(auth needs a string token) {
+  auto f = decode(R"({"id":"4","type":"auth","token":42})");
+  CAF_CHECK(refused(f, "auth needs a string field 'token'"));
+  CAF_CHECK(f.type == client_frame_type::auth);
+  CAF_CHECK_EQUAL(f.id, "4");
+}
+
+CAF_TEST(subscribe and unsubscribe need a string topic and keep their type) {
+  auto sub = decode(R"({"id":"5","type":"subscribe"})");
+  CAF_CHECK(refused(sub, "subscribe needs a string field 'topic'"));
+  CAF_CHECK(sub.type == client_frame_type::subscribe);
+  CAF_CHECK_EQUAL(sub.id, "5");
+  auto unsub = decode(R"({"id":"6","type":"unsubscribe","topic":["a"]})");
+  CAF_CHECK(refused(unsub, "unsubscribe needs a string field 'topic'"));
+  CAF_CHECK(unsub.type == client_frame_type::unsubscribe);
+}
+
+CAF_TEST(frames nested deeper than the limit are refused) {
+  auto at_limit = R"({"type":"auth","token":"t","x":)"
+    + std::string(limit - 1, '[') + std::string(limit - 1, ']') + "}";
+  CAF_CHECK(decode(at_limit).error_code == nullptr);
+  auto over = R"({"type":"auth","id":"7","token":"t","x":)"
+    + std::string(limit, '[') + std::string(limit, ']') + "}";
+  auto f = decode(over);
+  CAF_CHECK(refused(f, "frame has nesting deeper than 64"));
+  CAF_CHECK(f.too_deep);
+  CAF_CHECK(f.type == client_frame_type::none);
+  CAF_CHECK_EQUAL(f.id, "");
+  auto huge = decode(std::string(100'000, '['));
+  CAF_CHECK(huge.too_deep);
+  CAF_CHECK(refused(huge, "frame has nesting deeper than 64"));
+}
