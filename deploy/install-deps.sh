@@ -11,7 +11,7 @@ packages=(
   libcaf-dev libboost-dev libboost-program-options-dev
   libnats-dev libmsgpack-cxx-dev libspdlog-dev libssl-dev
   libjwt-dev nlohmann-json3-dev libbenchmark-dev
-  nats-server curl ca-certificates
+  nats-server curl ca-certificates openssl
   clang-14 libclang-rt-14-dev llvm-14
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
