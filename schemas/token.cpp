@@ -1,5 +1,6 @@
 #include "schemas/token.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -68,37 +69,32 @@ constexpr alg_rule alg_rules[] = {
   {"ES256", JWT_ALG_ES256, key_type::ec_p256},
 };
 
-/// Decodes unpadded base64url; nullopt on any other character.
+/// Decodes unpadded base64url (OpenSSL's base64 after mapping the URL
+/// alphabet); nullopt on any other character.
 std::optional<std::string> base64url_decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '-')
-      return 62;
-    if (c == '_')
-      return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
+  if (in.size() % 4 == 1)
+    return std::nullopt; // one character left over: not a whole byte
+  std::string b64;
+  b64.reserve(in.size() + 3);
   for (auto c : in) {
-    auto v = value(c);
-    if (v < 0)
+    if (c == '-')
+      c = '+';
+    else if (c == '_')
+      c = '/';
+    else if (!std::isalnum(static_cast<unsigned char>(c)))
       return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+    b64.push_back(c);
   }
-  if (bits >= 6) // one character left over: not a whole byte
+  size_t padding = (4 - b64.size() % 4) % 4;
+  b64.append(padding, '=');
+  std::string out(b64.size() / 4 * 3, '\0');
+  auto n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                           reinterpret_cast<const unsigned char*>(b64.data()),
+                           static_cast<int>(b64.size()));
+  if (n < 0)
     return std::nullopt;
+  // EVP_DecodeBlock counts the padding as decoded zero bytes.
+  out.resize(static_cast<size_t>(n) - padding);
   return out;
 }
 

@@ -10,8 +10,11 @@
 #include <string>
 #include <string_view>
 
+#include <openssl/bio.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 
 #include "schemas/token.hpp"
 
@@ -24,10 +27,31 @@ constexpr std::string_view key = "fuzz-secret";
 /// A fixed clock keeps every run of an input the same: 2023-11-14.
 constexpr int64_t now_unix_s = 1'700'000'000;
 
-/// The one call of verify_token: when verification takes a key set instead
-/// of a secret, only this function and `sign` change.
+/// The secret, and one EC P-256 public key as kid `ec` so that the header
+/// parsing, key choice and algorithm pinning of asymmetric tokens are
+/// fuzzed too (no input can sign for it).
+const key_set& keys() {
+  static const key_set instance = [] {
+    key_set ks;
+    ks.secret = std::string{key};
+    EVP_PKEY* pkey = EVP_EC_gen("P-256");
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, pkey);
+    char* pem = nullptr;
+    auto len = BIO_get_mem_data(bio, &pem);
+    if (!add_pem_key(ks, "ec", std::string_view{pem, static_cast<size_t>(len)})
+           .empty())
+      __builtin_trap();
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    return ks;
+  }();
+  return instance;
+}
+
+/// The one call of verify_token.
 verified verify(std::string_view token) {
-  return verify_token(token, key, now_unix_s);
+  return verify_token(token, keys(), now_unix_s, std::chrono::seconds(30));
 }
 
 std::string base64url(std::string_view in) {

@@ -105,6 +105,25 @@ inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
   return ctx;
 }
 
+/// Ends a node made by `make_node` and the `others` (sessions, stand-in
+/// clients): the registry's heartbeat wheel reschedules itself forever, the
+/// topic root stops its routers and they their topic actors, and the
+/// context lets go of the handles whose actors point back at it. Nothing is
+/// left for the deterministic scheduler to leak at exit.
+inline void stop_node(caf::scheduler::test_coordinator& sched,
+                      node_context& ctx,
+                      const std::vector<caf::actor>& others = {}) {
+  for (auto& other : others)
+    if (other)
+      caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx.sessions, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx.topics, caf::exit_reason::user_shutdown);
+  sched.run();
+  ctx.sessions = nullptr;
+  ctx.topics = nullptr;
+  ctx.bus = nullptr;
+}
+
 /// An event on `topic` with a small JSON payload.
 inline event make_event(std::string topic, std::string id = "e1") {
   event ev;

@@ -27,10 +27,7 @@ struct fixture : test_coordinator_fixture<test_config> {
   bool no_await = (sys.await_actors_before_shutdown(false), true);
 
   ~fixture() {
-    // The registry's heartbeat wheel reschedules itself forever; stop it
-    // before the scheduler drains at shutdown.
-    caf::anon_send_exit(ctx->sessions, caf::exit_reason::kill);
-    sched.run();
+    stop_node(sched, *ctx, {session});
   }
   node_context_ptr ctx = make_node(sys, unit_settings());
   std::shared_ptr<recording_connection> conn

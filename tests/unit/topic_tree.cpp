@@ -15,12 +15,11 @@ struct fixture : test_coordinator_fixture<test_config> {
   bool no_await = (sys.await_actors_before_shutdown(false), true);
 
   ~fixture() {
-    // The registry's heartbeat wheel reschedules itself forever; stop it
-    // before the scheduler drains at shutdown.
-    caf::anon_send_exit(ctx->sessions, caf::exit_reason::kill);
-    sched.run();
+    stop_node(sched, *ctx, clients);
   }
   node_context_ptr ctx = make_node(sys);
+  /// Every stand-in session, ended with the node.
+  std::vector<caf::actor> clients;
 
   struct client {
     caf::actor actor;
@@ -34,6 +33,7 @@ struct fixture : test_coordinator_fixture<test_config> {
     });
     auto conn = std::make_shared<recording_connection>();
     ctx->sinks.add(actor.id(), conn);
+    clients.push_back(actor);
     return {actor, conn};
   }
 
