@@ -283,5 +283,6 @@ describe('attacks', () => {
     c.write(frame({ opcode: OP.ping, payload: 'still there?' }));
     const pong = await c.waitFrame((f) => f.opcode === OP.pong, { timeout: 5000 });
     assert.equal(pong.payload.toString(), 'still there?');
+    c.destroy();
   });
 });
