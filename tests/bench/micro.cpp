@@ -56,7 +56,8 @@ void event_frame_encode(benchmark::State& state) {
 BENCHMARK(event_frame_encode);
 
 void client_frame_parse(benchmark::State& state) {
-  std::string payload = R"({"type":"subscribe","id":"7","topic":"events.org_1.>"})";
+  std::string payload
+    = R"({"type":"subscribe","id":"7","topic":"events.org_1.>"})";
   std::string wire;
   wire.push_back(static_cast<char>(0x81));
   wire.push_back(static_cast<char>(0x80 | payload.size()));

@@ -41,6 +41,38 @@ export async function waitUntil(fn, { timeout = 10000, interval = 50, message = 
   }
 }
 
+/**
+ * Runs `check` now and again whenever the owner runs its `waiters` (on every
+ * frame it receives), until `check` returns `{ value }` (resolves with it) or
+ * throws (rejects); rejects with `timeoutError()` after `timeout` ms.
+ */
+export function waitOn(waiters, check, { timeout, timeoutError }) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (fn, v) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      waiters.delete(run);
+      fn(v);
+    };
+    const run = () => {
+      if (settled) return;
+      let r;
+      try {
+        r = check();
+      } catch (e) {
+        finish(reject, e);
+        return;
+      }
+      if (r) finish(resolve, r.value);
+    };
+    const timer = setTimeout(() => finish(reject, timeoutError()), timeout);
+    waiters.add(run);
+    run();
+  });
+}
+
 /** Rejects if `promise` has not settled within `ms`. */
 export function withTimeout(promise, ms, what = 'operation') {
   let timer;
@@ -192,38 +224,23 @@ export class Client {
 
   /** Waits for (and by default consumes) the first pending frame matching pred. */
   waitFor(pred, { timeout = 10000, what = 'a matching frame', consume = true } = {}) {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const finish = (fn, v) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        fn(v);
-      };
-      const check = () => {
-        if (settled) return;
+    return waitOn(
+      this.waiters,
+      () => {
         const i = this.pending.findIndex(pred);
         if (i >= 0) {
           const f = this.pending[i];
           if (consume) this.pending.splice(i, 1);
-          finish(resolve, f);
-        } else if (this.closeInfo) {
-          finish(
-            reject,
-            new Error(
-              `connection closed (code ${this.closeInfo.code}, reason ${JSON.stringify(this.closeInfo.reason)}) while waiting for ${what}; frames received: ${this._dump()}`,
-            ),
-          );
+          return { value: f };
         }
-      };
-      const timer = setTimeout(
-        () => finish(reject, new Error(`timed out after ${timeout} ms waiting for ${what}; frames received: ${this._dump()}`)),
-        timeout,
-      );
-      this.waiters.add(check);
-      check();
-    });
+        if (this.closeInfo)
+          throw new Error(
+            `connection closed (code ${this.closeInfo.code}, reason ${JSON.stringify(this.closeInfo.reason)}) while waiting for ${what}; frames received: ${this._dump()}`,
+          );
+        return null;
+      },
+      { timeout, timeoutError: () => new Error(`timed out after ${timeout} ms waiting for ${what}; frames received: ${this._dump()}`) },
+    );
   }
 
   /** Waits until cond(this) holds (re-evaluated on every frame/ping/close). */

@@ -12,6 +12,7 @@
 //   came first.
 import net from 'node:net';
 import crypto from 'node:crypto';
+import { waitOn } from './node.mjs';
 
 export const OP = Object.freeze({ cont: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa });
 /** Bits of frame({rsv}): RSV1 is 0x40 of the first byte, RSV2 0x20, RSV3 0x10. */
@@ -176,28 +177,9 @@ export class RawClient {
   }
 
   _wait(check, { timeout = 10000, what = 'a condition' } = {}) {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const finish = (fn, v) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.waiters.delete(run);
-        fn(v);
-      };
-      const run = () => {
-        let r;
-        try {
-          r = check();
-        } catch (e) {
-          finish(reject, e);
-          return;
-        }
-        if (r) finish(resolve, r.value);
-      };
-      const timer = setTimeout(() => finish(reject, new Error(`timed out after ${timeout} ms waiting for ${what}; server sent ${this.dump()}`)), timeout);
-      this.waiters.add(run);
-      run();
+    return waitOn(this.waiters, check, {
+      timeout,
+      timeoutError: () => new Error(`timed out after ${timeout} ms waiting for ${what}; server sent ${this.dump()}`),
     });
   }
 
