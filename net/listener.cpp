@@ -189,8 +189,7 @@ private:
     if constexpr (is_tls) {
       // Already on an I/O thread: the connection takes the TLS stream over.
       conn = std::make_shared<ws_connection>(
-        std::make_unique<tls_stream>(std::move(stream_)), ctx_,
-        std::move(leftover));
+        std::make_unique<tls_stream>(std::move(stream_)), ctx_);
     } else {
       // Move the socket from the HTTP thread to an I/O thread: fan-outs
       // never delay publishes, health checks or introspection.
@@ -210,11 +209,10 @@ private:
         ::close(fd);
         return;
       }
-      conn = std::make_shared<ws_connection>(std::move(sock), ctx_,
-                                             std::move(leftover));
+      conn = std::make_shared<ws_connection>(std::move(sock), ctx_);
     }
     auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
-    conn->start(std::move(session));
+    conn->start(std::move(session), std::move(leftover));
   }
 
   void shutdown() {

@@ -21,13 +21,11 @@ auto& log() {
 
 // -- constructors -------------------------------------------------------------
 
-ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
-                             std::string leftover)
+ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx)
   : plain_(std::move(socket)),
     socket_(*plain_),
     ctx_(std::move(ctx)),
     parser_(ctx_->cfg.max_frame_size),
-    leftover_(std::move(leftover)),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
   // Plain sockets are written with non-blocking writev (the fast path).
@@ -37,12 +35,11 @@ ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
 }
 
 ws_connection::ws_connection(std::unique_ptr<tls_stream> stream,
-                             node_context_ptr ctx, std::string leftover)
+                             node_context_ptr ctx)
   : tls_(std::move(stream)),
     socket_(tls_->next_layer().socket()),
     ctx_(std::move(ctx)),
     parser_(ctx_->cfg.max_frame_size),
-    leftover_(std::move(leftover)),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
   init();
@@ -63,18 +60,15 @@ ws_connection::~ws_connection() {
   // nop
 }
 
-void ws_connection::start(caf::actor session) {
+void ws_connection::start(caf::actor session, std::string leftover) {
   session_ = std::move(session);
-  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
-    self->guarded([&] {
-      // Bytes that came with the upgrade request.
-      self->parser_.feed(self->leftover_.data(), self->leftover_.size());
-      bool more = self->parse();
-      std::string{}.swap(self->leftover_);
-      if (more && !self->pause_reading())
-        self->do_read();
-    });
-  });
+  asio::dispatch(socket_.get_executor(),
+                 [self = shared_from_this(), leftover = std::move(leftover)] {
+                   self->guarded([&] {
+                     if (self->take_input(leftover.data(), leftover.size()))
+                       self->do_read();
+                   });
+                 });
 }
 
 template<class F>
@@ -226,10 +220,7 @@ void ws_connection::on_readable(boost::system::error_code ec) {
         break;
       if (ec)
         continue;
-      if (failed_)
-        continue; // discarded unread: the peer is past listening to
-      parser_.feed(buf.data(), n);
-      if (!parse() || pause_reading())
+      if (!take_input(buf.data(), n))
         return;
       if (n < buf.size())
         break;
@@ -268,13 +259,16 @@ void ws_connection::on_tls_read(boost::system::error_code ec, size_t n) {
       finish(close_sent_ ? close_code_ : frames::close_code::abnormal);
       return;
     }
-    if (!failed_) {
-      parser_.feed(tls_in_->data(), n);
-      if (!parse() || pause_reading())
-        return;
-    }
-    do_read();
+    if (take_input(tls_in_->data(), n))
+      do_read();
   });
+}
+
+bool ws_connection::take_input(const char* data, size_t n) {
+  if (failed_)
+    return true; // discarded unread: the peer is past listening to
+  parser_.feed(data, n);
+  return parse() && !pause_reading();
 }
 
 bool ws_connection::parse() {

@@ -39,19 +39,18 @@ public:
 
   // -- constructors -----------------------------------------------------------
 
-  /// `leftover` holds bytes the client sent right after the upgrade request.
-  ws_connection(tcp::socket socket, node_context_ptr ctx, std::string leftover);
+  ws_connection(tcp::socket socket, node_context_ptr ctx);
 
   /// A connection over TLS; `stream` has completed its handshake.
-  ws_connection(std::unique_ptr<tls_stream> stream, node_context_ptr ctx,
-                std::string leftover);
+  ws_connection(std::unique_ptr<tls_stream> stream, node_context_ptr ctx);
 
   ~ws_connection() override;
 
   // -- lifecycle --------------------------------------------------------------
 
   /// Starts reading; inbound frames go to `session`.
-  void start(caf::actor session);
+  /// `leftover` holds bytes the client sent right after the upgrade request.
+  void start(caf::actor session, std::string leftover);
 
   // -- connection_port --------------------------------------------------------
 
@@ -74,6 +73,9 @@ private:
   void do_read();
   void on_readable(boost::system::error_code ec);
   void on_tls_read(boost::system::error_code ec, size_t n);
+  /// Parses `n` bytes read from the client (discarded once the connection
+  /// failed); false when reading must stop.
+  bool take_input(const char* data, size_t n);
   /// Parses the bytes fed to the parser; false when reading must stop.
   bool parse();
   void handle(ws_message& msg);
@@ -131,8 +133,6 @@ private:
   node_context_ptr ctx_;
   caf::actor session_;
   ws_parser parser_;
-  /// Bytes the client sent right after the upgrade request, parsed at start.
-  std::string leftover_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
   // Guarded by mtx_: touched by topic actors and the session actor.
