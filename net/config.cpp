@@ -168,14 +168,23 @@ bool valid_origin(std::string_view s) {
     && std::all_of(host.begin(), host.end(), is_host_char);
 }
 
-/// Parses `--allowed-origins`: comma-separated origins or `*`, lower-cased.
-bool parse_origins(const std::string& list, std::vector<std::string>& out,
-                   std::string& error) {
+/// The non-empty items of a comma-separated flag value.
+std::vector<std::string> comma_separated(const std::string& list) {
+  std::vector<std::string> items;
   size_t pos = 0;
   while (pos <= list.size()) {
     auto comma = std::min(list.find(',', pos), list.size());
-    auto item = list.substr(pos, comma - pos);
+    if (comma > pos)
+      items.push_back(list.substr(pos, comma - pos));
     pos = comma + 1;
+  }
+  return items;
+}
+
+/// Parses `--allowed-origins`: comma-separated origins or `*`, lower-cased.
+bool parse_origins(const std::string& list, std::vector<std::string>& out,
+                   std::string& error) {
+  for (auto item : comma_separated(list)) {
     auto first = item.find_first_not_of(" \t");
     if (first == std::string::npos)
       continue;
@@ -348,18 +357,7 @@ parsed_options parse_node_options(int argc, char** argv) {
     *d.target = *parsed;
   }
   if (vm.count("nats")) {
-    auto list = vm["nats"].as<std::string>();
-    size_t pos = 0;
-    while (pos <= list.size()) {
-      auto comma = list.find(',', pos);
-      auto url = list.substr(
-        pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      if (!url.empty())
-        n.servers.push_back(url);
-      if (comma == std::string::npos)
-        break;
-      pos = comma + 1;
-    }
+    n.servers = comma_separated(vm["nats"].as<std::string>());
     if (n.servers.empty())
       return fail("--nats needs at least one URL");
   }
