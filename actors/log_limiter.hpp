@@ -16,7 +16,12 @@ class log_limiter {
 public:
   using clock = std::chrono::steady_clock;
 
-  explicit log_limiter(clock::duration interval) : interval_(interval) {
+  /// Long enough that a peer sending bad input in a loop costs a handful of
+  /// lines a minute, short enough that an operator watching sees it live.
+  static constexpr clock::duration default_interval = std::chrono::seconds(10);
+
+  explicit log_limiter(clock::duration interval = default_interval)
+    : interval_(interval) {
     // nop
   }
 

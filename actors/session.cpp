@@ -18,11 +18,9 @@ auto& log() {
   return instance;
 }
 
-/// Refused frames of all sessions are logged at most this often.
-constexpr auto rejection_log_interval = std::chrono::seconds(10);
-
+/// Limits the log lines about refused input of this kind.
 log_limiter& rejection_log() {
-  static log_limiter instance{rejection_log_interval};
+  static log_limiter instance;
   return instance;
 }
 

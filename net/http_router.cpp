@@ -22,11 +22,9 @@ auto& log() {
 /// Longest event id a publisher may choose.
 constexpr size_t max_event_id_size = 128;
 
-/// Refused publish bodies are logged at most this often.
-constexpr auto rejection_log_interval = std::chrono::seconds(10);
-
+/// Limits the log lines about refused input of this kind.
 log_limiter& rejection_log() {
-  static log_limiter instance{rejection_log_interval};
+  static log_limiter instance;
   return instance;
 }
 

@@ -19,9 +19,6 @@ auto& log() {
   return instance;
 }
 
-/// Malformed envelopes from one source are logged at most this often.
-constexpr auto malformed_log_interval = std::chrono::seconds(10);
-
 /// Longest wait in close() for nats.c's last callback.
 constexpr auto closed_callback_timeout = std::chrono::seconds(5);
 
@@ -369,9 +366,7 @@ void nats_client::count_malformed(node_context& ctx, std::string_view subject,
     std::lock_guard<std::mutex> guard{log_mtx_};
     auto i = malformed_logs_.find(source);
     if (i == malformed_logs_.end())
-      i = malformed_logs_
-            .try_emplace(std::string{source}, malformed_log_interval)
-            .first;
+      i = malformed_logs_.try_emplace(std::string{source}).first;
     if (!i->second.admit(held))
       return;
   }
@@ -405,11 +400,8 @@ void nats_client::on_error(natsConnection*, natsSubscription* sub,
   auto* self = static_cast<nats_client*>(closure);
   if (err == NATS_SLOW_CONSUMER) {
     self->slow_consumer_.fetch_add(1, std::memory_order_relaxed);
-    auto now = std::chrono::steady_clock::now();
-    std::lock_guard<std::mutex> guard{self->log_mtx_};
-    if (now - self->last_slow_log_ < malformed_log_interval)
+    if (uint64_t held = 0; !self->slow_log_.admit(held))
       return;
-    self->last_slow_log_ = now;
     log()->warn("NATS slow consumer on {}: messages over the pending limits "
                 "(--nats-pending-msgs/--nats-pending-bytes) are dropped",
                 sub != nullptr ? natsSubscription_GetSubject(sub) : "?");

@@ -149,7 +149,8 @@ private:
   // Malformed-envelope log limiters: one line per source per interval.
   std::mutex log_mtx_;
   std::map<std::string, log_limiter, std::less<>> malformed_logs_;
-  std::chrono::steady_clock::time_point last_slow_log_;
+  /// Slow-consumer errors: one line per interval.
+  log_limiter slow_log_;
 
   // Recent id-less messages: (subject, payload hash) -> id and the
   // subscriptions that got a copy. Guarded by ids_mtx_.
