@@ -167,19 +167,28 @@ chosen_key choose_key(const jose_header& head, const key_set& keys) {
   return result;
 }
 
+/// The claim `grant` parsed from the JSON text libjwt hands out; nullopt
+/// when the token has no such claim.
+std::optional<nlohmann::json> grant_json(jwt_t* jwt, const char* grant) {
+  char* raw = jwt_get_grants_json(jwt, grant);
+  if (raw == nullptr)
+    return std::nullopt;
+  auto parsed = nlohmann::json::parse(raw, nullptr, false);
+  free(raw); // libjwt 1.10 hands out malloc()ed strings
+  return parsed;
+}
+
 std::vector<std::string> string_list(jwt_t* jwt, const char* grant,
                                      std::string& error) {
   std::vector<std::string> result;
-  char* raw = jwt_get_grants_json(jwt, grant);
-  if (raw == nullptr)
+  auto parsed = grant_json(jwt, grant);
+  if (!parsed)
     return result;
-  auto parsed = nlohmann::json::parse(raw, nullptr, false);
-  free(raw); // libjwt 1.10 hands out malloc()ed strings
-  if (!parsed.is_array()) {
+  if (!parsed->is_array()) {
     error = std::string{grant} + " must be an array of patterns";
     return result;
   }
-  for (auto& item : parsed) {
+  for (auto& item : *parsed) {
     if (!item.is_string() || !topic::valid_pattern(item.get<std::string>())) {
       error = std::string{grant} + " holds an invalid pattern";
       return {};
@@ -192,14 +201,12 @@ std::vector<std::string> string_list(jwt_t* jwt, const char* grant,
 /// Reads the optional integer claim `grant`; false when present but not an
 /// integer. Absent leaves `out` alone.
 bool optional_int(jwt_t* jwt, const char* grant, std::optional<int64_t>& out) {
-  char* raw = jwt_get_grants_json(jwt, grant);
-  if (raw == nullptr)
+  auto parsed = grant_json(jwt, grant);
+  if (!parsed)
     return true;
-  auto parsed = nlohmann::json::parse(raw, nullptr, false);
-  free(raw);
-  if (!parsed.is_number_integer())
+  if (!parsed->is_number_integer())
     return false;
-  out = parsed.get<int64_t>();
+  out = parsed->get<int64_t>();
   return true;
 }
 
