@@ -74,6 +74,16 @@ decoded from_object(std::string_view subject, json& j) {
   return result;
 }
 
+/// Builds the event of a bounded parse, or says why there is none.
+decoded from_parsed(std::string_view subject, json_limits::result parsed,
+                    size_t max_depth, const char* malformed) {
+  if (parsed.error == json_limits::failure::too_deep)
+    return too_deep(max_depth);
+  if (parsed.error != json_limits::failure::none)
+    return fail(malformed);
+  return from_object(subject, parsed.value);
+}
+
 } // namespace
 
 std::string to_msgpack(const event& ev) {
@@ -91,22 +101,14 @@ std::string to_msgpack(const event& ev) {
 
 decoded from_msgpack(std::string_view subject, std::string_view payload,
                      size_t max_depth) {
-  auto parsed = json_limits::parse_msgpack(payload, max_depth);
-  if (parsed.error == json_limits::failure::too_deep)
-    return too_deep(max_depth);
-  if (parsed.error != json_limits::failure::none)
-    return fail("payload is not msgpack");
-  return from_object(subject, parsed.value);
+  return from_parsed(subject, json_limits::parse_msgpack(payload, max_depth),
+                     max_depth, "payload is not msgpack");
 }
 
 decoded from_json(std::string_view subject, std::string_view payload,
                   size_t max_depth) {
-  auto parsed = json_limits::parse_json(payload, max_depth);
-  if (parsed.error == json_limits::failure::too_deep)
-    return too_deep(max_depth);
-  if (parsed.error != json_limits::failure::none)
-    return fail("payload is not JSON");
-  return from_object(subject, parsed.value);
+  return from_parsed(subject, json_limits::parse_json(payload, max_depth),
+                     max_depth, "payload is not JSON");
 }
 
 } // namespace switchyard::envelope
