@@ -66,7 +66,7 @@ decoded from_object(std::string_view subject, json& j) {
     }
   }
   if (auto i = j.find("data"); i != j.end())
-    ev.data = i->dump(-1, ' ', false, json::error_handler_t::replace);
+    ev.data = i->dump();
   else
     ev.data = "null";
   decoded result;
@@ -79,6 +79,8 @@ decoded from_parsed(std::string_view subject, json_limits::result parsed,
                     size_t max_depth, const char* malformed) {
   if (parsed.error == json_limits::failure::too_deep)
     return too_deep(max_depth);
+  if (parsed.error == json_limits::failure::not_utf8)
+    return fail("envelope has a string that is not UTF-8");
   if (parsed.error != json_limits::failure::none)
     return fail(malformed);
   return from_object(subject, parsed.value);

@@ -1,5 +1,7 @@
 #include "schemas/json_limits.hpp"
 
+#include <boost/beast/websocket/detail/utf8_checker.hpp>
+
 namespace switchyard::json_limits {
 
 namespace {
@@ -35,11 +37,32 @@ public:
     return dom_parser::end_array();
   }
 
+  bool string(json::string_t& val) {
+    return utf8(val) && dom_parser::string(val);
+  }
+
+  bool key(json::string_t& val) {
+    return utf8(val) && dom_parser::key(val);
+  }
+
   bool too_deep() const {
     return too_deep_;
   }
 
+  bool not_utf8() const {
+    return not_utf8_;
+  }
+
 private:
+  bool utf8(const json::string_t& val) {
+    boost::beast::websocket::detail::utf8_checker check;
+    if (check.write(reinterpret_cast<const uint8_t*>(val.data()), val.size())
+        && check.finish())
+      return true;
+    not_utf8_ = true;
+    return false;
+  }
+
   bool enter() {
     if (depth_ == max_depth_) {
       too_deep_ = true;
@@ -52,6 +75,7 @@ private:
   size_t max_depth_;
   size_t depth_ = 0;
   bool too_deep_ = false;
+  bool not_utf8_ = false;
 };
 
 result parse(std::string_view input, nlohmann::detail::input_format_t format,
@@ -68,7 +92,9 @@ result parse(std::string_view input, nlohmann::detail::input_format_t format,
   }
   if (!ok) {
     out.value = json::value_t::discarded;
-    out.error = sax.too_deep() ? failure::too_deep : failure::malformed;
+    out.error = sax.too_deep() ? failure::too_deep
+      : sax.not_utf8()         ? failure::not_utf8
+                               : failure::malformed;
   }
   return out;
 }

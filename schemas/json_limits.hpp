@@ -23,6 +23,9 @@ enum class failure : uint8_t {
   malformed,
   /// More arrays and objects nested inside each other than the limit.
   too_deep,
+  /// A msgpack string or map key that is not valid UTF-8 (JSON's reader
+  /// refuses those itself, as `malformed`).
+  not_utf8,
 };
 
 /// Outcome of a bounded parse.
@@ -36,7 +39,9 @@ struct result {
 /// (`[]` and `{}` are depth 1, `[[]]` depth 2, a scalar depth 0).
 result parse_json(std::string_view text, size_t max_depth);
 
-/// Parses one msgpack value with the same depth rule as `parse_json`.
+/// Parses one msgpack value with the same depth rule as `parse_json`. Its
+/// strings must be UTF-8, as JSON's are: two distinct invalid keys would
+/// otherwise print as the same key once converted to JSON.
 result parse_msgpack(std::string_view bytes, size_t max_depth);
 
 /// "nesting deeper than N", for error messages.

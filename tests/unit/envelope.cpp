@@ -79,6 +79,24 @@ CAF_TEST(malformed envelopes are refused with a reason) {
   CAF_CHECK_EQUAL(out.error, "envelope is not a map");
 }
 
+CAF_TEST(envelopes with strings that are not UTF - 8 are refused) {
+  // {"data": {"\xfe": 1, "\xff": 2}}: two keys that, printed with U+FFFD
+  // for the bad byte, would collide and lose a value.
+  auto keys
+    = envelope::from_msgpack("events.o.a",
+                             std::string("\x81\xa4"
+                                         "data\x82\xa1\xfe\x01\xa1\xff\x02"),
+                             limit);
+  CAF_CHECK(!keys.value);
+  CAF_CHECK_EQUAL(keys.error, "envelope has a string that is not UTF-8");
+  auto id = envelope::from_msgpack("events.o.a",
+                                   std::string("\x81\xa2"
+                                               "id\xa1\xc3"),
+                                   limit);
+  CAF_CHECK(!id.value);
+  CAF_CHECK_EQUAL(id.error, "envelope has a string that is not UTF-8");
+}
+
 CAF_TEST(envelopes nested deeper than the limit are refused as too deep) {
   // {"data": [[...0...]]}: the envelope map is level 1.
   auto deep_msgpack = [](size_t arrays) {

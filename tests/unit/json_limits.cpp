@@ -153,6 +153,32 @@ CAF_TEST(malformed msgpack is malformed) {
             == failure::malformed);
 }
 
+CAF_TEST(msgpack strings and keys must be UTF - 8) {
+  // {"a": "\xff"}: a fixstr value that is not UTF-8.
+  CAF_CHECK(json_limits::parse_msgpack("\x81\xa1"
+                                       "a"
+                                       "\xa1\xff",
+                                       limit)
+              .error
+            == failure::not_utf8);
+  // Two distinct keys that would both print as U+FFFD.
+  CAF_CHECK(
+    json_limits::parse_msgpack("\x82\xa1\xfe\x01\xa1\xff\x02", limit).error
+    == failure::not_utf8);
+  // A truncated sequence at the end of a string.
+  CAF_CHECK(json_limits::parse_msgpack("\xa2"
+                                       "a\xc3",
+                                       limit)
+              .error
+            == failure::not_utf8);
+  // Valid multi-byte text and bin payloads pass.
+  auto ok = json_limits::parse_msgpack("\x82\xa2\xc3\xa9\x01\xa1"
+                                       "b\xc4\x01\xff",
+                                       limit);
+  CAF_CHECK(ok.error == failure::none);
+  CAF_CHECK_EQUAL(ok.value.size(), 2u);
+}
+
 CAF_TEST(the message names the limit) {
   CAF_CHECK_EQUAL(json_limits::too_deep_message(64), "nesting deeper than 64");
 }
