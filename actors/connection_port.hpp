@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "schemas/frames.hpp"
+
 namespace switchyard {
 
 class frame_sink;
@@ -23,11 +25,15 @@ class frame_sink {
 public:
   virtual ~frame_sink() = default;
 
-  /// Queues one encoded WebSocket frame. Returns false when the frame was
-  /// dropped (connection closing or its outbound queue over the limit; the
-  /// latter closes the connection with 4409). With `woken`, a sink whose
-  /// writer was idle adds itself there instead of starting the writer; the
-  /// caller then passes the list to `wake`.
+  /// The subprotocol the client chose; fixed for the connection's life.
+  virtual frames::wire_format format() const = 0;
+
+  /// Queues one message encoded for `format()` (`frames::encode_event`): a
+  /// complete frame for json, a bare message for the batched formats.
+  /// Returns false when the message was dropped (connection closing or its
+  /// outbound queue over the limit; the latter closes the connection with
+  /// 4409). With `woken`, a sink whose writer was idle adds itself there
+  /// instead of starting the writer; the caller then passes the list to `wake`.
   virtual bool push(const std::shared_ptr<const std::string>& frame,
                     wake_list* woken = nullptr)
     = 0;
@@ -40,7 +46,8 @@ public:
 /// The control surface the session actor uses to own its connection.
 class connection_port : public frame_sink {
 public:
-  /// Queues one JSON text frame (encoded here; control traffic only).
+  /// Queues one server message given as JSON text, encoded here for
+  /// `format()` (control traffic only).
   virtual void send_text(const std::string& json) = 0;
 
   /// Queues a WebSocket ping.

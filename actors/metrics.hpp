@@ -51,6 +51,8 @@ struct metrics {
   std::atomic<uint64_t> events_in{0};
   std::atomic<uint64_t> events_out{0};
   std::atomic<uint64_t> frames_written{0};
+  /// Server messages in those frames (more than frames when batched).
+  std::atomic<uint64_t> messages_written{0};
   std::atomic<uint64_t> socket_writes{0};
   std::atomic<uint64_t> dropped{0};
   std::atomic<uint64_t> frames_in{0};

@@ -42,6 +42,10 @@ struct settings {
   /// Bytes queued for one socket before it counts as a slow consumer: room
   /// for ~3000 typical 300-byte events, about a second of a busy stream.
   static constexpr size_t default_outbound_queue_limit = 1024 * 1024;
+  /// Largest frame the batched subprotocols pack messages into: ~200
+  /// typical events, so a busy stream costs its client few frames while
+  /// one frame stays far below any client's message limit.
+  static constexpr size_t default_batch_frame_size = 64 * 1024;
   /// Inbound frames per second per connection (burst of the same size).
   static constexpr uint32_t default_max_inbound_rate = 100;
   /// Concurrent connections one user may hold on one node.
@@ -63,6 +67,7 @@ struct settings {
   size_t max_frame_size = default_max_frame_size;
   size_t max_subscriptions = default_max_subscriptions;
   size_t outbound_queue_limit = default_outbound_queue_limit;
+  size_t batch_frame_size = default_batch_frame_size;
   uint32_t max_inbound_rate = default_max_inbound_rate;
   uint32_t max_connections_per_user = default_max_connections_per_user;
   milliseconds jwt_leeway = default_jwt_leeway;

@@ -6,6 +6,7 @@
 #include "actors/log_limiter.hpp"
 #include "schemas/client_frame.hpp"
 #include "schemas/frames.hpp"
+#include "schemas/json_limits.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/topic.hpp"
 
@@ -47,9 +48,14 @@ caf::behavior session_actor::make_behavior() {
       on_text(text);
       conn_->consumed(text.capacity());
     },
-    [this](binary_atom) {
-      reply_error("", "bad_request",
-                  "binary frames are not part of protocol v1");
+    [this](binary_atom, const std::string& bytes) {
+      if (conn_->format() == frames::wire_format::msgpack)
+        on_msgpack(bytes);
+      else
+        reply_error("", "bad_request",
+                    "binary frames are client frames of switchyard.v1.msgpack "
+                    "only");
+      conn_->consumed(bytes.capacity());
     },
     [this](pong_atom) {
       unanswered_ping_ = 0;
@@ -58,10 +64,9 @@ caf::behavior session_actor::make_behavior() {
       phase_ = phase::closed;
       quit();
     },
-    [this](frame_atom, const shared_frame& frame) {
+    [this](publish_atom, const std::string& subscription, const event& ev) {
       // An event from a topic actor on another node.
-      if (frame.bytes)
-        conn_->push(frame.bytes);
+      conn_->push(frames::encode_event(conn_->format(), subscription, ev));
     },
     [this](auth_due_atom) {
       if (phase_ == phase::awaiting_auth) {
@@ -129,13 +134,8 @@ void session_actor::on_text(const std::string& text) {
     return;
   }
   if (frame.error_code != nullptr) {
-    ctx_->stats.count_rejected(input_source::client, frame.too_deep);
-    if (uint64_t held = 0; rejection_log().admit(held))
-      log()->warn("session {}: refused a {}-byte frame ({}); {} more refused "
-                  "since the last such line",
-                  session_id(), text.size(),
-                  frame.too_deep ? "too deep" : "malformed", held);
-    reply_error(frame.id, frame.error_code, frame.error);
+    refuse(text.size(), frame.too_deep, frame.id, frame.error_code,
+           frame.error);
     return;
   }
   if (frame.type == client_frame_type::auth)
@@ -144,6 +144,32 @@ void session_actor::on_text(const std::string& text) {
     on_subscribe(frame.id, frame.topic);
   else
     on_unsubscribe(frame.id, frame.topic);
+}
+
+void session_actor::on_msgpack(const std::string& bytes) {
+  if (phase_ == phase::closed)
+    return;
+  auto max_depth = ctx_->cfg.max_json_depth;
+  auto parsed = json_limits::parse_msgpack(bytes, max_depth);
+  auto too_deep = parsed.error == json_limits::failure::too_deep;
+  if (parsed.error != json_limits::failure::none || !parsed.value.is_object()) {
+    refuse(bytes.size(), too_deep, "", "bad_request",
+           too_deep ? "frame has " + json_limits::too_deep_message(max_depth)
+                    : std::string{"a binary frame must be one msgpack map"});
+    return;
+  }
+  // The same request as a text frame: one decoder for both encodings.
+  on_text(parsed.value.dump());
+}
+
+void session_actor::refuse(size_t size, bool too_deep, const std::string& id,
+                           const char* code, const std::string& message) {
+  ctx_->stats.count_rejected(input_source::client, too_deep);
+  if (uint64_t held = 0; rejection_log().admit(held))
+    log()->warn("session {}: refused a {}-byte frame ({}); {} more refused "
+                "since the last such line",
+                session_id(), size, too_deep ? "too deep" : "malformed", held);
+  reply_error(id, code, message);
 }
 
 void session_actor::on_auth(const std::string& id, const std::string& token) {
@@ -192,7 +218,7 @@ void session_actor::authenticated(claims c, const std::string& id) {
                                                      std::memory_order_relaxed);
         conn_->send_text(frames::welcome_json(
           session_id(), claims_->sub, claims_->org,
-          ctx_->cfg.heartbeat_interval.count(), claims_->exp));
+          ctx_->cfg.heartbeat_interval.count(), claims_->exp, conn_->format()));
         if (!id.empty())
           reply_ok(id);
         ++auth_gen_;

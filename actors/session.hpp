@@ -47,6 +47,9 @@ private:
   // -- inbound frames ---------------------------------------------------------
 
   void on_text(const std::string& text);
+  /// A binary client frame of switchyard.v1.msgpack: one msgpack map with
+  /// the fields of a text frame.
+  void on_msgpack(const std::string& bytes);
   void on_auth(const std::string& id, const std::string& token);
   void on_subscribe(const std::string& id, const std::string& pattern);
   void on_unsubscribe(const std::string& id, const std::string& pattern);
@@ -56,6 +59,9 @@ private:
   void authenticated(claims c, const std::string& id);
   void schedule_expiry();
   void drop_forbidden_subscriptions();
+  /// Counts, logs (rate-limited) and answers a frame that cannot be used.
+  void refuse(size_t size, bool too_deep, const std::string& id,
+              const char* code, const std::string& message);
   void reply_ok(const std::string& id);
   void reply_error(const std::string& id, const char* code,
                    const std::string& message);

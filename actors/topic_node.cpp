@@ -1,5 +1,7 @@
 #include "actors/topic_node.hpp"
 
+#include <array>
+
 #include "actors/log.hpp"
 #include "schemas/frames.hpp"
 #include "schemas/messages.hpp"
@@ -58,6 +60,8 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
         topic_node_state::subscriber sub{session, nullptr};
         if (session.node() == self->node())
           sub.sink = st.ctx->sinks.find(session.id());
+        if (sub.sink)
+          sub.format = sub.sink->format();
         self->monitor(session);
         st.index.emplace(session.address(), st.subscribers.size());
         st.subscribers.emplace_back(std::move(sub));
@@ -86,18 +90,21 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
       auto& st = self->state;
       if (st.subscribers.empty())
         return;
-      // One encoding for every recipient of this subscription.
-      auto frame = frames::event_frame(st.pattern, ev);
+      // One encoding per subprotocol for every recipient of this
+      // subscription, made when the first recipient needs it.
+      std::array<frames::frame_ptr, 3> encoded;
       uint64_t delivered = 0;
       caf::message remote_msg;
       for (auto& sub : st.subscribers) {
         if (sub.sink) {
+          auto& frame = encoded[static_cast<size_t>(sub.format)];
+          if (!frame)
+            frame = frames::encode_event(sub.format, st.pattern, ev);
           if (sub.sink->push(frame, &st.woken))
             ++delivered;
         } else {
           if (remote_msg.empty())
-            remote_msg = caf::make_message(frame_atom::value,
-                                           shared_frame{frame});
+            remote_msg = caf::make_message(publish_atom::value, st.pattern, ev);
           self->send(sub.session, remote_msg);
           ++delivered;
         }

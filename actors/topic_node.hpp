@@ -19,8 +19,10 @@ struct topic_node_state {
   struct subscriber {
     caf::actor session;
     /// The local socket queue, or null for a session on another node (it
-    /// then gets the frame as a `frame_atom` message).
+    /// then gets the event as a `publish_atom` message and encodes it).
     std::shared_ptr<frame_sink> sink;
+    /// The subprotocol of `sink`.
+    frames::wire_format format = frames::wire_format::json;
   };
 
   std::string pattern;
@@ -46,7 +48,8 @@ struct topic_node_state {
 /// - `(subscribe_atom, pattern, session) -> actor`: adds (idempotent), replies
 ///   with this actor's handle for later unsubscribes;
 /// - `(unsubscribe_atom, session)`: removes;
-/// - `(publish_atom, event)`: delivers one frame to every subscriber;
+/// - `(publish_atom, event)`: delivers the event to every subscriber, encoded
+///   once per subprotocol in use;
 /// - `(register_atom)`: from the bus bridge, the NATS interest is in place.
 /// Monitors each subscriber; a dead one is removed. Reports
 /// `(count_atom, pattern, subscribers, received)` to its router on change.

@@ -255,6 +255,8 @@ parsed_options parse_node_options(int argc, char** argv) {
     "outbound-queue-limit",
     po::value<size_t>()->default_value(c.outbound_queue_limit),
     "bytes queued for one client before it is closed with 4409")(
+    "batch-frame-size", po::value<size_t>()->default_value(c.batch_frame_size),
+    "largest frame of the batched subprotocols (ndjson, msgpack), bytes")(
     "max-inbound-rate",
     po::value<uint32_t>()->default_value(c.max_inbound_rate),
     "inbound frames per second per connection (4429 when flooding)")(
@@ -382,10 +384,13 @@ parsed_options parse_node_options(int argc, char** argv) {
   c.max_frame_size = vm["max-frame-size"].as<size_t>();
   c.max_subscriptions = vm["max-subscriptions"].as<size_t>();
   c.outbound_queue_limit = vm["outbound-queue-limit"].as<size_t>();
+  c.batch_frame_size = vm["batch-frame-size"].as<size_t>();
   c.max_inbound_rate = std::max(1u, vm["max-inbound-rate"].as<uint32_t>());
   c.max_connections_per_user = vm["max-connections-per-user"].as<uint32_t>();
   if (c.max_frame_size < 128)
     return fail("--max-frame-size must be at least 128 bytes");
+  if (c.batch_frame_size < 1024)
+    return fail("--batch-frame-size must be at least 1024 bytes");
   if (vm.count("allowed-origins")) {
     std::string error;
     if (!parse_origins(vm["allowed-origins"].as<std::string>(),

@@ -162,34 +162,55 @@ private:
       reject(http::status::bad_request, "missing Sec-WebSocket-Key");
       return;
     }
+    // The client may list its subprotocols over several header lines.
+    std::string offered;
+    auto [first, last] = req.equal_range(http::field::sec_websocket_protocol);
+    for (auto i = first; i != last; ++i) {
+      offered.append(i->value().data(), i->value().size());
+      offered += ',';
+    }
+    auto format = frames::negotiate_subprotocol(offered);
+    if (!format) {
+      write(http_router::error(http::status::bad_request,
+                               "unsupported_subprotocol",
+                               "no supported subprotocol offered; this node "
+                               "speaks switchyard.v1.json, "
+                               "switchyard.v1.ndjson and switchyard.v1.msgpack",
+                               req.version(), false));
+      return;
+    }
     auto token = bearer_token(req);
     if (token.empty())
       token = query_param(target, "token");
+    std::string chosen;
+    if (!offered.empty())
+      chosen = "Sec-WebSocket-Protocol: "
+        + std::string{frames::subprotocol_name(*format)} + "\r\n";
     auto response = std::make_shared<std::string>(
       "HTTP/1.1 101 Switching Protocols\r\n"
       "Upgrade: websocket\r\n"
       "Connection: Upgrade\r\n"
       "Server: switchyard\r\n"
-      "Sec-WebSocket-Accept: "
+      + chosen + "Sec-WebSocket-Accept: "
       + websocket_accept({key.data(), key.size()}) + "\r\n\r\n");
     beast::get_lowest_layer(stream_).expires_never();
     asio::async_write(stream_, asio::buffer(*response),
                       [self = this->shared_from_this(), response,
-                       token = std::move(token)](beast::error_code ec,
-                                                 size_t) mutable {
+                       token = std::move(token),
+                       format = *format](beast::error_code ec, size_t) mutable {
                         if (ec)
                           return;
-                        self->start_websocket(std::move(token));
+                        self->start_websocket(std::move(token), format);
                       });
   }
 
-  void start_websocket(std::string token) {
+  void start_websocket(std::string token, frames::wire_format format) {
     auto leftover = beast::buffers_to_string(buffer_.data());
     std::shared_ptr<ws_connection> conn;
     if constexpr (is_tls) {
       // Already on an I/O thread: the connection takes the TLS stream over.
       conn = std::make_shared<ws_connection>(
-        std::make_unique<tls_stream>(std::move(stream_)), ctx_);
+        std::make_unique<tls_stream>(std::move(stream_)), ctx_, format);
     } else {
       // Move the socket from the HTTP thread to an I/O thread: fan-outs
       // never delay publishes, health checks or introspection.
@@ -209,7 +230,7 @@ private:
         ::close(fd);
         return;
       }
-      conn = std::make_shared<ws_connection>(std::move(sock), ctx_);
+      conn = std::make_shared<ws_connection>(std::move(sock), ctx_, format);
     }
     auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
     conn->start(std::move(session), std::move(leftover));

@@ -28,6 +28,10 @@ std::string render_metrics(const node_context& ctx) {
          "Event frames queued to clients.", s.events_out.load(r));
   metric("switchyard_frames_written_total", "counter",
          "Frames written to sockets.", s.frames_written.load(r));
+  metric(
+    "switchyard_messages_written_total", "counter",
+    "Messages and control frames written (several per frame when batched).",
+    s.messages_written.load(r));
   metric("switchyard_socket_writes_total", "counter",
          "Socket gather-writes (frames_written / this = batch size).",
          s.socket_writes.load(r));

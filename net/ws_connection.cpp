@@ -21,11 +21,13 @@ auto& log() {
 
 // -- constructors -------------------------------------------------------------
 
-ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx)
+ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx,
+                             frames::wire_format format)
   : plain_(std::move(socket)),
     socket_(*plain_),
     ctx_(std::move(ctx)),
     parser_(ctx_->cfg.max_frame_size),
+    format_(format),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
   // Plain sockets are written with non-blocking writev (the fast path).
@@ -35,11 +37,12 @@ ws_connection::ws_connection(tcp::socket socket, node_context_ptr ctx)
 }
 
 ws_connection::ws_connection(std::unique_ptr<tls_stream> stream,
-                             node_context_ptr ctx)
+                             node_context_ptr ctx, frames::wire_format format)
   : tls_(std::move(stream)),
     socket_(tls_->next_layer().socket()),
     ctx_(std::move(ctx)),
     parser_(ctx_->cfg.max_frame_size),
+    format_(format),
     rate_tokens_(ctx_->cfg.max_inbound_rate),
     rate_refill_(std::chrono::steady_clock::now()) {
   init();
@@ -86,7 +89,7 @@ void ws_connection::guarded(F&& f) {
 // -- connection_port ----------------------------------------------------------
 
 bool ws_connection::push(const frames::frame_ptr& frame, wake_list* woken) {
-  return enqueue(frame, true, woken);
+  return enqueue(frame, !frames::batched(format_), true, woken);
 }
 
 void ws_connection::wake(wake_list& woken) {
@@ -128,14 +131,14 @@ void ws_connection::wake(wake_list& woken) {
 
 void ws_connection::send_text(const std::string& json) {
   enqueue(
-    std::make_shared<const std::string>(frames::ws_frame(opcode::text, json)),
-    true);
+    std::make_shared<const std::string>(frames::encode_message(format_, json)),
+    !frames::batched(format_), true);
 }
 
 void ws_connection::send_ping() {
   static const auto ping
     = std::make_shared<const std::string>(frames::ws_frame(opcode::ping, ""));
-  enqueue(ping, false);
+  enqueue(ping, true, false);
 }
 
 void ws_connection::close(uint16_t code, const std::string& reason,
@@ -149,13 +152,13 @@ void ws_connection::close(uint16_t code, const std::string& reason,
     close_code_ = code;
     if (drop_pending) {
       ctx_->stats.dropped.fetch_add(queue_.size(), std::memory_order_relaxed);
-      for (auto& f : queue_)
-        queued_bytes_ -= f->size();
+      for (auto& item : queue_)
+        queued_bytes_ -= item.bytes->size();
       queue_.clear();
     }
     close_frame_
       = std::make_shared<const std::string>(frames::ws_close(code, reason));
-    queue_.push_back(close_frame_);
+    queue_.push_back(queued{close_frame_, true});
     queued_bytes_ += close_frame_->size();
     post_write = !write_scheduled_;
     write_scheduled_ = true;
@@ -339,8 +342,15 @@ void ws_connection::handle(ws_message& msg) {
       }
       break;
     case opcode::binary:
-      if (admit_inbound(false))
-        caf::anon_send(session_, binary_atom::value);
+      if (admit_inbound(false)) {
+        // Client frames are msgpack maps in msgpack; other subprotocols
+        // have no binary frames, and the session only needs to refuse it.
+        std::string payload;
+        if (format_ == frames::wire_format::msgpack)
+          payload = std::move(msg.payload);
+        inbound_bytes_ += payload.capacity();
+        caf::anon_send(session_, binary_atom::value, std::move(payload));
+      }
       break;
     // Control frames count against the rate like data, or a ping flood
     // would be free (a flood ends in 4429), but are never refused: every
@@ -398,8 +408,8 @@ void ws_connection::queue_pong(const std::string& payload) {
 
 // -- writing ------------------------------------------------------------------
 
-bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit,
-                            wake_list* woken) {
+bool ws_connection::enqueue(frames::frame_ptr frame, bool framed,
+                            bool enforce_limit, wake_list* woken) {
   bool post_write = false;
   {
     std::lock_guard<spin_lock> guard{mtx_};
@@ -410,7 +420,7 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool enforce_limit,
       // Fall through to the slow-consumer close below, outside the lock.
     } else {
       queued_bytes_ += frame->size();
-      queue_.emplace_back(std::move(frame));
+      queue_.push_back(queued{std::move(frame), framed});
       post_write = !write_scheduled_;
       write_scheduled_ = true;
       frame = nullptr;
@@ -444,6 +454,46 @@ void ws_connection::do_write() {
   });
 }
 
+void ws_connection::frame_batch(std::vector<iovec>& out) {
+  auto range = [&out](const char* data, size_t size) {
+    out.push_back(iovec{const_cast<char*>(data), size});
+  };
+  // At most one header per item: the reserve keeps headers_ in place while
+  // `out` points into it.
+  headers_.clear();
+  headers_.reserve(writing_.size() * 10);
+  writing_frames_ = writing_.size();
+  auto op = format_ == frames::wire_format::msgpack ? opcode::binary
+                                                    : opcode::text;
+  // ndjson separates objects: the `\n` queued after each is left out after
+  // the last one of a frame.
+  size_t separator = format_ == frames::wire_format::ndjson ? 1 : 0;
+  auto cap = ctx_->cfg.batch_frame_size;
+  for (size_t i = 0; i < writing_.size();) {
+    if (writing_[i].framed) {
+      range(writing_[i].bytes->data(), writing_[i].bytes->size());
+      ++i;
+      continue;
+    }
+    auto end = i;
+    size_t size = 0;
+    while (end < writing_.size() && !writing_[end].framed
+           && (end == i || size + writing_[end].bytes->size() <= cap))
+      size += writing_[end++].bytes->size();
+    size -= separator;
+    char header[10];
+    auto len = frames::frame_header(op, size, header);
+    range(headers_.data() + headers_.size(), len);
+    headers_.append(header, len);
+    for (auto k = i; k < end; ++k) {
+      auto& bytes = *writing_[k].bytes;
+      range(bytes.data(), bytes.size() - (k + 1 == end ? separator : 0));
+    }
+    writing_frames_ -= end - i - 1;
+    i = end;
+  }
+}
+
 void ws_connection::write_batches() {
   for (int rounds = 0; !finished_; ++rounds) {
     if (rounds == 8) {
@@ -457,10 +507,12 @@ void ws_connection::write_batches() {
       std::lock_guard<spin_lock> guard{mtx_};
       if (queue_.empty() && !pong_pending_) {
         write_scheduled_ = false;
-        // Going idle: give back the batch vector (queue_ keeps its own), so
-        // an idle connection holds one small buffer, not two.
-        std::vector<frames::frame_ptr>{}.swap(writing_);
+        // Going idle: give back the batch buffers (queue_ keeps its own),
+        // so an idle connection holds one small buffer, not several.
+        std::vector<queued>{}.swap(writing_);
+        std::string{}.swap(headers_);
         std::string{}.swap(tls_out_);
+        std::vector<iovec>{}.swap(tls_ranges_);
         return;
       }
       writing_.swap(queue_);
@@ -469,48 +521,63 @@ void ws_connection::write_batches() {
         auto pong = std::make_shared<const std::string>(
           frames::ws_frame(opcode::pong, pong_payload_));
         queued_bytes_ += pong->size(); // taken off again in written()
-        writing_.insert(writing_.begin(), std::move(pong));
+        writing_.insert(writing_.begin(), queued{std::move(pong), true});
       }
     }
     writing_bytes_ = 0;
-    for (auto& f : writing_)
-      writing_bytes_ += f->size();
+    for (auto& item : writing_)
+      writing_bytes_ += item.bytes->size();
+    // The ranges to write are the I/O thread's scratch: an idle connection
+    // keeps none (TLS keeps them until its records are out).
+    static thread_local std::vector<iovec> ranges;
+    auto& out = tls_ ? tls_ranges_ : ranges;
+    out.clear();
+    frame_batch(out);
     if (tls_) {
       tls_next_ = 0;
       tls_write_next();
       return;
     }
-    // Everything queued since the last write goes out in one gather-write.
-    // The buffer list is the I/O thread's scratch: an idle connection keeps
-    // none.
-    static thread_local std::vector<asio::const_buffer> buffers;
-    buffers.clear();
-    for (auto& f : writing_)
-      buffers.emplace_back(asio::buffer(*f));
-    // Fast path: a non-blocking writev right here, no completion handler.
-    boost::system::error_code ec;
-    auto n = socket_.write_some(buffers, ec);
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-      finish(frames::close_code::abnormal);
-      return;
+    // Fast path: non-blocking gather-writes right here, no completion
+    // handler; sendmsg takes up to IOV_MAX ranges at once (Asio's write_some
+    // only 64), and MSG_NOSIGNAL turns a reset peer into EPIPE, not SIGPIPE.
+    size_t next = 0;
+    bool full = false;
+    while (next < out.size() && !full) {
+      msghdr msg{};
+      msg.msg_iov = out.data() + next;
+      msg.msg_iovlen = std::min<size_t>(out.size() - next, IOV_MAX);
+      auto n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+          break;
+        finish(frames::close_code::abnormal);
+        return;
+      }
+      auto left = static_cast<size_t>(n);
+      auto last = next + msg.msg_iovlen;
+      while (next < last && left >= out[next].iov_len)
+        left -= out[next++].iov_len;
+      if (next < last) {
+        // A short write: the kernel buffer is full.
+        out[next].iov_base = static_cast<char*>(out[next].iov_base) + left;
+        out[next].iov_len -= left;
+        full = true;
+      }
     }
-    if (n == writing_bytes_) {
+    if (next == out.size()) {
       if (!written())
         return;
       continue;
     }
-    // The kernel buffer is full: hand the rest to Asio and wait (the frames
-    // stay alive in writing_ until on_write).
+    // The rest waits for Asio (the frames stay alive in writing_, the
+    // headers in headers_, until on_write).
     auto rest = std::make_shared<std::vector<asio::const_buffer>>();
-    size_t skip = n;
-    for (auto& b : buffers) {
-      if (skip >= b.size()) {
-        skip -= b.size();
-        continue;
-      }
-      rest->emplace_back(b + skip);
-      skip = 0;
-    }
+    rest->reserve(out.size() - next);
+    for (; next < out.size(); ++next)
+      rest->emplace_back(out[next].iov_base, out[next].iov_len);
     asio::async_write(socket_, *rest,
                       [self = shared_from_this(),
                        rest](boost::system::error_code ec, size_t) {
@@ -521,20 +588,22 @@ void ws_connection::write_batches() {
 }
 
 void ws_connection::tls_write_next() {
-  // Frames are copied into one buffer of up to one TLS record (16 KiB), so
-  // that a batch becomes few records (Asio's SSL stream writes one buffer
-  // at a time) while the copy stays small; a larger frame goes alone.
+  // The ranges are copied into one buffer of up to one TLS record (16 KiB),
+  // so that a batch becomes few records (Asio's SSL stream writes one
+  // buffer at a time) while the copy stays small; a larger range goes alone.
   constexpr size_t record = 16 * 1024;
   tls_out_.clear();
-  while (tls_next_ < writing_.size()
+  while (tls_next_ < tls_ranges_.size()
          && (tls_out_.empty()
-             || tls_out_.size() + writing_[tls_next_]->size() <= record))
-    tls_out_ += *writing_[tls_next_++];
+             || tls_out_.size() + tls_ranges_[tls_next_].iov_len <= record)) {
+    auto& r = tls_ranges_[tls_next_++];
+    tls_out_.append(static_cast<const char*>(r.iov_base), r.iov_len);
+  }
   asio::async_write(*tls_, asio::buffer(tls_out_),
                     [self = shared_from_this()](boost::system::error_code ec,
                                                 size_t) {
                       self->guarded([&] {
-                        if (!ec && self->tls_next_ < self->writing_.size())
+                        if (!ec && self->tls_next_ < self->tls_ranges_.size())
                           self->tls_write_next();
                         else
                           self->on_write(ec);
@@ -555,14 +624,16 @@ void ws_connection::on_write(boost::system::error_code ec) {
 
 bool ws_connection::written() {
   ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
-  ctx_->stats.frames_written.fetch_add(writing_.size(),
+  ctx_->stats.frames_written.fetch_add(writing_frames_,
                                        std::memory_order_relaxed);
+  ctx_->stats.messages_written.fetch_add(writing_.size(),
+                                         std::memory_order_relaxed);
   bool wrote_close = false;
   {
     std::lock_guard<spin_lock> guard{mtx_};
     queued_bytes_ -= writing_bytes_;
     wrote_close = close_frame_ && !writing_.empty()
-      && writing_.back() == close_frame_;
+      && writing_.back().bytes == close_frame_;
   }
   writing_.clear();
   if (wrote_close) {

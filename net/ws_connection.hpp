@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/uio.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -39,10 +41,13 @@ public:
 
   // -- constructors -----------------------------------------------------------
 
-  ws_connection(tcp::socket socket, node_context_ptr ctx);
+  /// A connection speaking the subprotocol `format`.
+  ws_connection(tcp::socket socket, node_context_ptr ctx,
+                frames::wire_format format);
 
   /// A connection over TLS; `stream` has completed its handshake.
-  ws_connection(std::unique_ptr<tls_stream> stream, node_context_ptr ctx);
+  ws_connection(std::unique_ptr<tls_stream> stream, node_context_ptr ctx,
+                frames::wire_format format);
 
   ~ws_connection() override;
 
@@ -53,6 +58,10 @@ public:
   void start(caf::actor session, std::string leftover);
 
   // -- connection_port --------------------------------------------------------
+
+  frames::wire_format format() const override {
+    return format_;
+  }
 
   bool push(const frames::frame_ptr& frame, wake_list* woken) override;
 
@@ -94,8 +103,20 @@ private:
 
   // -- writing ----------------------------------------------------------------
 
-  bool enqueue(frames::frame_ptr frame, bool enforce_limit,
+  /// One queued item: a complete WebSocket frame, or (batched formats only)
+  /// a bare message that `frame_batch` frames together with its neighbours.
+  struct queued {
+    frames::frame_ptr bytes;
+    bool framed;
+  };
+
+  bool enqueue(frames::frame_ptr frame, bool framed, bool enforce_limit,
                wake_list* woken = nullptr);
+  /// Lays `writing_` out as the byte ranges to write, in `out`: complete
+  /// frames as they are; each run of bare messages as few frames of at most
+  /// `batch_frame_size` bytes, their headers kept in `headers_`; counts
+  /// the frames in `writing_frames_`.
+  void frame_batch(std::vector<iovec>& out);
   /// Writes on the socket's thread (guarded).
   void do_write();
   /// Writes queued batches until the queue is empty or the socket is full.
@@ -137,7 +158,7 @@ private:
 
   // Guarded by mtx_: touched by topic actors and the session actor.
   spin_lock mtx_;
-  std::vector<frames::frame_ptr> queue_;
+  std::vector<queued> queue_;
   size_t queued_bytes_ = 0; // queued plus in flight
   bool write_scheduled_ = false;
   bool closing_ = false;
@@ -158,9 +179,18 @@ private:
   /// buffer) and the batch being written, linearized (freed when idle).
   std::unique_ptr<std::array<char, 4096>> tls_in_;
   std::string tls_out_;
+  /// TLS only: the ranges of the batch being written, and the next one.
+  std::vector<iovec> tls_ranges_;
   size_t tls_next_ = 0;
-  std::vector<frames::frame_ptr> writing_;
+  std::vector<queued> writing_;
+  /// Queued bytes of `writing_` (frame headers and left-out separators of
+  /// batched frames not counted).
   size_t writing_bytes_ = 0;
+  /// WebSocket frames `writing_` makes.
+  size_t writing_frames_ = 0;
+  /// Headers of the batched frames being written (freed when idle).
+  std::string headers_;
+  const frames::wire_format format_;
   bool close_sent_ = false;
   bool peer_closed_ = false;
   /// A protocol violation: input is discarded from now on.

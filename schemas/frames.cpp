@@ -6,25 +6,83 @@
 
 namespace switchyard::frames {
 
-std::string ws_frame(opcode op, std::string_view payload) {
-  std::string out;
-  auto n = payload.size();
-  out.reserve(n + 10);
-  out.push_back(static_cast<char>(0x80 | static_cast<uint8_t>(op)));
-  if (n < 126) {
-    out.push_back(static_cast<char>(n));
-  } else if (n <= 0xFFFF) {
-    out.push_back(static_cast<char>(126));
-    out.push_back(static_cast<char>((n >> 8) & 0xFF));
-    out.push_back(static_cast<char>(n & 0xFF));
-  } else {
-    out.push_back(static_cast<char>(127));
-    for (int shift = 56; shift >= 0; shift -= 8)
-      out.push_back(
-        static_cast<char>((static_cast<uint64_t>(n) >> shift) & 0xFF));
+size_t frame_header(opcode op, uint64_t size, char* out) {
+  out[0] = static_cast<char>(0x80 | static_cast<uint8_t>(op));
+  if (size < 126) {
+    out[1] = static_cast<char>(size);
+    return 2;
   }
+  if (size <= 0xFFFF) {
+    out[1] = static_cast<char>(126);
+    out[2] = static_cast<char>((size >> 8) & 0xFF);
+    out[3] = static_cast<char>(size & 0xFF);
+    return 4;
+  }
+  out[1] = static_cast<char>(127);
+  for (int i = 0; i < 8; ++i)
+    out[2 + i] = static_cast<char>((size >> (56 - 8 * i)) & 0xFF);
+  return 10;
+}
+
+std::string ws_frame(opcode op, std::string_view payload) {
+  char header[10];
+  auto len = frame_header(op, payload.size(), header);
+  std::string out;
+  out.reserve(len + payload.size());
+  out.append(header, len);
   out.append(payload.data(), payload.size());
   return out;
+}
+
+std::string_view subprotocol_name(wire_format format) {
+  switch (format) {
+    case wire_format::ndjson: return "switchyard.v1.ndjson";
+    case wire_format::msgpack: return "switchyard.v1.msgpack";
+    default: return "switchyard.v1.json";
+  }
+}
+
+std::optional<wire_format> negotiate_subprotocol(std::string_view offered) {
+  bool any = false;
+  while (!offered.empty()) {
+    auto comma = offered.find(',');
+    auto token = offered.substr(0, comma);
+    offered = comma == std::string_view::npos ? std::string_view{}
+                                              : offered.substr(comma + 1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+      token.remove_prefix(1);
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+      token.remove_suffix(1);
+    if (token.empty())
+      continue;
+    any = true;
+    for (auto format :
+         {wire_format::json, wire_format::ndjson, wire_format::msgpack})
+      if (token == subprotocol_name(format))
+        return format;
+  }
+  if (any)
+    return std::nullopt;
+  return wire_format::json;
+}
+
+std::string encode_message(wire_format format, std::string_view json) {
+  switch (format) {
+    case wire_format::ndjson: {
+      std::string out;
+      out.reserve(json.size() + 1);
+      out.append(json.data(), json.size());
+      out += '\n';
+      return out;
+    }
+    case wire_format::msgpack: {
+      // Our own JSON text: valid, and no deeper than the input limits let
+      // any event data be.
+      auto bytes = nlohmann::json::to_msgpack(nlohmann::json::parse(json));
+      return std::string(bytes.begin(), bytes.end());
+    }
+    default: return ws_frame(opcode::text, json);
+  }
 }
 
 std::string ws_close(uint16_t code, std::string_view reason) {
@@ -66,9 +124,10 @@ std::string event_json(std::string_view subscription, const event& ev) {
   return out;
 }
 
-frame_ptr event_frame(std::string_view subscription, const event& ev) {
+frame_ptr encode_event(wire_format format, std::string_view subscription,
+                       const event& ev) {
   return std::make_shared<const std::string>(
-    ws_frame(opcode::text, event_json(subscription, ev)));
+    encode_message(format, event_json(subscription, ev)));
 }
 
 std::string ok_json(std::string_view id) {
@@ -87,9 +146,10 @@ std::string error_json(std::string_view id, std::string_view code,
 
 std::string welcome_json(std::string_view session, std::string_view user,
                          std::string_view org, int64_t heartbeat_ms,
-                         int64_t expires_at) {
+                         int64_t expires_at, wire_format format) {
   nlohmann::json j{{"type", "welcome"},
                    {"protocol", 1},
+                   {"subprotocol", subprotocol_name(format)},
                    {"session", session},
                    {"user", user},
                    {"org", org},

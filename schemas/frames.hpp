@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,49 @@ constexpr uint16_t too_many = 4429;        // inbound rate or connection limit
 
 using frame_ptr = std::shared_ptr<const std::string>;
 
+// -- subprotocols -------------------------------------------------------------
+
+/// How a connection's server frames are encoded: its WebSocket subprotocol.
+enum class wire_format : uint8_t {
+  /// `switchyard.v1.json`: one JSON object per text frame (the default).
+  json,
+  /// `switchyard.v1.ndjson`: one or more JSON objects per text frame,
+  /// separated by `\n`.
+  ndjson,
+  /// `switchyard.v1.msgpack`: one or more msgpack maps per binary frame.
+  msgpack,
+};
+
+/// The `Sec-WebSocket-Protocol` token of `format`.
+std::string_view subprotocol_name(wire_format format);
+
+/// Picks the first subprotocol of `offered` (the comma-separated tokens of
+/// the client's `Sec-WebSocket-Protocol` headers, in its order of
+/// preference) that the node speaks; json when the client offered none, and
+/// nothing when it offered only protocols the node does not speak.
+std::optional<wire_format> negotiate_subprotocol(std::string_view offered);
+
+/// Whether `format` packs several messages into one WebSocket frame: the
+/// connection then queues bare messages and frames them at write time.
+constexpr bool batched(wire_format format) {
+  return format != wire_format::json;
+}
+
+/// One server message as a connection of `format` queues it: a complete
+/// text frame for json, the object and its `\n` separator for ndjson
+/// (the last separator of a frame is left out when it is written), the
+/// msgpack map for msgpack. `json` is the message as JSON text.
+std::string encode_message(wire_format format, std::string_view json);
+
+/// An event for every recipient of `subscription` whose connection speaks
+/// `format`, encoded as `encode_message` would encode `event_json`.
+frame_ptr encode_event(wire_format format, std::string_view subscription,
+                       const event& ev);
+
+/// The header of a final, unmasked frame with a payload of `size` bytes,
+/// written to `out` (room for 10 bytes); returns its length.
+size_t frame_header(opcode op, uint64_t size, char* out);
+
 // -- WebSocket framing
 // ---------------------------------------------------------
 
@@ -63,9 +107,6 @@ std::string json_string(std::string_view str);
 /// `{"type":"event",...}` for one subscription.
 std::string event_json(std::string_view subscription, const event& ev);
 
-/// The WebSocket text frame for `event_json`, ready to share.
-frame_ptr event_frame(std::string_view subscription, const event& ev);
-
 /// `{"type":"ok","id":...}`.
 std::string ok_json(std::string_view id);
 
@@ -76,6 +117,6 @@ std::string error_json(std::string_view id, std::string_view code,
 /// `{"type":"welcome",...}`.
 std::string welcome_json(std::string_view session, std::string_view user,
                          std::string_view org, int64_t heartbeat_ms,
-                         int64_t expires_at);
+                         int64_t expires_at, wire_format format);
 
 } // namespace switchyard::frames

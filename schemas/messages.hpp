@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,26 +39,6 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
   return f(caf::meta::type_name("switchyard::event"), x.id, x.topic, x.ts,
            x.source, x.data, x.headers);
-}
-
-// -- shared_frame -------------------------------------------------------------
-
-/// A fully encoded WebSocket frame (header and payload). Inside one node the
-/// bytes are shared by every recipient; across nodes they are serialized.
-struct shared_frame {
-  std::shared_ptr<const std::string> bytes;
-};
-
-template<class Inspector>
-typename Inspector::result_type inspect(Inspector& f, shared_frame& x) {
-  std::string tmp;
-  if (x.bytes)
-    tmp = *x.bytes;
-  auto load = caf::meta::load_callback([&]() -> caf::error {
-    x.bytes = std::make_shared<const std::string>(std::move(tmp));
-    return caf::none;
-  });
-  return f(caf::meta::type_name("switchyard::shared_frame"), tmp, load);
 }
 
 // -- introspection ------------------------------------------------------------
@@ -97,7 +76,6 @@ typename Inspector::result_type inspect(Inspector& f, session_info& x) {
 CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
 
   CAF_ADD_TYPE_ID(switchyard, (switchyard::event))
-  CAF_ADD_TYPE_ID(switchyard, (switchyard::shared_frame))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::topic_info))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::session_info))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::topic_info>))
@@ -107,7 +85,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchyard, switchyard, subscribe_atom, "subscribe")
   CAF_ADD_ATOM(switchyard, switchyard, unsubscribe_atom, "unsubscrib")
   CAF_ADD_ATOM(switchyard, switchyard, publish_atom, "publish")
-  CAF_ADD_ATOM(switchyard, switchyard, frame_atom, "frame")
   CAF_ADD_ATOM(switchyard, switchyard, count_atom, "count")
   // Connection I/O to session actor.
   CAF_ADD_ATOM(switchyard, switchyard, text_atom, "text")

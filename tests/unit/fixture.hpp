@@ -30,6 +30,16 @@ struct test_config : caf::actor_system_config {
 /// Records what actors do to a connection.
 class recording_connection : public connection_port {
 public:
+  explicit recording_connection(frames::wire_format fmt
+                                = frames::wire_format::json)
+    : fmt(fmt) {
+    // nop
+  }
+
+  frames::wire_format format() const override {
+    return fmt;
+  }
+
   bool push(const std::shared_ptr<const std::string>& frame,
             wake_list* = nullptr) override {
     std::lock_guard<std::mutex> guard{mtx};
@@ -85,6 +95,7 @@ public:
     return result;
   }
 
+  frames::wire_format fmt;
   std::mutex mtx;
   std::vector<std::shared_ptr<const std::string>> frames;
   std::vector<std::string> texts;

@@ -150,10 +150,52 @@ CAF_TEST(malformed frames get bad_request and the session stays open) {
   CAF_CHECK_EQUAL(last("id"), "7");
   text(R"({"type":"subscribe","id":"8"})");
   CAF_CHECK_EQUAL(last("code"), "bad_request");
-  caf::anon_send(session, binary_atom::value);
+  text(R"({"type":"subscribe","id":"9","topic":"events.org_123.>"})");
+  CAF_CHECK_EQUAL(last("type"), "ok");
+  // Binary frames belong to switchyard.v1.msgpack only.
+  caf::anon_send(session, binary_atom::value, std::string{});
   sched.run();
   CAF_CHECK_EQUAL(last("code"), "bad_request");
   CAF_CHECK_EQUAL(conn->closed_with, 0);
+}
+
+CAF_TEST(msgpack sessions take msgpack maps in binary frames) {
+  auto mp
+    = std::make_shared<recording_connection>(frames::wire_format::msgpack);
+  auto s = start(mp);
+  auto binary = [&](const nlohmann::json& j) {
+    auto bytes = nlohmann::json::to_msgpack(j);
+    caf::anon_send(s, binary_atom::value,
+                   std::string(bytes.begin(), bytes.end()));
+    sched.run();
+  };
+  auto last_mp = [&](const char* field) -> nlohmann::json {
+    auto xs = mp->json_texts();
+    if (xs.empty() || !xs.back().contains(field))
+      return nullptr;
+    return xs.back()[field];
+  };
+  binary({{"type", "auth"}, {"id", "a"}, {"token", token()}});
+  auto xs = mp->json_texts();
+  CAF_REQUIRE_EQUAL(xs.size(), 2u);
+  CAF_CHECK_EQUAL(xs[0]["type"], "welcome");
+  CAF_CHECK_EQUAL(xs[0]["subprotocol"], "switchyard.v1.msgpack");
+  CAF_CHECK_EQUAL(last_mp("id"), "a");
+  binary({{"type", "subscribe"}, {"id", "s"}, {"topic", "events.org_123.>"}});
+  CAF_CHECK_EQUAL(last_mp("type"), "ok");
+  CAF_CHECK_EQUAL(last_mp("id"), "s");
+  // Not a map, not msgpack at all: refused, the session stays open.
+  binary({1, 2});
+  CAF_CHECK_EQUAL(last_mp("code"), "bad_request");
+  caf::anon_send(s, binary_atom::value, std::string("\xc1"));
+  sched.run();
+  CAF_CHECK_EQUAL(last_mp("message"), "a binary frame must be one msgpack map");
+  // A text frame is still JSON.
+  text(s, R"({"type":"unsubscribe","id":"u","topic":"events.org_123.>"})");
+  CAF_CHECK_EQUAL(last_mp("type"), "ok");
+  CAF_CHECK_EQUAL(mp->closed_with, 0);
+  caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  sched.run();
 }
 
 CAF_TEST(every handled text frame is reported consumed) {

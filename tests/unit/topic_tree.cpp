@@ -27,11 +27,11 @@ struct fixture : test_coordinator_fixture<test_config> {
   };
 
   /// A stand-in session: an actor whose socket queue is a recording sink.
-  client make_client() {
+  client make_client(frames::wire_format format = frames::wire_format::json) {
     auto actor = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-      return {[](frame_atom, const shared_frame&) {}};
+      return {[](publish_atom, const std::string&, const event&) {}};
     });
-    auto conn = std::make_shared<recording_connection>();
+    auto conn = std::make_shared<recording_connection>(format);
     ctx->sinks.add(actor.id(), conn);
     clients.push_back(actor);
     return {actor, conn};
@@ -125,6 +125,34 @@ CAF_TEST(subscribers of one pattern share one encoded frame) {
   CAF_REQUIRE_EQUAL(c1.conn->frames.size(), 1u);
   CAF_REQUIRE_EQUAL(c2.conn->frames.size(), 1u);
   CAF_CHECK_EQUAL(c1.conn->frames[0].get(), c2.conn->frames[0].get());
+}
+
+CAF_TEST(each subprotocol gets one encoding shared by its subscribers) {
+  using frames::wire_format;
+  auto j1 = make_client();
+  auto j2 = make_client();
+  auto n1 = make_client(wire_format::ndjson);
+  auto n2 = make_client(wire_format::ndjson);
+  auto m1 = make_client(wire_format::msgpack);
+  for (auto* c : {&j1, &j2, &n1, &n2, &m1})
+    subscribe(*c, "events.o1.x.*");
+  publish("events.o1.x.y");
+  for (auto* c : {&j1, &j2, &n1, &n2, &m1})
+    CAF_REQUIRE_EQUAL(c->conn->frames.size(), 1u);
+  CAF_CHECK_EQUAL(j1.conn->frames[0].get(), j2.conn->frames[0].get());
+  CAF_CHECK_EQUAL(n1.conn->frames[0].get(), n2.conn->frames[0].get());
+  // json: a whole text frame; ndjson: the bare object and its separator;
+  // msgpack: the bare map, with the same fields.
+  auto& json_frame = *j1.conn->frames[0];
+  auto& line = *n1.conn->frames[0];
+  CAF_CHECK_EQUAL(static_cast<uint8_t>(json_frame[0]), 0x81);
+  CAF_REQUIRE_EQUAL(line.back(), '\n');
+  auto object = nlohmann::json::parse(line.substr(0, line.size() - 1));
+  auto json_events = j1.conn->events();
+  CAF_CHECK_EQUAL(object, json_events[0]);
+  auto map = nlohmann::json::from_msgpack(*m1.conn->frames[0]);
+  CAF_CHECK_EQUAL(map, object);
+  CAF_CHECK_EQUAL(object["topic"], "events.o1.x.y");
 }
 
 CAF_TEST(each org gets its own router) {

@@ -11,6 +11,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { encode as mpEncode, decodeMulti as mpDecodeMulti } from '@msgpack/msgpack';
 
 // Default: <repo>/build/switchyard (this file lives in <repo>/tests/e2e/lib/).
 export const BIN =
@@ -172,9 +173,36 @@ export function parseMetrics(text) {
 // WebSocket client
 // ---------------------------------------------------------------------------
 
+/** The messages of one server frame, decoded for the connection's subprotocol. */
+function decodeFrame(format, data, isBinary) {
+  if (format === 'msgpack') {
+    if (!isBinary) return [{ type: '__text_in_msgpack__', raw: data.toString('utf8') }];
+    try {
+      return [...mpDecodeMulti(data)];
+    } catch (e) {
+      return [{ type: '__unparseable__', raw: data.toString('hex'), error: e.message }];
+    }
+  }
+  if (isBinary) return [{ type: '__binary__', raw: data.toString('utf8'), isBinary }];
+  const raw = data.toString('utf8');
+  const parts = format === 'ndjson' ? raw.split('\n') : [raw];
+  return parts.map((part) => {
+    try {
+      return JSON.parse(part);
+    } catch {
+      return { type: '__unparseable__', raw: part };
+    }
+  });
+}
+
 export class Client {
-  constructor(ws) {
+  /** `format`: the subprotocol's encoding, 'json' (default), 'ndjson' or 'msgpack'. */
+  constructor(ws, format = 'json') {
     this.ws = ws;
+    this.format = format;
+    /** Messages per server frame, and its payload bytes, in order. */
+    this.frameSizes = [];
+    this.frameBytes = [];
     this.history = []; // every frame received, in order
     this.pending = []; // frames not yet consumed by waitFor()
     this.waiters = new Set();
@@ -192,16 +220,13 @@ export class Client {
       });
     });
     ws.on('message', (data, isBinary) => {
-      const raw = data.toString('utf8');
-      let frame;
-      try {
-        frame = JSON.parse(raw);
-      } catch {
-        frame = { type: '__unparseable__', raw, isBinary };
+      const messages = decodeFrame(this.format, data, isBinary);
+      this.frameSizes.push(messages.length);
+      this.frameBytes.push(data.length);
+      for (const frame of messages) {
+        this.history.push(frame);
+        this.pending.push(frame);
       }
-      if (isBinary) frame = { type: '__binary__', raw, isBinary };
-      this.history.push(frame);
-      this.pending.push(frame);
       this._notify();
     });
     ws.on('ping', () => {
@@ -282,8 +307,11 @@ export class Client {
     return `c${++this._seq}`;
   }
 
+  /** Sends a frame: a string as is (text), an object encoded for the subprotocol. */
   send(frame) {
-    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    if (typeof frame === 'string') this.ws.send(frame);
+    else if (this.format === 'msgpack') this.ws.send(mpEncode(frame));
+    else this.ws.send(JSON.stringify(frame));
   }
 
   /** Sends a frame (assigning an id if missing) and waits for the ok/error reply with that id. */
@@ -325,10 +353,10 @@ export class Client {
 }
 
 /** Opens a WebSocket; rejects with err.status set if the upgrade is answered with an HTTP response. */
-export function openWs(url, { headers = {}, autoPong = true } = {}) {
+export function openWs(url, { headers = {}, autoPong = true, protocols = [], format = 'json' } = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, autoPong, closeTimeout: 3000, handshakeTimeout: 10000, maxPayload: 256 * 1024 * 1024 });
-    const client = new Client(ws);
+    const ws = new WebSocket(url, protocols, { headers, autoPong, closeTimeout: 3000, handshakeTimeout: 10000, maxPayload: 256 * 1024 * 1024 });
+    const client = new Client(ws, format);
     ws.once('open', () => {
       client.openedAt = Date.now();
       resolve(client);
@@ -456,12 +484,14 @@ export class Node {
    * With a token and expectWelcome (default), waits for the welcome (and the auth ok for 'frame').
    * Pass `t` (a test context) to terminate the client when the test ends.
    */
-  async connect({ t, token, via = 'header', autoPong = true, expectWelcome = true, headers = {} } = {}) {
+  async connect({ t, token, via = 'header', autoPong = true, expectWelcome = true, headers = {}, protocols = [], format } = {}) {
     let url = this.wsUrl;
     const h = { ...headers };
     if (token !== undefined && via === 'header') h.Authorization = `Bearer ${token}`;
     if (token !== undefined && via === 'query') url += `?token=${encodeURIComponent(token)}`;
-    const c = await openWs(url, { headers: h, autoPong });
+    // The encoding follows the one subprotocol asked for, unless told.
+    const asked = protocols.length === 1 ? /^switchyard\.v1\.(json|ndjson|msgpack)$/.exec(protocols[0]) : null;
+    const c = await openWs(url, { headers: h, autoPong, protocols, format: format ?? asked?.[1] ?? 'json' });
     this.clients.add(c);
     if (t) t.after(() => c.terminate());
     if (token !== undefined && via === 'frame') c.send({ type: 'auth', id: '1', token });
