@@ -257,6 +257,12 @@ parsed_options parse_node_options(int argc, char** argv) {
     "bytes queued for one client before it is closed with 4409")(
     "batch-frame-size", po::value<size_t>()->default_value(c.batch_frame_size),
     "largest frame of the batched subprotocols (ndjson, msgpack), bytes")(
+    "write-gather-us",
+    po::value<int64_t>()->default_value(c.write_gather.count()),
+    "microseconds a recently written socket waits to gather more (0: never)")(
+    "write-gather-bytes",
+    po::value<size_t>()->default_value(c.write_gather_bytes),
+    "queued bytes at which a socket is written without waiting")(
     "max-inbound-rate",
     po::value<uint32_t>()->default_value(c.max_inbound_rate),
     "inbound frames per second per connection (4429 when flooding)")(
@@ -385,6 +391,11 @@ parsed_options parse_node_options(int argc, char** argv) {
   c.max_subscriptions = vm["max-subscriptions"].as<size_t>();
   c.outbound_queue_limit = vm["outbound-queue-limit"].as<size_t>();
   c.batch_frame_size = vm["batch-frame-size"].as<size_t>();
+  c.write_gather
+    = std::chrono::microseconds{vm["write-gather-us"].as<int64_t>()};
+  c.write_gather_bytes = vm["write-gather-bytes"].as<size_t>();
+  if (c.write_gather.count() < 0 || c.write_gather.count() > 100'000)
+    return fail("--write-gather-us must be between 0 and 100000");
   c.max_inbound_rate = std::max(1u, vm["max-inbound-rate"].as<uint32_t>());
   c.max_connections_per_user = vm["max-connections-per-user"].as<uint32_t>();
   if (c.max_frame_size < 128)

@@ -450,7 +450,49 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool framed,
 
 void ws_connection::do_write() {
   guarded([this] {
-    write_batches();
+    if (should_gather())
+      gather();
+    else
+      write_batches();
+  });
+}
+
+bool ws_connection::should_gather() {
+  auto window = ctx_->cfg.write_gather;
+  if (window.count() == 0
+      || std::chrono::steady_clock::now() - last_write_ >= window)
+    return false;
+  std::lock_guard<spin_lock> guard{mtx_};
+  return !closing_ && !pong_pending_
+    && queued_bytes_ < ctx_->cfg.write_gather_bytes;
+}
+
+void ws_connection::gather() {
+  // One timer per I/O thread serves every socket that waits: it fires one
+  // `write_gather` after the first of them, and writes them all.
+  struct gathering {
+    explicit gathering(asio::io_context& ioc) : timer(ioc) {
+      // nop
+    }
+    asio::steady_timer timer;
+    std::vector<std::shared_ptr<ws_connection>> due;
+  };
+  static thread_local std::unique_ptr<gathering> state;
+  if (!state)
+    state = std::make_unique<gathering>(*ioc_);
+  state->due.emplace_back(shared_from_this());
+  if (state->due.size() > 1)
+    return;
+  state->timer.expires_after(ctx_->cfg.write_gather);
+  state->timer.async_wait([g = state.get()](boost::system::error_code ec) {
+    if (ec)
+      return;
+    auto due = std::move(g->due);
+    g->due.clear();
+    for (auto& conn : due)
+      conn->guarded([&] {
+        conn->write_batches();
+      });
   });
 }
 
@@ -534,6 +576,7 @@ void ws_connection::write_batches() {
     out.clear();
     frame_batch(out);
     if (tls_) {
+      last_write_ = std::chrono::steady_clock::now();
       tls_next_ = 0;
       tls_write_next();
       return;
@@ -541,6 +584,7 @@ void ws_connection::write_batches() {
     // Fast path: non-blocking gather-writes right here, no completion
     // handler; sendmsg takes up to IOV_MAX ranges at once (Asio's write_some
     // only 64), and MSG_NOSIGNAL turns a reset peer into EPIPE, not SIGPIPE.
+    last_write_ = std::chrono::steady_clock::now();
     size_t next = 0;
     bool full = false;
     while (next < out.size() && !full) {

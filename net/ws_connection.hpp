@@ -117,8 +117,13 @@ private:
   /// `batch_frame_size` bytes, their headers kept in `headers_`; counts
   /// the frames in `writing_frames_`.
   void frame_batch(std::vector<iovec>& out);
-  /// Writes on the socket's thread (guarded).
+  /// Writes on the socket's thread (guarded), at once or, when the socket
+  /// was written to within `write_gather`, once that time has passed.
   void do_write();
+  /// Whether the next write should wait for more to gather.
+  bool should_gather();
+  /// Defers the next write to this I/O thread's next gather tick.
+  void gather();
   /// Writes queued batches until the queue is empty or the socket is full.
   void write_batches();
   /// TLS: writes the next part of `writing_`, from `tls_next_` on.
@@ -191,6 +196,8 @@ private:
   /// Headers of the batched frames being written (freed when idle).
   std::string headers_;
   const frames::wire_format format_;
+  /// When the socket was last written to.
+  std::chrono::steady_clock::time_point last_write_;
   bool close_sent_ = false;
   bool peer_closed_ = false;
   /// A protocol violation: input is discarded from now on.
