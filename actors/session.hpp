@@ -14,6 +14,7 @@
 
 #include "actors/connection_port.hpp"
 #include "actors/node_context.hpp"
+#include "schemas/client_frame.hpp"
 #include "schemas/token.hpp"
 
 namespace switchyard {
@@ -46,10 +47,15 @@ public:
 private:
   // -- inbound frames ---------------------------------------------------------
 
-  void on_text(const std::string& text);
+  /// Handles one text frame. Returns false when the frame is still in
+  /// progress (a publish waiting for the bus), which then reports its bytes
+  /// consumed itself.
+  bool on_text(const std::string& text);
   void on_auth(const std::string& id, const std::string& token);
   void on_subscribe(const std::string& id, const std::string& pattern);
   void on_unsubscribe(const std::string& id, const std::string& pattern);
+  /// Returns false when the event went to the bus (see `on_text`).
+  bool on_publish(client_frame& frame, size_t capacity);
 
   // -- helpers ----------------------------------------------------------------
 
