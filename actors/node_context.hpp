@@ -115,7 +115,9 @@ public:
   virtual ~bus_port() = default;
 
   /// Publishes `ev` to every node's subscribers. Returns an empty string on
-  /// success, else why the event was not accepted (HTTP 503). Never blocks.
+  /// success, else why the event was not accepted (HTTP 503). May block
+  /// (nats.c writes a full buffer to the socket in the caller's thread), so
+  /// actors publish through the bus_publisher actor.
   virtual std::string publish(event ev) = 0;
 
   /// "in-process", "up" or "down".
@@ -160,6 +162,9 @@ struct node_context {
   caf::actor sessions;
   /// The bus bridge (NATS interest), or null on the in-process bus.
   caf::actor bridge;
+  /// Publishes clients' events through `bus` off the scheduler's threads
+  /// (bus_publisher actor).
+  caf::actor publisher;
 
 private:
   std::atomic<uint64_t> event_seq_{0};

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/bus_publisher.hpp"
 #include "actors/log.hpp"
 #include "actors/log_limiter.hpp"
 #include "schemas/client_frame.hpp"
@@ -21,6 +22,12 @@ auto& log() {
 
 /// Limits the log lines about refused input of this kind.
 log_limiter& rejection_log() {
+  static log_limiter instance;
+  return instance;
+}
+
+/// Limits the log lines about publishes the bus did not answer in time.
+log_limiter& publish_log() {
   static log_limiter instance;
   return instance;
 }
@@ -45,16 +52,16 @@ caf::behavior session_actor::make_behavior() {
   }
   return {
     [this](text_atom, const std::string& text) {
-      on_text(text);
-      conn_->consumed(text.capacity());
+      if (on_text(text))
+        conn_->consumed(text.capacity());
     },
     [this](binary_atom, const std::string& bytes) {
-      if (conn_->format() == frames::wire_format::msgpack)
-        on_msgpack(bytes);
-      else
+      if (conn_->format() != frames::wire_format::msgpack)
         reply_error("", "bad_request",
                     "binary frames are client frames of switchyard.v1.msgpack "
                     "only");
+      else if (!on_msgpack(bytes))
+        return;
       conn_->consumed(bytes.capacity());
     },
     [this](pong_atom) {
@@ -123,32 +130,40 @@ void session_actor::on_exit() {
 
 // -- inbound frames -----------------------------------------------------------
 
-void session_actor::on_text(const std::string& text) {
+bool session_actor::on_text(const std::string& text) {
   if (phase_ == phase::closed)
-    return;
-  auto frame = decode_client_frame(text, ctx_->cfg.max_json_depth);
-  if ((frame.type == client_frame_type::subscribe
-       || frame.type == client_frame_type::unsubscribe)
-      && phase_ != phase::open) {
-    reply_error(frame.id, "unauthorized", "authenticate first");
-    return;
-  }
-  if (frame.error_code != nullptr) {
-    refuse(text.size(), frame.too_deep, frame.id, frame.error_code,
-           frame.error);
-    return;
-  }
-  if (frame.type == client_frame_type::auth)
-    on_auth(frame.id, frame.token);
-  else if (frame.type == client_frame_type::subscribe)
-    on_subscribe(frame.id, frame.topic);
-  else
-    on_unsubscribe(frame.id, frame.topic);
+    return true;
+  return on_frame(decode_client_frame(text, ctx_->cfg.max_json_depth),
+                  text.size(), text.capacity());
 }
 
-void session_actor::on_msgpack(const std::string& bytes) {
+bool session_actor::on_frame(client_frame frame, size_t size, size_t capacity) {
+  if (frame.type != client_frame_type::none
+      && frame.type != client_frame_type::auth && phase_ != phase::open) {
+    reply_error(frame.id, "unauthorized", "authenticate first");
+    return true;
+  }
+  if (frame.error_code != nullptr) {
+    refuse(size, frame.too_deep, frame.id, frame.error_code, frame.error);
+    return true;
+  }
+  switch (frame.type) {
+    case client_frame_type::auth: on_auth(frame.id, frame.token); break;
+    case client_frame_type::subscribe:
+      on_subscribe(frame.id, frame.topic);
+      break;
+    case client_frame_type::unsubscribe:
+      on_unsubscribe(frame.id, frame.topic);
+      break;
+    case client_frame_type::publish: return on_publish(frame, capacity);
+    case client_frame_type::none: break; // refused above: no type
+  }
+  return true;
+}
+
+bool session_actor::on_msgpack(const std::string& bytes) {
   if (phase_ == phase::closed)
-    return;
+    return true;
   auto max_depth = ctx_->cfg.max_json_depth;
   auto parsed = json_limits::parse_msgpack(bytes, max_depth);
   auto too_deep = parsed.error == json_limits::failure::too_deep;
@@ -156,10 +171,11 @@ void session_actor::on_msgpack(const std::string& bytes) {
     refuse(bytes.size(), too_deep, "", "bad_request",
            too_deep ? "frame has " + json_limits::too_deep_message(max_depth)
                     : std::string{"a binary frame must be one msgpack map"});
-    return;
+    return true;
   }
-  // The same request as a text frame: one decoder for both encodings.
-  on_text(parsed.value.dump());
+  // The same fields as a text frame's: one reading for both encodings.
+  return on_frame(client_frame_from_json(parsed.value), bytes.size(),
+                  bytes.capacity());
 }
 
 void session_actor::refuse(size_t size, bool too_deep, const std::string& id,
@@ -294,6 +310,40 @@ void session_actor::on_unsubscribe(const std::string& id,
     subs_.erase(i);
   }
   reply_ok(id); // idempotent, like subscribe
+}
+
+bool session_actor::on_publish(client_frame& frame, size_t capacity) {
+  if (auto refusal = check_publish(*claims_, frame.topic)) {
+    reply_error(frame.id, refusal->code, refusal->message);
+    return true;
+  }
+  auto ev = client_event(*ctx_, *claims_, std::move(frame.topic),
+                         std::move(frame.event_id), std::move(frame.data));
+  auto event_id = ev.id;
+  auto deadline = node_context::unix_ms() + publish_timeout.count();
+  // await, not then: one publish in flight per session, and the frames
+  // after it wait in the mailbox (counted against the connection's inbound
+  // limit) so every reply comes in the order of the requests. The frame's
+  // own bytes count until the bus took the event.
+  request(ctx_->publisher, publish_timeout, publish_atom::value, std::move(ev),
+          deadline)
+    .await(
+      [this, id = frame.id, event_id, capacity](const std::string& status) {
+        if (status.empty())
+          conn_->send_text(frames::published_json(id, event_id));
+        else
+          reply_error(id, "unavailable", status);
+        conn_->consumed(capacity);
+      },
+      [this, id = frame.id, capacity](caf::error& err) {
+        if (uint64_t held = 0; publish_log().admit(held))
+          log()->warn("session {}: publish failed: {}; {} more failed since "
+                      "the last such line",
+                      session_id(), to_string(err), held);
+        reply_error(id, "unavailable", "event bus did not answer; retry");
+        conn_->consumed(capacity);
+      });
+  return false;
 }
 
 // -- helpers ------------------------------------------------------------------

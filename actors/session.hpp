@@ -14,6 +14,7 @@
 
 #include "actors/connection_port.hpp"
 #include "actors/node_context.hpp"
+#include "schemas/client_frame.hpp"
 #include "schemas/token.hpp"
 
 namespace switchyard {
@@ -46,13 +47,21 @@ public:
 private:
   // -- inbound frames ---------------------------------------------------------
 
-  void on_text(const std::string& text);
+  /// Handles one text frame. Returns false when the frame is still in
+  /// progress (a publish waiting for the bus), which then reports its bytes
+  /// consumed itself.
+  bool on_text(const std::string& text);
   /// A binary client frame of switchyard.v1.msgpack: one msgpack map with
-  /// the fields of a text frame.
-  void on_msgpack(const std::string& bytes);
+  /// the fields of a text frame. Returns as `on_text` does.
+  bool on_msgpack(const std::string& bytes);
+  /// Acts on a decoded frame of `size` bytes, `capacity` as handed over by
+  /// the connection. Returns as `on_text` does.
+  bool on_frame(client_frame frame, size_t size, size_t capacity);
   void on_auth(const std::string& id, const std::string& token);
   void on_subscribe(const std::string& id, const std::string& pattern);
   void on_unsubscribe(const std::string& id, const std::string& pattern);
+  /// Returns false when the event went to the bus (see `on_text`).
+  bool on_publish(client_frame& frame, size_t capacity);
 
   // -- helpers ----------------------------------------------------------------
 

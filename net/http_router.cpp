@@ -3,12 +3,12 @@
 #include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/bus_publisher.hpp"
 #include "actors/log.hpp"
 #include "actors/log_limiter.hpp"
 #include "schemas/json_limits.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/token.hpp"
-#include "schemas/topic.hpp"
 
 namespace switchyard::net {
 
@@ -18,9 +18,6 @@ auto& log() {
   static auto instance = logger("http");
   return instance;
 }
-
-/// Longest event id a publisher may choose.
-constexpr size_t max_event_id_size = 128;
 
 /// Limits the log lines about refused input of this kind.
 log_limiter& rejection_log() {
@@ -261,35 +258,27 @@ void http_router::publish(const http_request& req,
                "body needs a string field 'topic'", v, ka));
     return;
   }
-  event ev;
-  ev.topic = t->get<std::string>();
-  std::string why;
-  if (!topic::valid_topic(ev.topic, &why)) {
-    done(error(http::status::bad_request, "bad_topic", why, v, ka));
+  auto topic = t->get<std::string>();
+  if (auto refusal = check_publish(*checked.value, topic)) {
+    auto status = std::string_view{refusal->code} == "forbidden"
+      ? http::status::forbidden
+      : http::status::bad_request;
+    done(error(status, refusal->code, refusal->message, v, ka));
     return;
   }
-  if (!may_publish(*checked.value, ev.topic)) {
-    done(error(http::status::forbidden, "forbidden",
-               "token may not publish to " + ev.topic, v, ka));
-    return;
-  }
+  std::string chosen_id;
   if (auto id = body.find("id"); id != body.end()) {
-    if (!id->is_string() || id->get_ref<const std::string&>().empty()
-        || id->get_ref<const std::string&>().size() > max_event_id_size) {
+    if (!id->is_string()
+        || !valid_event_id(id->get_ref<const std::string&>())) {
       done(error(http::status::bad_request, "bad_request",
                  "id must be a string of 1 to 128 bytes", v, ka));
       return;
     }
-    ev.id = id->get<std::string>();
-  } else {
-    ev.id = ctx_->next_event_id();
+    chosen_id = id->get<std::string>();
   }
-  if (auto data = body.find("data"); data != body.end())
-    ev.data = data->dump();
-  else
-    ev.data = "null";
-  ev.ts = node_context::unix_ms();
-  ev.source = checked.value->sub;
+  auto ev = client_event(*ctx_, *checked.value, std::move(topic),
+                         std::move(chosen_id),
+                         json_limits::field_text(body, "data"));
   auto id = ev.id;
   auto status = ctx_->publish(std::move(ev));
   if (!status.empty()) {

@@ -17,6 +17,7 @@
 #include <caf/all.hpp>
 
 #include "actors/bus_bridge.hpp"
+#include "actors/bus_publisher.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/log.hpp"
 #include "actors/session_registry.hpp"
@@ -131,7 +132,7 @@ void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
 /// Tells the node's actors to exit and waits for every actor of `sys`, at
 /// most `actor_stop_timeout`.
 void stop_actors(caf::actor_system& sys, const node_context& ctx) {
-  for (auto* hdl : {&ctx.topics, &ctx.sessions, &ctx.bridge})
+  for (auto* hdl : {&ctx.topics, &ctx.sessions, &ctx.bridge, &ctx.publisher})
     if (*hdl)
       caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
   auto deadline = std::chrono::steady_clock::now() + actor_stop_timeout;
@@ -216,6 +217,8 @@ int run_node(node_options opts) {
     log->info("event bus: in-process (no --nats given); events published "
               "here reach only this node's clients");
   }
+  // On a thread of its own: a NATS publish can block (bus_publisher.hpp).
+  ctx->publisher = sys.spawn<caf::detached>(bus_publisher, ctx);
   log_origin_policy(ctx->cfg);
 
   lst->run();
@@ -276,6 +279,9 @@ int run_node(node_options opts) {
   log->info("connections closed; stopping actors");
   // Actors first: the bus bridge calls into the NATS client until it exits.
   stop_actors(sys, *ctx);
+  // A detached actor's thread ends only once the actor is destroyed, and
+  // the actor system's destructor waits for that thread: drop the handle.
+  ctx->publisher = nullptr;
   if (nats)
     nats->close();
   sys.await_actors_before_shutdown(false);

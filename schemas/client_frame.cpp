@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "schemas/json_limits.hpp"
+#include "schemas/messages.hpp"
 
 namespace switchyard {
 
@@ -36,15 +37,24 @@ void refuse(client_frame& frame, std::string message) {
 } // namespace
 
 client_frame decode_client_frame(std::string_view text, size_t max_depth) {
-  client_frame frame;
   auto parsed = json_limits::parse_json(text, max_depth);
   if (parsed.error == json_limits::failure::too_deep) {
+    client_frame frame;
     frame.too_deep = true;
     refuse(frame, "frame has " + json_limits::too_deep_message(max_depth));
     return frame;
   }
-  auto& j = parsed.value;
-  if (parsed.error != json_limits::failure::none || !j.is_object()) {
+  if (parsed.error != json_limits::failure::none) {
+    client_frame frame;
+    refuse(frame, "frame is not a JSON object");
+    return frame;
+  }
+  return client_frame_from_json(parsed.value);
+}
+
+client_frame client_frame_from_json(const nlohmann::json& j) {
+  client_frame frame;
+  if (!j.is_object()) {
     refuse(frame, "frame is not a JSON object");
     return frame;
   }
@@ -66,14 +76,30 @@ client_frame decode_client_frame(std::string_view text, size_t max_depth) {
     frame.type = client_frame_type::subscribe;
   } else if (*type == "unsubscribe") {
     frame.type = client_frame_type::unsubscribe;
+  } else if (*type == "publish") {
+    frame.type = client_frame_type::publish;
   } else {
     refuse(frame, "unknown frame type '" + *type + "'");
     return frame;
   }
-  if (auto topic = string_field(j, "topic"))
+  if (auto topic = string_field(j, "topic")) {
     frame.topic = std::move(*topic);
-  else
+  } else {
     refuse(frame, *type + " needs a string field 'topic'");
+    return frame;
+  }
+  if (frame.type != client_frame_type::publish)
+    return frame;
+  if (auto i = j.find("event_id"); i != j.end()) {
+    if (!i->is_string() || !valid_event_id(i->get_ref<const std::string&>())) {
+      refuse(frame,
+             "event_id must be a string of 1 to "
+               + std::to_string(max_event_id_size) + " bytes");
+      return frame;
+    }
+    frame.event_id = i->get<std::string>();
+  }
+  frame.data = json_limits::field_text(j, "data");
   return frame;
 }
 

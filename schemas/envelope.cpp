@@ -11,9 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-/// Longest event id a publisher may choose (same as POST /v1/publish).
-constexpr size_t max_id_size = 128;
-
 decoded fail(std::string why) {
   decoded result;
   result.error = std::move(why);
@@ -41,8 +38,7 @@ decoded from_object(std::string_view subject, json& j) {
       return fail("envelope topic differs from the subject");
   }
   if (auto i = j.find("id"); i != j.end()) {
-    if (!i->is_string() || i->get_ref<const std::string&>().empty()
-        || i->get_ref<const std::string&>().size() > max_id_size)
+    if (!i->is_string() || !valid_event_id(i->get_ref<const std::string&>()))
       return fail("id must be a string of 1 to 128 bytes");
     ev.id = i->get<std::string>();
   }
@@ -65,10 +61,7 @@ decoded from_object(std::string_view subject, json& j) {
       ev.headers.emplace(key, value.get<std::string>());
     }
   }
-  if (auto i = j.find("data"); i != j.end())
-    ev.data = i->dump();
-  else
-    ev.data = "null";
+  ev.data = json_limits::field_text(j, "data");
   decoded result;
   result.value = std::move(ev);
   return result;

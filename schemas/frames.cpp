@@ -134,6 +134,11 @@ std::string ok_json(std::string_view id) {
   return R"({"type":"ok","id":)" + json_string(id) + "}";
 }
 
+std::string published_json(std::string_view id, std::string_view event_id) {
+  return R"({"type":"ok","id":)" + json_string(id) + R"(,"event_id":)"
+    + json_string(event_id) + "}";
+}
+
 std::string error_json(std::string_view id, std::string_view code,
                        std::string_view message) {
   std::string out = R"({"type":"error",)";

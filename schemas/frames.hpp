@@ -110,6 +110,9 @@ std::string event_json(std::string_view subscription, const event& ev);
 /// `{"type":"ok","id":...}`.
 std::string ok_json(std::string_view id);
 
+/// `{"type":"ok","id":...,"event_id":...}`: a publish frame accepted.
+std::string published_json(std::string_view id, std::string_view event_id);
+
 /// `{"type":"error",...}`; `id` is left out when empty.
 std::string error_json(std::string_view id, std::string_view code,
                        std::string_view message);

@@ -113,4 +113,9 @@ std::string too_deep_message(size_t max_depth) {
   return "nesting deeper than " + std::to_string(max_depth);
 }
 
+std::string field_text(const nlohmann::json& object, const char* key) {
+  auto i = object.find(key);
+  return i == object.end() ? std::string{"null"} : i->dump();
+}
+
 } // namespace switchyard::json_limits

@@ -47,4 +47,8 @@ result parse_msgpack(std::string_view bytes, size_t max_depth);
 /// "nesting deeper than N", for error messages.
 std::string too_deep_message(size_t max_depth);
 
+/// The JSON text of `object[key]`, or `null` when the object has no such
+/// field: how an event's `data` travels inside the node.
+std::string field_text(const nlohmann::json& object, const char* key);
+
 } // namespace switchyard::json_limits

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -34,6 +35,16 @@ struct event {
   /// Free-form headers (room for tracing ids and the like).
   std::map<std::string, std::string> headers;
 };
+
+/// Longest event id a publisher may choose (POST /v1/publish, the publish
+/// frame, NATS envelopes): room for a UUID with a prefix, small enough that
+/// ids cost little in every delivery.
+constexpr size_t max_event_id_size = 128;
+
+/// Whether `id` may be a publisher-chosen event id: 1 to 128 bytes.
+inline bool valid_event_id(std::string_view id) {
+  return !id.empty() && id.size() <= max_event_id_size;
+}
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {

@@ -56,7 +56,7 @@ describe('frames', () => {
   it('unknown type -> error bad_request with the frame id', T, async (t) => {
     const c = await node.connect({ t, token: userToken });
     await expectBadRequest(c, JSON.stringify({ type: 'frobnicate', id: 'u1', topic: 'events.org_123.a' }), { id: 'u1', what: 'unknown type' });
-    await expectBadRequest(c, JSON.stringify({ type: 'publish', id: 'u2', topic: 'events.org_123.a', data: {} }), { id: 'u2', what: 'type publish (not a client frame)' });
+    await expectBadRequest(c, JSON.stringify({ type: 'Publish', id: 'u2', topic: 'events.org_123.a', data: {} }), { id: 'u2', what: 'type Publish (types are case-sensitive)' });
     await assertWorks(c, 'unknown');
   });
 
@@ -65,6 +65,7 @@ describe('frames', () => {
     await expectBadRequest(c, JSON.stringify({ type: 'subscribe', id: 'm1' }), { id: 'm1', what: 'subscribe without topic' });
     await expectBadRequest(c, JSON.stringify({ type: 'unsubscribe', id: 'm2' }), { id: 'm2', what: 'unsubscribe without topic' });
     await expectBadRequest(c, JSON.stringify({ id: 'm3', topic: 'events.org_123.a' }), { id: 'm3', what: 'frame without type' });
+    await expectBadRequest(c, JSON.stringify({ type: 'publish', id: 'm4', data: {} }), { id: 'm4', what: 'publish without topic' });
     await assertWorks(c, 'missing');
   });
 

@@ -127,7 +127,7 @@ describe('subprotocols', () => {
   });
 
   it('msgpack: every frame type round-trips as msgpack maps (auth, welcome, subscribe, ok, event, error, unsubscribe)', T, async (t) => {
-    const c = await node.connect({ t, token: node.token({ org: ORG }), via: 'frame', protocols: ['switchyard.v1.msgpack'] });
+    const c = await node.connect({ t, token: node.token({ org: ORG, pub: [`events.${ORG}.mp.>`] }), via: 'frame', protocols: ['switchyard.v1.msgpack'] });
     assert.equal(c.welcome.subprotocol, 'switchyard.v1.msgpack');
     assert.ok(c.history.every((f) => typeof f === 'object' && !f.type.startsWith('__')));
     const topic = `events.${ORG}.mp.round.trip`;
@@ -141,6 +141,11 @@ describe('subprotocols', () => {
       { type: 'event', subscription: topic, topic, id, data },
     );
     assert.equal(typeof ev.ts, 'number');
+    // A publish from this client, as a msgpack map, comes back as an event with the same data.
+    const pubOk = await c.request({ type: 'publish', topic, data: { from: 'client', n: [1, 2] } });
+    assert.equal(pubOk.type, 'ok', JSON.stringify(pubOk));
+    const own = await c.waitEvent((e) => e.id === pubOk.event_id);
+    assert.deepEqual(own.data, { from: 'client', n: [1, 2] });
     const bad = await c.request({ type: 'dance' });
     assert.equal(bad.type, 'error');
     assert.equal(bad.code, 'bad_request');

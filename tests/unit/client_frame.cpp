@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "schemas/client_frame.hpp"
 
 using namespace switchyard;
@@ -70,8 +72,8 @@ CAF_TEST(a frame needs a string type) {
 }
 
 CAF_TEST(unknown types are refused by name) {
-  auto f = decode(R"({"id":"3","type":"publish","topic":"events.o.a"})");
-  CAF_CHECK(refused(f, "unknown frame type 'publish'"));
+  auto f = decode(R"({"id":"3","type":"Publish","topic":"events.o.a"})");
+  CAF_CHECK(refused(f, "unknown frame type 'Publish'"));
   CAF_CHECK(f.type == client_frame_type::none);
   CAF_CHECK_EQUAL(f.id, "3");
 }
@@ -107,4 +109,83 @@ CAF_TEST(frames nested deeper than the limit are refused) {
   auto huge = decode(std::string(100'000, '['));
   CAF_CHECK(huge.too_deep);
   CAF_CHECK(refused(huge, "frame has nesting deeper than 64"));
+}
+
+CAF_TEST(publish frames carry topic event id and data as JSON text) {
+  auto f = decode(R"({"type":"publish","id":"p1","topic":"events.o.a.b",)"
+                  R"("event_id":"evt-1","data":{"n":[1,2.5,"x"],"ok":true}})");
+  CAF_CHECK(f.type == client_frame_type::publish);
+  CAF_CHECK(f.error_code == nullptr);
+  CAF_CHECK_EQUAL(f.id, "p1");
+  CAF_CHECK_EQUAL(f.topic, "events.o.a.b");
+  CAF_CHECK_EQUAL(f.event_id, "evt-1");
+  CAF_CHECK(nlohmann::json::parse(f.data)
+            == nlohmann::json::parse(R"({"n":[1,2.5,"x"],"ok":true})"));
+  CAF_CHECK(f.token.empty());
+}
+
+CAF_TEST(a publish without data or event id publishes null with a node id) {
+  auto f = decode(R"({"type":"publish","id":8,"topic":"events.o.a"})");
+  CAF_CHECK(f.type == client_frame_type::publish);
+  CAF_CHECK(f.error_code == nullptr);
+  CAF_CHECK_EQUAL(f.id, "8");
+  CAF_CHECK_EQUAL(f.data, "null");
+  CAF_CHECK_EQUAL(f.event_id, "");
+  CAF_CHECK_EQUAL(decode(R"({"type":"publish","topic":"t","data":null})").data,
+                  "null");
+  CAF_CHECK_EQUAL(decode(R"({"type":"publish","topic":"t","data":"s"})").data,
+                  "\"s\"");
+}
+
+CAF_TEST(a publish needs a string topic and keeps its type) {
+  for (auto text : {R"({"id":"9","type":"publish"})",
+                    R"({"id":"9","type":"publish","topic":7,"data":1})"}) {
+    auto f = decode(text);
+    CAF_CHECK(refused(f, "publish needs a string field 'topic'"));
+    CAF_CHECK(f.type == client_frame_type::publish);
+    CAF_CHECK_EQUAL(f.id, "9");
+  }
+}
+
+CAF_TEST(a publish event id is a string of 1 to 128 bytes) {
+  auto with_id = [](const std::string& id_json) {
+    return decode(R"({"type":"publish","id":"10","topic":"events.o.a",)"
+                  R"("event_id":)"
+                  + id_json + "}");
+  };
+  auto longest = with_id("\"" + std::string(128, 'e') + "\"");
+  CAF_CHECK(longest.error_code == nullptr);
+  CAF_CHECK_EQUAL(longest.event_id, std::string(128, 'e'));
+  for (auto bad :
+       {std::string{"\"\""}, "\"" + std::string(129, 'e') + "\"",
+        std::string{"42"}, std::string{"null"}, std::string{"[\"a\"]"}}) {
+    auto f = with_id(bad);
+    CAF_CHECK(refused(f, "event_id must be a string of 1 to 128 bytes"));
+    CAF_CHECK(f.type == client_frame_type::publish);
+    CAF_CHECK_EQUAL(f.id, "10");
+    CAF_CHECK_EQUAL(f.event_id, "");
+  }
+}
+
+CAF_TEST(event ids and data belong to publish frames only) {
+  auto f = decode(R"({"type":"subscribe","topic":"events.o.>",)"
+                  R"("event_id":"","data":{"x":1}})");
+  CAF_CHECK(f.error_code == nullptr);
+  CAF_CHECK_EQUAL(f.event_id, "");
+  CAF_CHECK_EQUAL(f.data, "");
+}
+
+CAF_TEST(an already parsed JSON value decodes as its text does) {
+  auto text = R"({"type":"publish","id":"11","topic":"events.o.a",)"
+              R"("event_id":"e","data":[1]})";
+  auto a = decode(text);
+  auto b = client_frame_from_json(nlohmann::json::parse(text));
+  CAF_CHECK(b.type == a.type);
+  CAF_CHECK(b.error_code == nullptr);
+  CAF_CHECK_EQUAL(b.id, a.id);
+  CAF_CHECK_EQUAL(b.topic, a.topic);
+  CAF_CHECK_EQUAL(b.event_id, a.event_id);
+  CAF_CHECK_EQUAL(b.data, a.data);
+  CAF_CHECK(refused(client_frame_from_json(nlohmann::json::array()),
+                    "frame is not a JSON object"));
 }

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/bus_publisher.hpp"
 #include "actors/connection_port.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/node_context.hpp"
@@ -113,6 +114,8 @@ inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
   ctx->topics = sys.spawn(topic_root, ctx);
   ctx->sessions = sys.spawn(session_registry, ctx);
   ctx->bus = std::make_shared<local_bus>(*ctx);
+  // Not detached here: the deterministic scheduler runs it like any actor.
+  ctx->publisher = sys.spawn(bus_publisher, ctx);
   return ctx;
 }
 
@@ -129,9 +132,11 @@ inline void stop_node(caf::scheduler::test_coordinator& sched,
       caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx.sessions, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx.topics, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx.publisher, caf::exit_reason::user_shutdown);
   sched.run();
   ctx.sessions = nullptr;
   ctx.topics = nullptr;
+  ctx.publisher = nullptr;
   ctx.bus = nullptr;
 }
 

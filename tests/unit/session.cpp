@@ -35,12 +35,14 @@ struct fixture : test_coordinator_fixture<test_config> {
   caf::actor session;
 
   std::string token(int64_t ttl_s = 3600, std::string sub = "u_1",
-                    std::vector<std::string> sub_allow = {}) {
+                    std::vector<std::string> sub_allow = {},
+                    std::vector<std::string> pub_allow = {}) {
     claims c;
     c.sub = std::move(sub);
     c.org = "org_123";
     c.exp = node_context::unix_ms() / 1000 + ttl_s;
     c.sub_allow = std::move(sub_allow);
+    c.pub_allow = std::move(pub_allow);
     return mint_token(c, ctx->cfg.jwt_keys.secret);
   }
 
@@ -352,6 +354,59 @@ CAF_TEST(connections per user are limited) {
   auto c3 = std::make_shared<recording_connection>();
   start(c3, token());
   CAF_CHECK_EQUAL(c3->closed_with, 4429);
+}
+
+CAF_TEST(a publish frame before auth is refused as unauthorized) {
+  text(R"({"type":"publish","id":"2","topic":"events.org_123.a","data":1})");
+  CAF_CHECK_EQUAL(last("code"), "unauthorized");
+  CAF_CHECK_EQUAL(last("id"), "2");
+  text(R"({"type":"publish","id":"3"})");
+  CAF_CHECK_EQUAL(last("code"), "unauthorized");
+  CAF_CHECK_EQUAL(conn->closed_with, 0);
+}
+
+CAF_TEST(a published event reaches subscribers and the ok names its id) {
+  auth(token(3600, "u_1", {}, {"events.org_123.t.>"}));
+  text(R"({"type":"subscribe","id":"2","topic":"events.org_123.t.*"})");
+  auto before = conn->consumed_bytes;
+  std::string frame = R"({"type":"publish","id":"3","topic":"events.org_123.)"
+                      R"(t.x","data":{"n":[1,"two"]}})";
+  text(frame);
+  CAF_CHECK_EQUAL(last("type"), "ok");
+  CAF_CHECK_EQUAL(last("id"), "3");
+  auto evs = conn->events();
+  CAF_REQUIRE_EQUAL(evs.size(), 1u);
+  CAF_CHECK_EQUAL(evs[0]["id"], last("event_id"));
+  CAF_CHECK_EQUAL(evs[0]["topic"], "events.org_123.t.x");
+  CAF_CHECK(evs[0]["data"] == nlohmann::json::parse(R"({"n":[1,"two"]})"));
+  CAF_CHECK_GREATER_OR_EQUAL(conn->consumed_bytes - before, frame.size());
+  text(R"({"type":"publish","id":"4","topic":"events.org_123.t.y",)"
+       R"("event_id":"mine-1"})");
+  CAF_CHECK_EQUAL(last("event_id"), "mine-1");
+  evs = conn->events();
+  CAF_REQUIRE_EQUAL(evs.size(), 2u);
+  CAF_CHECK_EQUAL(evs[1]["id"], "mine-1");
+  CAF_CHECK(evs[1]["data"].is_null());
+}
+
+CAF_TEST(publish checks the topic grammar and pub_allow within the org) {
+  auth(token(3600, "u_1", {}, {"events.>"}));
+  text(R"({"type":"publish","id":"2","topic":"events.org_123.*"})");
+  CAF_CHECK_EQUAL(last("code"), "bad_topic");
+  text(R"({"type":"publish","id":"3","topic":"events.org_999.a"})");
+  CAF_CHECK_EQUAL(last("code"), "forbidden");
+  CAF_CHECK_EQUAL(last("message"), "token may not publish to events.org_999.a");
+  text(R"({"type":"publish","id":"4","topic":"events.org_123.a",)"
+       R"("event_id":7})");
+  CAF_CHECK_EQUAL(last("code"), "bad_request");
+  text(R"({"type":"publish","id":"5","topic":"events.org_123.a"})");
+  CAF_CHECK_EQUAL(last("type"), "ok");
+}
+
+CAF_TEST(a token without pub_allow may not publish) {
+  auth(token());
+  text(R"({"type":"publish","id":"2","topic":"events.org_123.a"})");
+  CAF_CHECK_EQUAL(last("code"), "forbidden");
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -1,0 +1,40 @@
+#include "actors/bus_publisher.hpp"
+
+#include "schemas/topic.hpp"
+
+namespace switchyard {
+
+std::optional<publish_refusal> check_publish(const claims& c,
+                                             const std::string& topic) {
+  std::string why;
+  if (!topic::valid_topic(topic, &why))
+    return publish_refusal{"bad_topic", std::move(why)};
+  if (!may_publish(c, topic))
+    return publish_refusal{"forbidden", "token may not publish to " + topic};
+  return std::nullopt;
+}
+
+event client_event(node_context& ctx, const claims& c, std::string topic,
+                   std::string id, std::string data) {
+  event ev;
+  ev.id = id.empty() ? ctx.next_event_id() : std::move(id);
+  ev.topic = std::move(topic);
+  ev.ts = node_context::unix_ms();
+  ev.source = c.sub;
+  ev.data = std::move(data);
+  return ev;
+}
+
+caf::behavior bus_publisher(caf::stateful_actor<bus_publisher_state>* self,
+                            node_context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  return {
+    [self](publish_atom, event& ev, int64_t deadline) -> std::string {
+      if (node_context::unix_ms() > deadline)
+        return "event bus too slow; retry";
+      return self->state.ctx->publish(std::move(ev));
+    },
+  };
+}
+
+} // namespace switchyard
