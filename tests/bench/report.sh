@@ -3,7 +3,7 @@
 # Switchyard (in-process bus and NATS, each Switchyard subprotocol) and
 # nats-server's WebSocket listener, same generator, same run. Every server is
 # warmed before measuring and the targets alternate over ROUNDS rounds; the
-# page quotes medians with their spread. Takes ~25 minutes on 2 cores. Run as
+# page quotes medians with their spread. Takes ~30 minutes on 2 cores. Run as
 # root on the bench machine (perf needs it); nothing else may load the
 # machine meanwhile.
 #
