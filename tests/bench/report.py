@@ -12,18 +12,29 @@ import sys
 bench, docs = sys.argv[1], sys.argv[2]
 img = os.path.join(docs, "img")
 os.makedirs(img, exist_ok=True)
-TARGETS = ["switchyard", "switchyard-nats", "nats"]
-NAMES = {"switchyard": "Switchyard (in-process bus)",
-         "switchyard-nats": "Switchyard (NATS bus)",
-         "nats": "nats-server WebSocket"}
+SERVERS = ["switchyard", "switchyard-nats", "nats"]
+SERVER_NAMES = {"switchyard": "Switchyard (in-process bus)",
+                "switchyard-nats": "Switchyard (NATS bus)",
+                "nats": "nats-server WebSocket"}
 
 
-def load(name):
+def name(target):
+    server, _, proto = target.partition("/")
+    return SERVER_NAMES[server] + (f", {proto}" if proto else "")
+
+
+def order(rows):
+    """Rows by server, then subprotocol as swload ran them."""
+    return sorted(rows, key=lambda r: SERVERS.index(r["server"]))
+
+
+def load(name, kind=None):
     path = os.path.join(bench, name + ".json")
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [r for r in rows if kind is None or r.get("kind") == kind]
 
 
 def sh(cmd):
@@ -37,43 +48,73 @@ def us(v):
     return f"{v / 1000:.1f} ms" if v >= 1000 else f"{v:.0f} µs"
 
 
-def rate_table(rows):
-    out = ["| server | events/s offered | deliveries/s | delivered | p50 | p99 | p99.9 | max | server CPU | nats-server CPU (bus) | generator CPU |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        flag = " (saturated)" if r["saturated"] else ""
-        out.append(f"| {NAMES[r['target']]} | {r['rate']:.0f} | {r['delivered_per_s']:,.0f}{flag} | "
-                   f"{100 * r['ratio']:.1f}% | {us(r['p50_us'])} | {us(r['p99_us'])} | {us(r['p999_us'])} | "
-                   f"{us(r['max_us'])} | {r['server_cpu']:.0f}% | {r['nats_cpu']:.0f}% | {r['gen_cpu']:.0f}% |")
+def clean(r):
+    """A figure that may be quoted: nothing lost, duplicated or disconnected,
+    never saturated (open loop) or stalled (closed loop) in any round."""
+    return (not r["saturated"] and r.get("stalled_rounds", 0) == 0 and r["lost"] == 0
+            and r["duplicates"] == 0 and r["disconnects"] == 0)
+
+
+def flags(r):
+    f = []
+    if r.get("saturated_rounds"):
+        f.append(f"saturated in {r['saturated_rounds']} of {r['rounds']} rounds")
+    if r.get("stalled_rounds"):
+        f.append(f"stalled in {r['stalled_rounds']} rounds")
+    for key, label in (("lost", "lost"), ("duplicates", "duplicates"), ("disconnects", "disconnects")):
+        if r[key]:
+            f.append(f"{r[key]:,} {label}")
+    return " (" + ", ".join(f) + ")" if f else ""
+
+
+def fpw(r):
+    return f"{r['frames_per_write']:.2f}" if r["frames_per_write"] else "-"
+
+
+def closed_table(rows):
+    out = ["| target | deliveries/s, median [min-max] | events/s | p50 | p99 [min-max] | p99.9 | max | server CPU | "
+           "nats-server CPU (bus) | generator CPU | events/frame | bytes/read | frames/write (node) | client RSS (growth) | "
+           "lost / dup / disconnects |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in order(rows):
+        out.append(f"| {name(r['target'])} | {r['delivered_per_s']:,.0f} [{r['delivered_min']:,.0f}-{r['delivered_max']:,.0f}]{flags(r)} | "
+                   f"{r['rate']:,.0f} | {us(r['p50_us'])} | {us(r['p99_us'])} [{us(r['p99_min'])}-{us(r['p99_max'])}] | "
+                   f"{us(r['p999_us'])} | {us(r['max_us'])} | {r['server_cpu']:.0f}% | {r['nats_cpu']:.0f}% | {r['gen_cpu']:.0f}% | "
+                   f"{r['events_per_frame']:.2f} | {r['bytes_per_read']:,.0f} | {fpw(r)} | "
+                   f"{r['client_rss_mib']:.0f} MiB (+{r['client_rss_growth_mib']:.0f}) | "
+                   f"{r['lost']} / {r['duplicates']} / {r['disconnects']} |")
     return "\n".join(out)
 
 
-def best(rows, target):
-    """Highest delivery rate that still kept up (not saturated)."""
-    ok = [r for r in rows if r["target"] == target and not r["saturated"]]
-    anyr = [r for r in rows if r["target"] == target]
-    top = max(anyr, key=lambda r: r["delivered_per_s"]) if anyr else None
-    return (max(ok, key=lambda r: r["delivered_per_s"]) if ok else None), top
+def open_table(rows):
+    out = ["| target | events/s offered | deliveries/s, median [min-max] | delivered | p50 | p99 [min-max] | p99.9 | max | "
+           "server CPU | nats-server CPU (bus) | generator CPU | events/frame | frames/write (node) | lost / dup / disconnects |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted(order(rows), key=lambda r: (SERVERS.index(r["server"]), r["target"], r["rate_nominal"])):
+        out.append(f"| {name(r['target'])} | {r['rate_nominal']:.0f} | {r['delivered_per_s']:,.0f} "
+                   f"[{r['delivered_min']:,.0f}-{r['delivered_max']:,.0f}]{flags(r)} | {100 * r['ratio']:.1f}% | "
+                   f"{us(r['p50_us'])} | {us(r['p99_us'])} [{us(r['p99_min'])}-{us(r['p99_max'])}] | {us(r['p999_us'])} | "
+                   f"{us(r['max_us'])} | {r['server_cpu']:.0f}% | {r['nats_cpu']:.0f}% | {r['gen_cpu']:.0f}% | "
+                   f"{r['events_per_frame']:.2f} | {fpw(r)} | {r['lost']} / {r['duplicates']} / {r['disconnects']} |")
+    return "\n".join(out)
 
 
-def plot(rows, name, title, per_event):
-    dat = os.path.join(bench, name + ".dat")
+def plot(rows, name_, title, per_event):
+    dat = os.path.join(bench, name_ + ".dat")
     series = []
     with open(dat, "w") as f:
-        for t in TARGETS:
-            pts = [r for r in rows if r["target"] == t]
-            if not pts:
-                continue
+        for t in sorted({r["target"] for r in rows}, key=lambda t: (SERVERS.index(t.split("/")[0]), t)):
+            pts = sorted((r for r in rows if r["target"] == t), key=lambda r: r["rate_nominal"])
             series.append(t)
             f.write(f"# {t}\n")
             for r in pts:
-                f.write(f"{r['rate'] * per_event(r):.0f} {max(r['p50_us'], 1) / 1000:.3f} {max(r['p99_us'], 1) / 1000:.3f}\n")
+                f.write(f"{r['rate_nominal'] * per_event(r):.0f} {max(r['p50_us'], 1) / 1000:.3f} {max(r['p99_us'], 1) / 1000:.3f}\n")
             f.write("\n\n")
-    png = os.path.join(img, name + ".png")
+    png = os.path.join(img, name_ + ".png")
     plots = []
     for i, t in enumerate(series):
-        plots.append(f"'{dat}' index {i} using 1:3 with linespoints lw 2 title '{NAMES[t]} p99'")
-        plots.append(f"'{dat}' index {i} using 1:2 with linespoints dt 2 title '{NAMES[t]} p50'")
+        plots.append(f"'{dat}' index {i} using 1:3 with linespoints lw 2 title '{name(t)} p99'")
+        plots.append(f"'{dat}' index {i} using 1:2 with linespoints dt 2 title '{name(t)} p50'")
     script = f"""set terminal pngcairo size 900,520 font ',10'
 set output '{png}'
 set title '{title}'
@@ -85,25 +126,34 @@ set key top left
 plot {', '.join(plots)}
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
-    return f"img/{name}.png"
+    return f"img/{name_}.png"
 
 
-fan1 = load("fanout1k")
-fan10 = load("fanout10k")
-many = load("many")
-idle_shared = load("idle-shared")
-idle_unique = load("idle-unique")
-storm = load("storm")
-conns_of = lambda rows: (lambda r: r["conns"])
+closed1 = load("closed1k", "summary")
+closed10 = load("closed10k", "summary")
+equal1 = load("equal1k", "summary")
+equal10 = load("equal10k", "summary")
+many = load("many", "summary")
+idle_shared = load("idle-shared", "run")
+idle_unique = load("idle-unique", "run")
+storm = load("storm", "run")
+rounds = max([r["rounds"] for r in closed1 + closed10 + equal1 + equal10] or [0])
+window = max([r["window"] for r in closed1 + closed10] or [0])
 lines = []
 w = lines.append
 w("# Benchmarks\n")
 w("Regenerate everything on this page (tables, plots, profile) with one command:\n")
 w("```sh\ntests/bench/report.sh\n```\n")
-w("It builds, then runs `build/tests/bench/swload` once per scenario; each run starts "
-  "Switchyard on its in-process bus, Switchyard on NATS, and nats-server 2.9 with its "
-  "WebSocket listener (`websocket { no_tls: true }`), one after the other, with the same "
-  "client processes, so every ratio below is taken on the same machine in the same run.\n")
+w("It builds, then runs `build/tests/bench/swload` once per scenario. Each run starts "
+  "Switchyard on its in-process bus, Switchyard on NATS, and nats-server with its "
+  "WebSocket listener (`websocket { no_tls: true }`), warms each server with an unmeasured "
+  "closed-loop run (page faults and buffers are paid before measuring), then alternates over "
+  f"the targets for {rounds} rounds (A, B, C, A, B, C, ...). The servers keep running across rounds; "
+  "the clients reconnect for every run (keeping every target's clients connected at once would "
+  "pass the 20,000-file limit at 10k subscribers, and idle connections of the other targets "
+  "would add their heartbeats to each measurement). Tables give the median over the rounds with "
+  "the spread (min-max); a Switchyard node is measured once per subprotocol "
+  "(`switchyard.v1.json`, `.ndjson`, `.msgpack`).\n")
 w("## Machine\n")
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 mem = sh("free -g | awk '/Mem:/{print $2}'")
@@ -120,70 +170,123 @@ w("- A process may open at most 20,000 files here, so one node holds at most ~19
   "a run would pass 64k connections to one port.")
 w("- Server, bus and generator share the 2 cores. Every table reports the CPU of each, "
   "read from /proc: `server CPU` above 100% means the node's threads used more than one core.\n")
+w("**Closed loop** (the headline): at most "
+  f"{window} events are in flight; the publisher sends event k only once every subscriber "
+  f"has received event k - {window}, so each server runs as fast as it can deliver and no "
+  "backlog builds up. Each client process keeps the lowest sequence number its live "
+  "subscribers have reached in memory shared with the publisher (no locks). **Open loop**: "
+  "fixed offered rates, for latency at equal load; a step is saturated when deliveries fall "
+  "below 97% of offered, the publisher cannot send the offered rate, p99 exceeds 200 ms, or a "
+  "client is disconnected, and a saturated figure is never quoted as a result.\n")
 w("Latency is publish-to-deliver: the publisher stamps each payload with CLOCK_MONOTONIC "
   "nanoseconds, every receiver records now - stamp in a log-linear histogram (32 buckets per "
   "power of two, ~3% precision). The publisher reaches Switchyard's in-process bus by "
   "pipelined `POST /v1/publish`, and nats-server and Switchyard's NATS bus by NATS `PUB` "
-  "(a msgpack envelope for Switchyard). A step counts as saturated when deliveries fall "
-  "below 97% of offered, the publisher cannot send the offered rate, p99 exceeds 200 ms, "
-  "or a client is disconnected.\n")
+  "(a msgpack envelope for Switchyard). Every subscriber checks that it sees each event's "
+  "sequence number exactly once (lost, duplicates). Clients parse each read as it arrives "
+  "and keep no more than one incomplete message; `client RSS` is the largest client process "
+  "at the end of the measurement and its growth during it. `events/frame` and `bytes/read` "
+  "are the clients' view; `frames/write` is the node's "
+  "(`switchyard_frames_written_total / switchyard_socket_writes_total`).\n")
 
 w("## Goals\n")
 g = []
-b_sw, top_sw = best(fan10, "switchyard")
-b_swn, top_swn = best(fan10, "switchyard-nats")
-b_n, top_n = best(fan10, "nats")
-if top_n and (top_sw or top_swn):
-    n_max = top_n["delivered_per_s"]
-    for t, top in (("switchyard", top_sw), ("switchyard-nats", top_swn)):
-        if top:
-            g.append(f"- Fan-out to 10k subscribers, highest deliveries/s: {NAMES[t]} "
-                     f"{top['delivered_per_s']:,.0f} vs nats-server {n_max:,.0f} = "
-                     f"**{top['delivered_per_s'] / n_max:.2f}x** (goal 1.5x).")
-    for t in ("switchyard", "switchyard-nats"):
-        same = [(r, n) for r in fan10 if r["target"] == t
-                for n in fan10 if n["target"] == "nats" and abs(n["rate"] - r["rate"]) / max(r["rate"], 1) < 0.05]
-        if same:
-            worse = [f"{r['rate']:.0f}/s" for r, n in same if r["p99_us"] > n["p99_us"]]
-            g.append(f"- p99 at the same offered load, {NAMES[t]} vs nats-server: "
-                     + ("no worse at every step" if not worse else "worse at " + ", ".join(worse)) + " "
-                     + "; ".join(f"{r['rate']:.0f}/s: {us(r['p99_us'])} vs {us(n['p99_us'])}" for r, n in same) + ".")
+
+
+def best_switchyard(rows):
+    ok = [r for r in rows if r["server"] != "nats" and clean(r)]
+    return max(ok, key=lambda r: r["delivered_per_s"]) if ok else None
+
+
+def subs_of(rows):
+    return f"{max(r['conns'] for r in rows):,}" if rows else "?"
+
+
+def load_of(rows):
+    r = rows[0]
+    return f"{r['rate_nominal'] * r['conns']:,.0f} deliveries/s to {r['conns']:,} subscribers"
+
+
+for rows in (closed1, closed10):
+    subs = subs_of(rows)
+    peer = [r for r in rows if r["server"] == "nats"]
+    if not peer:
+        continue
+    n = peer[0]
+    if not clean(n):
+        g.append(f"- Fan-out to {subs} subscribers, closed loop: nats-server's figure is not quoted{flags(n)}.")
+        continue
+    for server in ("switchyard", "switchyard-nats"):
+        ok = [r for r in rows if r["server"] == server and clean(r)]
+        bad = [r for r in rows if r["server"] == server and not clean(r)]
+        if ok:
+            top = max(ok, key=lambda r: r["delivered_per_s"])
+            g.append(f"- Fan-out to {subs} subscribers, closed loop, deliveries/s (median of {top['rounds']}): "
+                     f"{name(top['target'])} {top['delivered_per_s']:,.0f} "
+                     f"[{top['delivered_min']:,.0f}-{top['delivered_max']:,.0f}] vs nats-server "
+                     f"{n['delivered_per_s']:,.0f} [{n['delivered_min']:,.0f}-{n['delivered_max']:,.0f}] = "
+                     f"**{top['delivered_per_s'] / n['delivered_per_s']:.2f}x** (goal 1.5x).")
+        for r in bad:
+            g.append(f"- {name(r['target'])}, fan-out to {subs}: not quoted{flags(r)}.")
+for rows in (equal1, equal10):
+    label = load_of(rows) if rows else ""
+    peer = [r for r in rows if r["server"] == "nats"]
+    for r in order(rows):
+        if r["server"] == "nats":
+            continue
+        if not peer:
+            break
+        n = peer[0]
+        if not clean(r) or not clean(n):
+            which = name(r["target"]) if not clean(r) else "nats-server"
+            g.append(f"- p99 at {label}, {name(r['target'])} vs nats-server: not compared, "
+                     f"{which} did not keep up{flags(r if not clean(r) else n)}.")
+            continue
+        verdict = "no worse" if r["p99_us"] <= n["p99_us"] else "worse"
+        g.append(f"- p99 at {label}, {name(r['target'])} vs nats-server: {us(r['p99_us'])} vs "
+                 f"{us(n['p99_us'])} ({verdict}).")
 for rows, label in ((idle_shared, "one shared pattern per org"), (idle_unique, "an own topic per connection")):
     for r in rows:
-        g.append(f"- Idle ({label}): {NAMES[r['target']]} held {r['conns']:,} connections, "
+        g.append(f"- Idle ({label}): {name(r['target'])} held {r['conns']:,} connections, "
                  f"{r['kib_per_conn']:.2f} KiB of resident memory each "
                  f"(projects to {r['kib_per_conn'] * 1e6 / 1024 / 1024:.1f} GiB for 1M connections; goal 4 KiB), "
-                 f"{r['lost']} dropped while idle.")
-for name, rows in (("fan-out 1k", fan1), ("fan-out 10k", fan10), ("many topics", many)):
-    for t in TARGETS:
-        pts = [r for r in rows if r["target"] == t]
-        ok, top = best(rows, t)
-        if not pts or not top:
-            continue
-        sat = ok["rate"] if ok else 0
-        half = [r for r in pts if r["rate"] <= sat / 2 + 1e-9]
-        if half and sat:
-            h = max(half, key=lambda r: r["rate"])
-            g.append(f"- p99 at half the saturating rate, {name}, {NAMES[t]}: {h['rate']:.0f} events/s "
-                     f"(highest step at or below half of {sat:.0f}): p99 {us(h['p99_us'])} (goal < 5 ms).")
+                 f"{r['disconnects']} dropped while idle.")
+for t in sorted({r["target"] for r in many}):
+    pts = [r for r in many if r["target"] == t]
+    ok = [r for r in pts if clean(r)]
+    if not ok:
+        continue
+    sat = max(r["rate_nominal"] for r in ok)
+    half = [r for r in ok if r["rate_nominal"] <= sat / 2 + 1e-9]
+    if half:
+        h = max(half, key=lambda r: r["rate_nominal"])
+        g.append(f"- p99 at half the highest rate kept up with, many topics, {name(t)}: {h['rate_nominal']:.0f} events/s "
+                 f"(half of {sat:.0f} or below): p99 {us(h['p99_us'])} (goal < 5 ms).")
 w("\n".join(g) + "\n")
 
-w("## 1. Fan-out: one topic, S subscribers\n")
-w("`swload --scenario fanout --subs 1000 --rates 100,200,400,800,1600 --saturate --duration 4`\n")
-w(rate_table(fan1) + "\n")
-if fan1:
-    w(f"![latency vs load, 1k subscribers]({plot(fan1, 'fanout1k', 'Fan-out to 1k subscribers', lambda r: r['conns'])})\n")
-w("`swload --scenario fanout --subs 10000 --rates 12,25,50,100,200 --duration 4`\n")
-w(rate_table(fan10) + "\n")
-if fan10:
-    w(f"![latency vs load, 10k subscribers]({plot(fan10, 'fanout10k', 'Fan-out to 10k subscribers', lambda r: r['conns'])})\n")
+w("## 1. Fan-out, closed loop: one topic, S subscribers\n")
+for rows in (closed1, closed10):
+    if rows:
+        subs = subs_of(rows)
+        w(f"`swload --scenario fanout --closed-loop --window {window} --subs {subs.replace(',', '')} "
+          f"--subprotocol json,ndjson,msgpack --rounds {rounds}`: {subs} subscribers\n")
+        w(closed_table(rows) + "\n")
+w("## 1b. Fan-out at equal load, open loop\n")
+w("The same offered deliveries/s for every server: 1M/s to 1k subscribers (1,000 events/s) and "
+  "500k/s to 10k (50 events/s).\n")
+for rows in (equal1, equal10):
+    if rows:
+        w(f"`swload --scenario fanout --subs {rows[0]['conns']} --rates {rows[0]['rate_nominal']:.0f} "
+          f"--subprotocol json,ndjson,msgpack --rounds {rounds}`: {load_of(rows)}\n")
+        w(open_table(rows) + "\n")
 
 w("## 2. Many topics: 10k connections, own resource topic each, one wildcard per org\n")
 w("100 orgs of 100 connections; each connection subscribes `events.org_K.svc.task.done.r<i>`, "
   "and the first of each org also `events.org_K.svc.task.done.*`; events are spread over the "
   "10k resource topics, so each event reaches 2 subscriptions.\n")
-w("`swload --scenario many-topics --conns 10000 --per-org 100 --rates 1000,...,32000 --duration 4`\n")
-w(rate_table(many) + "\n")
+w("`swload --scenario many-topics --conns 10000 --per-org 100 --rates 1000,...,32000`; a saturated step "
+  "ends its target's steps for that round.\n")
+w(open_table(many) + "\n")
 if many:
     w(f"![latency vs load, many topics]({plot(many, 'many', 'Many topics (10k connections, 100 orgs)', lambda r: 2)})\n")
 
@@ -195,8 +298,8 @@ w("| server | subscriptions | connections | RSS | KiB per connection | 1M connec
 w("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for rows, label, cmd in ((idle_shared, "`events.org_K.>` shared by 100 connections", "--shared"), (idle_unique, "own topic per connection", "")):
     for r in rows:
-        w(f"| {NAMES[r['target']]} | {label} | {r['conns']:,} | {r['rss_mib']:.0f} MiB | {r['kib_per_conn']:.2f} | "
-          f"{r['kib_per_conn'] * 1e6 / 1024 / 1024:.1f} GiB | {r['lost']} |")
+        w(f"| {name(r['target'])} | {label} | {r['conns']:,} | {r['rss_mib']:.0f} MiB | {r['kib_per_conn']:.2f} | "
+          f"{r['kib_per_conn'] * 1e6 / 1024 / 1024:.1f} GiB | {r['disconnects']} |")
 w("\n`swload --scenario idle --conns 19500 --procs 2 [--shared] --targets switchyard,nats`\n")
 
 w("## 4. Connect storm\n")
@@ -205,14 +308,14 @@ w("10k connections opened at once (256 handshakes in flight per generator proces
 w("| server | connections | connections/s |")
 w("| --- | ---: | ---: |")
 for r in storm:
-    w(f"| {NAMES[r['target']]} | {r['conns']:,} | {r['conns_per_s']:,.0f} |")
+    w(f"| {name(r['target'])} | {r['conns']:,} | {r['conns_per_s']:,.0f} |")
 w("\n`swload --scenario storm --conns 10000 --procs 2 --shared`\n")
 
 w("## Where the time goes\n")
 prof = os.path.join(bench, "profile.txt")
 if os.path.exists(prof):
-    w("`perf record -e cpu-clock -g -p <node>` for 5 s while the node (NATS bus) fans out 100 "
-      "events/s to 10k subscribers (`perf report --no-children --sort dso,symbol`, entries over 1%):\n")
+    w("`perf record -e cpu-clock -g -p <node>` for 5 s while the node (NATS bus) fans out to 10k "
+      "subscribers in closed loop (`perf report --no-children --sort dso,symbol`, entries over 1%):\n")
     dso = os.path.join(bench, "profile-dso.txt")
     if os.path.exists(dso):
         w("By binary:\n")

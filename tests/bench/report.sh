@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates docs/benchmarks.md and its plots: every scenario against
-# Switchyard (in-process bus and NATS) and nats-server's WebSocket listener,
-# same generator, same run. Takes ~15 minutes on 2 cores. Run as root on the
-# bench machine (perf needs it); nothing else may load the machine meanwhile.
+# Switchyard (in-process bus and NATS, each Switchyard subprotocol) and
+# nats-server's WebSocket listener, same generator, same run. Every server is
+# warmed before measuring and the targets alternate over ROUNDS rounds; the
+# page quotes medians with their spread. Takes ~30 minutes on 2 cores. Run as
+# root on the bench machine (perf needs it); nothing else may load the
+# machine meanwhile.
+#
+# Knobs (environment): ROUNDS (default 3), DURATION (seconds per measured
+# step, default 5), SUBPROTOCOLS (default json,ndjson,msgpack), SUBS_LARGE
+# (default 10000), QUICK=1 (fan-out only: no many-topics, idle, storm,
+# profile or micro-benchmarks; for checking this script).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null
@@ -13,30 +21,47 @@ mkdir -p "$out" docs/img
 rm -f "$out"/*.json
 git rev-parse --short HEAD >"$out/commit.txt" 2>/dev/null || true
 load=build/tests/bench/swload
-sw="--switchyard build/switchyard"
+rounds=${ROUNDS:-3}
+duration=${DURATION:-5}
+large=${SUBS_LARGE:-10000}
+common="--switchyard build/switchyard --subprotocol ${SUBPROTOCOLS:-json,ndjson,msgpack} --rounds $rounds --duration $duration"
 
-echo "fan-out, 1k subscribers" >&2
-$load --scenario fanout --subs 1000 --rates 100,200,400,800,1600 --saturate \
-  --duration 4 --json "$out/fanout1k.json" $sw | tee "$out/fanout1k.txt"
-echo "fan-out, 10k subscribers" >&2
-$load --scenario fanout --subs 10000 --rates 12,25,50,100,200 \
-  --duration 4 --json "$out/fanout10k.json" $sw | tee "$out/fanout10k.txt"
+echo "fan-out, closed loop, 1k subscribers" >&2
+$load --scenario fanout --closed-loop --subs 1000 \
+  --json "$out/closed1k.json" $common | tee "$out/closed1k.txt"
+echo "fan-out, closed loop, $large subscribers" >&2
+$load --scenario fanout --closed-loop --subs "$large" \
+  --json "$out/closed10k.json" $common | tee "$out/closed10k.txt"
+echo "fan-out at equal load (open loop): 1M deliveries/s to 1k subscribers" >&2
+$load --scenario fanout --subs 1000 --rates 1000 \
+  --json "$out/equal1k.json" $common | tee "$out/equal1k.txt"
+echo "fan-out at equal load (open loop): 500k deliveries/s to $large" >&2
+$load --scenario fanout --subs "$large" --rates $((500000 / large)) \
+  --json "$out/equal10k.json" $common | tee "$out/equal10k.txt"
+if [ "${QUICK:-0}" = 1 ]; then
+  python3 tests/bench/report.py "$out" docs
+  echo "wrote docs/benchmarks.md (QUICK: fan-out only)" >&2
+  exit 0
+fi
 echo "many topics, 10k connections in 100 orgs" >&2
 $load --scenario many-topics --conns 10000 --per-org 100 \
-  --rates 1000,2000,4000,8000,16000,32000 --duration 4 \
-  --json "$out/many.json" $sw | tee "$out/many.txt"
+  --rates 1000,2000,4000,8000,16000,32000 \
+  --json "$out/many.json" $common | tee "$out/many.txt"
 echo "idle capacity" >&2
 $load --scenario idle --conns 19500 --procs 2 --shared --duration 5 \
-  --targets switchyard,nats --json "$out/idle-shared.json" $sw | tee "$out/idle-shared.txt"
+  --targets switchyard,nats --json "$out/idle-shared.json" \
+  --switchyard build/switchyard | tee "$out/idle-shared.txt"
 $load --scenario idle --conns 19500 --procs 2 --duration 5 \
-  --targets switchyard,nats --json "$out/idle-unique.json" $sw | tee "$out/idle-unique.txt"
+  --targets switchyard,nats --json "$out/idle-unique.json" \
+  --switchyard build/switchyard | tee "$out/idle-unique.txt"
 echo "connect storm" >&2
 $load --scenario storm --conns 10000 --procs 2 --shared \
-  --json "$out/storm.json" $sw | tee "$out/storm.txt"
+  --json "$out/storm.json" --switchyard build/switchyard | tee "$out/storm.txt"
 
 echo "profile of the node at saturation (perf, cpu-clock)" >&2
-$load --scenario fanout --subs 10000 --targets switchyard-nats --rates 100 \
-  --duration 20 $sw >"$out/profile-run.txt" &
+$load --scenario fanout --closed-loop --subs 10000 --targets switchyard-nats \
+  --rounds 1 --server-warmup 0 --duration 20 --switchyard build/switchyard \
+  >"$out/profile-run.txt" &
 loadpid=$!
 sleep 15
 nodepid=$(pgrep -n -f "switchyard --port" || true)

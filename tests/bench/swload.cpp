@@ -1,14 +1,19 @@
 // swload: WebSocket load generator for Switchyard and nats-server.
 //
-// One invocation starts each server under test in turn (Switchyard on its
-// in-process bus, Switchyard on NATS, nats-server's WebSocket listener), runs
-// the same scenario against each with the same clients, and prints one table
-// (and JSON lines with --json) so results are ratios taken on one machine at
-// one time. Clients are plain non-blocking sockets on epoll, split over
-// --procs processes (each process may open at most ~20k files here).
+// One invocation starts every server under test (Switchyard on its
+// in-process bus, Switchyard on NATS, nats-server's WebSocket listener),
+// warms each with an unmeasured run, then alternates over the targets for
+// --rounds rounds (A, B, C, A, B, C, ...) and prints the per-round figures
+// and their medians with min-max (and JSON lines with --json), so results are
+// ratios taken on one machine at one time. Clients are plain non-blocking
+// sockets on epoll, split over --procs processes (each process may open at
+// most ~20k files here), reconnected for every run.
 //
-// Scenarios: fanout, many-topics, idle, storm; --smoke checks correctness
-// (every event delivered once per subscriber) and never speed.
+// Fan-out is measured closed-loop (--closed-loop: at most --window events in
+// flight, the publisher as fast as the slowest subscriber allows) or
+// open-loop at fixed rates (--rates, for latency at equal load). Scenarios:
+// fanout, many-topics, idle, storm; --smoke checks correctness (every event
+// delivered once per subscriber) and never speed.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,6 +21,8 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +31,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -120,22 +128,35 @@ struct histogram {
 
 // -- options ------------------------------------------------------------------
 
+/// Events in flight in closed-loop mode, chosen where nats-server delivered
+/// most: its throughput rose with the window up to 256 events (more events
+/// per WebSocket frame) and no further at 512, at 1k and at 10k subscribers
+/// (tests/bench/notes.md has the figures). Closed-loop latency is the
+/// window's own queue; latency at equal load comes from the open-loop steps.
+constexpr int default_window = 256;
+
 struct options {
   std::string scenario = "fanout";
-  std::vector<std::string> targets{"switchyard", "switchyard-nats", "nats"};
+  std::vector<std::string> servers{"switchyard", "switchyard-nats", "nats"};
+  std::vector<std::string> subprotocols{"json"};
   int subs = 1000;           // fanout subscribers
   int conns = 1000;          // many-topics / idle / storm connections
   int per_org = 100;         // many-topics: connections per org
   std::vector<double> rates; // events/s; empty: scenario default
   bool saturate = false;     // keep doubling the rate until it saturates
-  double duration = 5.0;     // seconds per measured step
-  double warmup = 1.0;       // seconds before each step's measurement
-  int procs = 2;             // client processes
-  int payload = 200;         // bytes of event data
-  int storm_window = 256;    // storm: connects in flight per process
-  bool shared = false;       // idle/storm: one shared pattern per org
-  bool smoke = false;        // correctness check mode
+  bool closed_loop = false;  // fanout: bounded events in flight, no rate
+  int window = default_window;
+  int rounds = 3;             // alternations over the targets
+  double duration = 5.0;      // seconds per measured step
+  double warmup = 1.0;        // seconds before each step's measurement
+  double server_warmup = 3.0; // unmeasured seconds per server at start
+  int procs = 2;              // client processes
+  int payload = 200;          // bytes of event data
+  int storm_window = 256;     // storm: connects in flight per process
+  bool shared = false;        // idle/storm: one shared pattern per org
+  bool smoke = false;         // correctness check mode
   int smoke_events = 100;
+  bool self_test = false; // unit checks of the parsers, no servers
   std::string json_out;
   std::vector<std::string> source_ips{"127.0.0.1"};
   std::string switchyard_bin;
@@ -156,30 +177,39 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 void usage() {
-  std::puts(
+  std::printf(
     "usage: swload [options]\n"
     "  --scenario fanout|many-topics|idle|storm   (default fanout)\n"
     "  --targets switchyard,switchyard-nats,nats  servers to run, in order\n"
+    "  --subprotocol json,ndjson,msgpack  Switchyard wire formats; each is a\n"
+    "                      target of its own (switchyard/ndjson; default "
+    "json)\n"
     "  --subs N            fanout subscribers (default 1000)\n"
     "  --conns N           connections for many-topics, idle, storm\n"
     "  --per-org N         many-topics: connections per org (default 100)\n"
     "  --shared            idle/storm: subscribe events.<org>.> (shared by\n"
     "                      the org's connections) instead of an own topic\n"
-    "  --rates R1,R2,...   offered events/s per step\n"
+    "  --closed-loop       fanout: publish as fast as the window allows\n"
+    "  --window N          closed loop: events in flight (default %d)\n"
+    "  --rates R1,R2,...   open loop: offered events/s per step\n"
     "  --saturate          double the rate from the last of --rates until\n"
     "                      delivery falls behind (saturating rate)\n"
+    "  --rounds N          alternations over the targets (default 3)\n"
     "  --duration S        measured seconds per step (default 5)\n"
     "  --warmup S          unmeasured seconds before each step (default 1)\n"
+    "  --server-warmup S   unmeasured run per server at start (default 3)\n"
     "  --procs P           client processes (default 2)\n"
     "  --payload B         event data bytes (default 200)\n"
     "  --source-ips A,B    local addresses to bind (127.0.0.0/8 past 64k)\n"
     "  --smoke             small run; exit 1 unless every event arrives once\n"
+    "                      (with --closed-loop: through the window)\n"
     "  --json FILE         append one JSON line per result\n"
     "  --switchyard PATH   node binary (default: next to swload "
     "../switchyard)\n"
     "  --nats-server PATH  nats-server binary\n"
     "  --io-threads N, --actor-threads N   node threads (default 1 and 1)\n"
-    "  --node-args '...'   extra node flags");
+    "  --node-args '...'   extra node flags\n",
+    default_window);
 }
 
 options parse(int argc, char** argv) {
@@ -194,7 +224,9 @@ options parse(int argc, char** argv) {
     if (a == "--scenario")
       o.scenario = next();
     else if (a == "--targets")
-      o.targets = split(next(), ',');
+      o.servers = split(next(), ',');
+    else if (a == "--subprotocol")
+      o.subprotocols = split(next(), ',');
     else if (a == "--subs")
       o.subs = std::stoi(next());
     else if (a == "--conns")
@@ -207,10 +239,18 @@ options parse(int argc, char** argv) {
         o.rates.push_back(std::stod(r));
     } else if (a == "--saturate")
       o.saturate = true;
+    else if (a == "--closed-loop")
+      o.closed_loop = true;
+    else if (a == "--window")
+      o.window = std::max(1, std::stoi(next()));
+    else if (a == "--rounds")
+      o.rounds = std::max(1, std::stoi(next()));
     else if (a == "--duration")
       o.duration = std::stod(next());
     else if (a == "--warmup")
       o.warmup = std::stod(next());
+    else if (a == "--server-warmup")
+      o.server_warmup = std::stod(next());
     else if (a == "--procs")
       o.procs = std::max(1, std::stoi(next()));
     else if (a == "--payload")
@@ -219,6 +259,8 @@ options parse(int argc, char** argv) {
       o.storm_window = std::stoi(next());
     else if (a == "--smoke")
       o.smoke = true;
+    else if (a == "--self-test")
+      o.self_test = true;
     else if (a == "--shared")
       o.shared = true;
     else if (a == "--smoke-events")
@@ -243,6 +285,14 @@ options parse(int argc, char** argv) {
     } else
       die("unknown option " + a + " (see --help)");
   }
+  for (auto& s : o.servers)
+    if (s != "switchyard" && s != "switchyard-nats" && s != "nats")
+      die("unknown target " + s);
+  for (auto& p : o.subprotocols)
+    if (p != "json" && p != "ndjson" && p != "msgpack")
+      die("unknown subprotocol " + p);
+  if (o.procs > 64)
+    die("at most 64 client processes");
   if (o.switchyard_bin.empty()) {
     char self[4096];
     auto n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -255,6 +305,649 @@ options parse(int argc, char** argv) {
   }
   return o;
 }
+
+// -- msgpack ------------------------------------------------------------------
+
+/// A small msgpack reader: only what swload needs from Switchyard's
+/// messages, skipping every other value. Each call reports whether the
+/// buffer held the whole value (`ok`), ended inside it (`more`), or was not
+/// msgpack (`bad`).
+namespace mp {
+
+enum class status { ok, more, bad };
+
+struct reader {
+  const uint8_t* p;
+  const uint8_t* end;
+
+  explicit reader(std::string_view s)
+    : p(reinterpret_cast<const uint8_t*>(s.data())), end(p + s.size()) {}
+
+  size_t left() const {
+    return static_cast<size_t>(end - p);
+  }
+
+  /// Reads an `n`-byte big-endian unsigned integer.
+  status be(size_t n, uint64_t& v) {
+    if (left() < n)
+      return status::more;
+    v = 0;
+    for (size_t i = 0; i < n; ++i)
+      v = (v << 8) | p[i];
+    p += n;
+    return status::ok;
+  }
+
+  status bytes(uint64_t n) {
+    if (left() < n)
+      return status::more;
+    p += n;
+    return status::ok;
+  }
+};
+
+bool is_str(uint8_t b) {
+  return (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
+}
+
+bool is_map(uint8_t b) {
+  return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
+
+bool is_num(uint8_t b) {
+  return b <= 0x7f || b >= 0xe0 || (b >= 0xca && b <= 0xd3);
+}
+
+constexpr int max_depth = 32;
+
+status skip(reader& r, int depth = 0);
+
+status skip_n(reader& r, uint64_t n, int depth) {
+  if (depth > max_depth)
+    return status::bad;
+  for (uint64_t i = 0; i < n; ++i)
+    if (auto s = skip(r, depth + 1); s != status::ok)
+      return s;
+  return status::ok;
+}
+
+/// Skips a value whose length follows the type byte in `len_bytes` bytes;
+/// `extra` bytes (ext type) come before the body.
+status skip_sized(reader& r, size_t len_bytes, uint64_t extra) {
+  uint64_t n = 0;
+  if (auto s = r.be(len_bytes, n); s != status::ok)
+    return s;
+  return r.bytes(n + extra);
+}
+
+status skip(reader& r, int depth) {
+  if (r.left() == 0)
+    return status::more;
+  uint8_t b = *r.p++;
+  if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+    return status::ok;
+  if (b <= 0x8f)
+    return skip_n(r, 2 * uint64_t{b & 0x0fu}, depth);
+  if (b <= 0x9f)
+    return skip_n(r, b & 0x0fu, depth);
+  if (b <= 0xbf)
+    return r.bytes(b & 0x1fu);
+  uint64_t n = 0;
+  status s = status::ok;
+  switch (b) {
+    case 0xc4:
+    case 0xd9: return skip_sized(r, 1, 0);
+    case 0xc5:
+    case 0xda: return skip_sized(r, 2, 0);
+    case 0xc6:
+    case 0xdb: return skip_sized(r, 4, 0);
+    case 0xc7: return skip_sized(r, 1, 1);
+    case 0xc8: return skip_sized(r, 2, 1);
+    case 0xc9: return skip_sized(r, 4, 1);
+    case 0xca:
+    case 0xce:
+    case 0xd2: return r.bytes(4);
+    case 0xcb:
+    case 0xcf:
+    case 0xd3: return r.bytes(8);
+    case 0xcc:
+    case 0xd0: return r.bytes(1);
+    case 0xcd:
+    case 0xd1: return r.bytes(2);
+    case 0xd4: return r.bytes(2);
+    case 0xd5: return r.bytes(3);
+    case 0xd6: return r.bytes(5);
+    case 0xd7: return r.bytes(9);
+    case 0xd8: return r.bytes(17);
+    case 0xdc:
+    case 0xdd:
+      s = r.be(b == 0xdc ? 2 : 4, n);
+      return s == status::ok ? skip_n(r, n, depth) : s;
+    case 0xde:
+    case 0xdf:
+      s = r.be(b == 0xde ? 2 : 4, n);
+      return s == status::ok ? skip_n(r, 2 * n, depth) : s;
+    default: return status::bad; // 0xc1 is never used
+  }
+}
+
+/// Reads a string (the caller checked `is_str`).
+status str(reader& r, std::string_view& out) {
+  uint8_t b = *r.p++;
+  uint64_t n = b & 0x1fu;
+  if (b >= 0xd9)
+    if (auto s = r.be(size_t{1} << (b - 0xd9), n); s != status::ok)
+      return s;
+  if (r.left() < n)
+    return status::more;
+  out = {reinterpret_cast<const char*>(r.p), static_cast<size_t>(n)};
+  r.p += n;
+  return status::ok;
+}
+
+/// Reads a map header (the caller checked `is_map`).
+status map_size(reader& r, uint64_t& n) {
+  uint8_t b = *r.p++;
+  if (b <= 0x8f) {
+    n = b & 0x0fu;
+    return status::ok;
+  }
+  return r.be(b == 0xde ? 2 : 4, n);
+}
+
+/// Reads a number (the caller checked `is_num`) as an unsigned integer;
+/// negative values read as 0.
+status number(reader& r, uint64_t& out) {
+  uint8_t b = *r.p++;
+  if (b <= 0x7f) {
+    out = b;
+    return status::ok;
+  }
+  if (b >= 0xe0) {
+    out = 0;
+    return status::ok;
+  }
+  uint64_t v = 0;
+  if (b == 0xca || b == 0xcb) {
+    auto s = r.be(b == 0xca ? 4 : 8, v);
+    if (s != status::ok)
+      return s;
+    double d;
+    if (b == 0xca) {
+      float f;
+      auto bits = static_cast<uint32_t>(v);
+      std::memcpy(&f, &bits, sizeof(f));
+      d = f;
+    } else {
+      std::memcpy(&d, &v, sizeof(d));
+    }
+    out = d > 0 ? static_cast<uint64_t>(d) : 0;
+    return status::ok;
+  }
+  bool is_signed = b >= 0xd0;
+  size_t n = size_t{1} << (b - (is_signed ? 0xd0 : 0xcc));
+  if (auto s = r.be(n, v); s != status::ok)
+    return s;
+  out = is_signed && (v >> (8 * n - 1)) != 0 ? 0 : v;
+  return status::ok;
+}
+
+void put_str(std::string& m, std::string_view s) {
+  if (s.size() < 32) {
+    m.push_back(static_cast<char>(0xa0 | s.size()));
+  } else if (s.size() < 256) {
+    m.push_back(static_cast<char>(0xd9));
+    m.push_back(static_cast<char>(s.size()));
+  } else {
+    m.push_back(static_cast<char>(0xda));
+    m.push_back(static_cast<char>(s.size() >> 8));
+    m.push_back(static_cast<char>(s.size() & 0xFF));
+  }
+  m.append(s.data(), s.size());
+}
+
+void put_u64(std::string& m, uint64_t v) {
+  m.push_back(static_cast<char>(0xcf));
+  for (int s = 56; s >= 0; s -= 8)
+    m.push_back(static_cast<char>((v >> s) & 0xFF));
+}
+
+} // namespace mp
+
+// -- Switchyard messages ------------------------------------------------------
+
+/// What swload reads from one Switchyard message (a JSON object or a
+/// msgpack map) or NATS MSG: its type and error code, and for events the
+/// publisher's stamp `t` and sequence number `s` from the data.
+struct message {
+  std::string_view type;
+  std::string_view code;
+  uint64_t t = 0;
+  uint64_t s = 0;
+  bool stamped = false;
+};
+
+/// Reads `"key":<digits>` from a JSON text.
+bool find_u64(std::string_view s, std::string_view key, uint64_t& out) {
+  auto pos = s.find(key);
+  if (pos == std::string_view::npos)
+    return false;
+  pos += key.size();
+  uint64_t v = 0;
+  bool any = false;
+  while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+    v = v * 10 + static_cast<uint64_t>(s[pos] - '0');
+    ++pos;
+    any = true;
+  }
+  out = v;
+  return any;
+}
+
+/// Reads `"key":"<value>"` from a JSON text (values without escapes).
+std::string_view find_str(std::string_view s, std::string_view key) {
+  auto pos = s.find(key);
+  if (pos == std::string_view::npos)
+    return {};
+  pos += key.size();
+  auto end = s.find('"', pos);
+  return end == std::string_view::npos ? std::string_view{}
+                                       : s.substr(pos, end - pos);
+}
+
+message json_message(std::string_view obj) {
+  message m;
+  m.type = find_str(obj, "\"type\":\"");
+  if (m.type == "event") {
+    auto d = obj.find("\"data\":");
+    if (d != std::string_view::npos) {
+      auto data = obj.substr(d);
+      m.stamped = find_u64(data, "\"t\":", m.t);
+      find_u64(data, "\"s\":", m.s);
+    }
+  } else if (m.type == "error") {
+    m.code = find_str(obj, "\"code\":\"");
+  }
+  return m;
+}
+
+mp::status read_data(mp::reader& r, message& m) {
+  uint64_t n = 0;
+  if (auto s = mp::map_size(r, n); s != mp::status::ok)
+    return s;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (r.left() == 0)
+      return mp::status::more;
+    std::string_view key;
+    if (!mp::is_str(*r.p)) {
+      if (auto s = mp::skip(r); s != mp::status::ok)
+        return s;
+    } else if (auto s = mp::str(r, key); s != mp::status::ok) {
+      return s;
+    }
+    if (r.left() == 0)
+      return mp::status::more;
+    bool stamp = key == "t" && mp::is_num(*r.p);
+    bool seq = key == "s" && mp::is_num(*r.p);
+    auto s = stamp ? mp::number(r, m.t)
+      : seq        ? mp::number(r, m.s)
+                   : mp::skip(r);
+    if (s != mp::status::ok)
+      return s;
+    m.stamped = m.stamped || stamp;
+  }
+  return mp::status::ok;
+}
+
+/// Reads one msgpack map message from `r`.
+mp::status msgpack_message(mp::reader& r, message& m) {
+  if (r.left() == 0)
+    return mp::status::more;
+  if (!mp::is_map(*r.p))
+    return mp::status::bad;
+  uint64_t n = 0;
+  if (auto s = mp::map_size(r, n); s != mp::status::ok)
+    return s;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (r.left() == 0)
+      return mp::status::more;
+    std::string_view key;
+    if (!mp::is_str(*r.p)) {
+      if (auto s = mp::skip(r); s != mp::status::ok)
+        return s;
+    } else if (auto s = mp::str(r, key); s != mp::status::ok) {
+      return s;
+    }
+    if (r.left() == 0)
+      return mp::status::more;
+    auto b = *r.p;
+    mp::status s;
+    if (key == "type" && mp::is_str(b))
+      s = mp::str(r, m.type);
+    else if (key == "code" && mp::is_str(b))
+      s = mp::str(r, m.code);
+    else if (key == "data" && mp::is_map(b))
+      s = read_data(r, m);
+    else
+      s = mp::skip(r);
+    if (s != mp::status::ok)
+      return s;
+  }
+  return mp::status::ok;
+}
+
+// -- the receive path ---------------------------------------------------------
+
+/// How a target's server frames its messages.
+enum class wire {
+  nats,    // NATS protocol in binary frames, split anywhere
+  json,    // switchyard.v1.json: one JSON object per text frame
+  ndjson,  // switchyard.v1.ndjson: JSON objects separated by '\n'
+  msgpack, // switchyard.v1.msgpack: msgpack maps back to back
+};
+
+wire wire_of(const std::string& subprotocol) {
+  return subprotocol == "ndjson" ? wire::ndjson
+    : subprotocol == "msgpack"   ? wire::msgpack
+                                 : wire::json;
+}
+
+/// Decodes one connection's bytes from the server as each read returns
+/// them: WebSocket frames, and in their payloads NATS protocol or Switchyard
+/// messages. Across reads it keeps only what is incomplete: a frame header, a
+/// control payload, or one protocol line, JSON object or msgpack map; buffers
+/// that grew for a large unit are released once it is consumed.
+///
+/// A Sink has `stopped()`, `event(t, s)`, `message(const message&)`,
+/// `nats_line(line)`, `control(opcode, payload)` and `frame(events)` (once
+/// per data message, with the events it completed).
+class stream_decoder {
+public:
+  explicit stream_decoder(wire w) : wire_(w) {}
+
+  /// False on a protocol error.
+  template<class Sink>
+  bool feed(std::string_view bytes, Sink& sink) {
+    while (!bytes.empty() && !sink.stopped()) {
+      if (!in_payload_) {
+        auto h = header(bytes);
+        if (h < 0)
+          return false;
+        if (h == 0)
+          return true;
+        if (left_ == 0) {
+          if (frame_op_ < 8 && !data({}, fin_, sink))
+            return false;
+          if (!frame_done(sink))
+            return false;
+          continue;
+        }
+      }
+      auto take = static_cast<size_t>(std::min<uint64_t>(left_, bytes.size()));
+      auto chunk = bytes.substr(0, take);
+      bytes.remove_prefix(take);
+      left_ -= take;
+      if (frame_op_ >= 8)
+        ctl_.append(chunk.data(), chunk.size());
+      else if (!data(chunk, left_ == 0 && fin_, sink))
+        return false;
+      if (left_ == 0 && !frame_done(sink))
+        return false;
+    }
+    return true;
+  }
+
+private:
+  static constexpr size_t max_unit = 16u << 20;
+  static constexpr size_t keep_capacity = 4096;
+
+  /// 1 when a frame header is complete, 0 when more bytes are needed, -1
+  /// when it is not a valid server frame.
+  int header(std::string_view& bytes) {
+    auto need = [this] {
+      if (hdr_len_ < 2)
+        return size_t{2};
+      auto len = hdr_[1] & 0x7F;
+      return size_t{2} + (len == 126 ? 2 : len == 127 ? 8 : 0);
+    };
+    while (hdr_len_ < need() && !bytes.empty()) {
+      hdr_[hdr_len_++] = static_cast<uint8_t>(bytes.front());
+      bytes.remove_prefix(1);
+    }
+    if (hdr_len_ < need())
+      return 0;
+    if ((hdr_[1] & 0x80) != 0)
+      return -1; // server frames are never masked
+    uint64_t len = hdr_[1] & 0x7F;
+    if (len >= 126) {
+      len = 0;
+      for (size_t i = 2; i < hdr_len_; ++i)
+        len = (len << 8) | hdr_[i];
+    }
+    frame_op_ = hdr_[0] & 0x0F;
+    fin_ = (hdr_[0] & 0x80) != 0;
+    hdr_len_ = 0;
+    left_ = len;
+    in_payload_ = true;
+    if (frame_op_ >= 8 && len > 125)
+      return -1;
+    return 1;
+  }
+
+  template<class Sink>
+  bool frame_done(Sink& sink) {
+    in_payload_ = false;
+    if (frame_op_ >= 8) {
+      sink.control(frame_op_, ctl_);
+      ctl_.clear();
+      return true;
+    }
+    if (fin_) {
+      sink.frame(events_);
+      events_ = 0;
+    }
+    return true;
+  }
+
+  void release_carry() {
+    carry_.clear();
+    if (carry_.capacity() > keep_capacity)
+      std::string{}.swap(carry_);
+  }
+
+  bool hold(std::string_view chunk) {
+    carry_.append(chunk.data(), chunk.size());
+    return carry_.size() <= max_unit;
+  }
+
+  template<class Sink>
+  void deliver(const message& m, Sink& sink) {
+    if (m.type == "event") {
+      if (m.stamped) {
+        ++events_;
+        sink.event(m.t, m.s);
+      }
+    } else {
+      sink.message(m);
+    }
+  }
+
+  /// A chunk of a data message's payload; `end`: the message ends with it.
+  template<class Sink>
+  bool data(std::string_view chunk, bool end, Sink& sink) {
+    if (chunk.empty() && !end)
+      return true;
+    switch (wire_) {
+      case wire::nats: return nats(chunk, sink);
+      case wire::json: return json(chunk, end, sink);
+      case wire::ndjson: return ndjson(chunk, end, sink);
+      case wire::msgpack: return msgpack(chunk, end, sink);
+    }
+    return false;
+  }
+
+  template<class Sink>
+  bool json(std::string_view chunk, bool end, Sink& sink) {
+    if (!end)
+      return hold(chunk);
+    if (chunk.empty() && carry_.empty())
+      return true;
+    if (carry_.empty()) {
+      deliver(json_message(chunk), sink);
+      return true;
+    }
+    if (!hold(chunk))
+      return false;
+    deliver(json_message(carry_), sink);
+    release_carry();
+    return true;
+  }
+
+  template<class Sink>
+  bool ndjson(std::string_view chunk, bool end, Sink& sink) {
+    while (!sink.stopped()) {
+      auto nl = chunk.find('\n');
+      if (nl == std::string_view::npos) {
+        if (!end)
+          return hold(chunk);
+        nl = chunk.size();
+      }
+      auto piece = chunk.substr(0, nl);
+      if (!carry_.empty()) {
+        if (!hold(piece))
+          return false;
+        deliver(json_message(carry_), sink);
+        release_carry();
+      } else if (!piece.empty()) {
+        deliver(json_message(piece), sink);
+      }
+      if (nl == chunk.size())
+        return true;
+      chunk.remove_prefix(nl + 1);
+    }
+    return true;
+  }
+
+  template<class Sink>
+  bool msgpack(std::string_view chunk, bool end, Sink& sink) {
+    // A map begun in an earlier read: complete it from the front of this
+    // chunk, copying only as much of the chunk as it needs.
+    if (!carry_.empty()) {
+      auto had = carry_.size();
+      auto add = std::min(chunk.size(), size_t{2048});
+      for (;;) {
+        carry_.resize(had);
+        carry_.append(chunk.data(), add);
+        mp::reader r{carry_};
+        message m;
+        auto s = msgpack_message(r, m);
+        if (s == mp::status::bad || carry_.size() > max_unit)
+          return false;
+        if (s == mp::status::ok) {
+          deliver(m, sink);
+          auto used = static_cast<size_t>(
+            r.p - reinterpret_cast<const uint8_t*>(carry_.data()));
+          chunk.remove_prefix(used - had);
+          release_carry();
+          break;
+        }
+        if (add == chunk.size())
+          return !end; // all of it held: wait for the next read
+        add = std::min(chunk.size(), add * 2);
+      }
+    }
+    while (!chunk.empty() && !sink.stopped()) {
+      mp::reader r{chunk};
+      message m;
+      auto s = msgpack_message(r, m);
+      if (s == mp::status::bad)
+        return false;
+      if (s == mp::status::more)
+        return !end && hold(chunk);
+      deliver(m, sink);
+      chunk.remove_prefix(static_cast<size_t>(
+        r.p - reinterpret_cast<const uint8_t*>(chunk.data())));
+    }
+    return true;
+  }
+
+  template<class Sink>
+  bool nats(std::string_view chunk, Sink& sink) {
+    while (!chunk.empty() && !sink.stopped()) {
+      if (msg_left_ > 0) {
+        auto take
+          = static_cast<size_t>(std::min<uint64_t>(msg_left_, chunk.size()));
+        auto payload_left = msg_left_ > 2 ? msg_left_ - 2 : 0;
+        auto to_head = static_cast<size_t>(
+          std::min<uint64_t>({take, payload_left, sizeof(head_) - head_len_}));
+        std::memcpy(head_ + head_len_, chunk.data(), to_head);
+        head_len_ += to_head;
+        msg_left_ -= take;
+        chunk.remove_prefix(take);
+        if (msg_left_ == 0) {
+          std::string_view head{head_, head_len_};
+          message m;
+          m.type = "event";
+          m.stamped = find_u64(head, "\"t\":", m.t);
+          find_u64(head, "\"s\":", m.s);
+          deliver(m, sink);
+        }
+        continue;
+      }
+      auto nl = chunk.find('\n');
+      if (nl == std::string_view::npos)
+        return hold(chunk);
+      std::string_view line = chunk.substr(0, nl);
+      if (!carry_.empty()) {
+        if (!hold(line))
+          return false;
+        line = carry_;
+      }
+      chunk.remove_prefix(nl + 1);
+      if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+      bool ok = nats_line(line, sink);
+      release_carry();
+      if (!ok)
+        return false;
+    }
+    return true;
+  }
+
+  template<class Sink>
+  bool nats_line(std::string_view line, Sink& sink) {
+    if (line.compare(0, 4, "MSG ") != 0) {
+      sink.nats_line(line);
+      return true;
+    }
+    auto sp = line.rfind(' ');
+    uint64_t size = 0;
+    if (sp + 1 >= line.size())
+      return false;
+    for (auto ch : line.substr(sp + 1)) {
+      if (ch < '0' || ch > '9')
+        return false;
+      size = size * 10 + static_cast<uint64_t>(ch - '0');
+    }
+    msg_left_ = size + 2; // payload and its CRLF
+    head_len_ = 0;
+    return true;
+  }
+
+  wire wire_;
+  uint8_t hdr_[10] = {};
+  size_t hdr_len_ = 0;
+  uint8_t frame_op_ = 0;
+  bool fin_ = false;
+  bool in_payload_ = false;
+  uint64_t left_ = 0;     // payload bytes left in this frame
+  uint32_t events_ = 0;   // events completed in this data message
+  std::string ctl_;       // control frame payload
+  std::string carry_;     // an incomplete unit
+  uint64_t msg_left_ = 0; // NATS: bytes left of a MSG payload and its CRLF
+  char head_[64] = {};    // NATS: the payload's start (stamp and sequence)
+  size_t head_len_ = 0;
+};
 
 // -- processes ----------------------------------------------------------------
 
@@ -359,19 +1052,19 @@ std::string run_capture(const std::string& cmd) {
 
 constexpr const char* bench_secret = "swload-bench-secret";
 
-/// One server under test, started fresh for each target.
+/// One server under test, started once and kept running across rounds.
 struct server {
-  std::string target;
+  std::string name;
   pid_t node_pid = -1; // switchyard node (or nats-server for "nats")
   pid_t nats_pid = -1; // nats-server behind a switchyard node
   int ws_port = 0;     // where clients connect
   int http_port = 0;   // switchyard: POST /v1/publish
   int nats_port = 0;   // NATS TCP for the publisher
   bool is_nats() const {
-    return target == "nats";
+    return name == "nats";
   }
   bool via_nats() const {
-    return target != "switchyard";
+    return name != "switchyard";
   }
 
   proc_stat stat() const {
@@ -393,7 +1086,7 @@ struct server {
     };
     auto start_nats = [&](bool websocket) {
       nats_port = free_port();
-      std::string conf = "/tmp/swload-nats-" + std::to_string(getpid())
+      std::string conf = "/tmp/swload-" + name + "-" + std::to_string(getpid())
         + ".conf";
       std::ofstream f(conf);
       f << "listen: 127.0.0.1:" << nats_port << "\n"
@@ -404,17 +1097,18 @@ struct server {
           << "\n  no_tls: true\n}\n";
       }
       f.close();
-      auto pid = spawn({o.nats_bin, "-c", conf}, "/tmp/swload-nats.log");
+      auto pid = spawn({o.nats_bin, "-c", conf},
+                       "/tmp/swload-" + name + "-nats.log");
       wait_port(nats_port, "nats-server");
       if (websocket)
         wait_port(ws_port, "nats-server websocket");
       return pid;
     };
-    if (target == "nats") {
+    if (name == "nats") {
       node_pid = start_nats(true);
       return;
     }
-    if (target == "switchyard-nats")
+    if (name == "switchyard-nats")
       nats_pid = start_nats(false);
     ws_port = http_port = free_port();
     std::vector<std::string> args{o.switchyard_bin,
@@ -434,13 +1128,13 @@ struct server {
                                   std::to_string(o.actor_threads),
                                   "--log-level",
                                   "warn"};
-    if (target == "switchyard-nats") {
+    if (name == "switchyard-nats") {
       args.push_back("--nats");
       args.push_back("nats://127.0.0.1:" + std::to_string(nats_port));
     }
     for (auto& a : split(o.extra_args, ' '))
       args.push_back(a);
-    node_pid = spawn(args, "/tmp/swload-switchyard.log");
+    node_pid = spawn(args, "/tmp/swload-" + name + ".log");
     wait_port(ws_port, "switchyard");
   }
 
@@ -451,35 +1145,149 @@ struct server {
   }
 };
 
-// -- client connections
-// ---------------------------------------------------------
+/// Reads Switchyard's write counters from /metrics: frames written and
+/// socket writes.
+std::pair<uint64_t, uint64_t> write_counters(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0) {
+    std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Connection: close\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL)
+        == static_cast<ssize_t>(req.size())) {
+      char buf[16384];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+        body.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  auto counter = [&](const std::string& name) -> uint64_t {
+    auto pos = body.find("\n" + name + " ");
+    return pos == std::string::npos
+      ? 0
+      : std::strtoull(body.c_str() + pos + name.size() + 2, nullptr, 10);
+  };
+  return {counter("switchyard_frames_written_total"),
+          counter("switchyard_socket_writes_total")};
+}
+
+/// One measured target: a server and the wire its clients speak.
+struct target {
+  std::string name; // nats, switchyard/json, switchyard-nats/msgpack
+  server* srv = nullptr;
+  std::string subprotocol; // Switchyard only
+  wire w = wire::nats;
+};
+
+// -- client connections -------------------------------------------------------
 
 enum class cstate { connecting, upgrading, handshaking, ready, dead };
 
+/// Close codes counted by slot; the last slot: closed without a close frame.
+constexpr std::array<int, 6> close_code_slots{4408, 4409, 4429, 1001, 4401, 0};
+constexpr size_t no_close_frame = close_code_slots.size();
+
+/// Where the publisher reads how far every subscriber has come, in memory
+/// shared by the publisher and the client processes (mapped before fork).
+/// Each client process writes only its own slot; nobody takes a lock.
+struct alignas(64) proc_slot {
+  std::atomic<uint64_t> floor{0}; // every live subscriber has this sequence
+  std::atomic<uint64_t> live{0};  // its subscribers still connected
+};
+
+struct shared_state {
+  alignas(64) std::atomic<uint64_t> published{0}; // highest sequence sent
+  proc_slot slots[64];
+};
+
+/// The lowest sequence number reached by any live subscriber of one process,
+/// kept in O(1) per event: `at[v]` counts the subscribers whose highest
+/// sequence received is v. In closed loop no subscriber is more than the
+/// window ahead of the floor, so a ring of twice the window holds them all.
+class floor_tracker {
+public:
+  explicit floor_tracker(int window) {
+    size_t n = 1;
+    while (n < 2 * static_cast<size_t>(window) + 2)
+      n <<= 1;
+    at_.assign(n, 0);
+    mask_ = n - 1;
+  }
+
+  void add(uint64_t last) {
+    ++at_[last & mask_];
+    ++live_;
+  }
+
+  void remove(uint64_t last) {
+    --at_[last & mask_];
+    --live_;
+  }
+
+  void move(uint64_t from, uint64_t to) {
+    if (to - floor_ > mask_)
+      die("a subscriber ran past the closed-loop window");
+    --at_[from & mask_];
+    ++at_[to & mask_];
+    top_ = std::max(top_, to);
+  }
+
+  uint64_t advance() {
+    while (floor_ < top_ && at_[floor_ & mask_] == 0)
+      ++floor_;
+    return floor_;
+  }
+
+  uint64_t live() const {
+    return live_;
+  }
+
+private:
+  std::vector<uint32_t> at_;
+  uint64_t mask_ = 0;
+  uint64_t floor_ = 0;
+  uint64_t top_ = 0;
+  uint64_t live_ = 0;
+};
+
 /// Counters one client process reports.
 struct stats {
+  // Measured: reset at the start of each measurement.
   uint64_t received = 0;
+  uint64_t frames = 0; // data messages received
+  uint64_t bytes = 0;
+  uint64_t reads = 0; // recv calls that returned data
+  histogram latency;
+  // Over the whole run.
   uint64_t duplicates = 0;
+  uint64_t gaps = 0; // sequence numbers a subscriber skipped
   uint64_t errors = 0;
   uint64_t closed = 0;
   uint64_t ready = 0;
   uint64_t ready_ns_first = 0;
   uint64_t ready_ns_last = 0;
-  uint64_t close_codes[8] = {}; // 4408, 4409, 4429, 1001, 4401, other, -, -
-  histogram latency;
+  uint64_t unnamed_protocol = 0; // json assumed: no Sec-WebSocket-Protocol
+  uint64_t close_codes[close_code_slots.size() + 1] = {};
 };
 
 struct conn {
+  explicit conn(wire w) : dec(w) {}
   int fd = -1;
   cstate state = cstate::connecting;
   std::string out;
   size_t out_off = 0;
-  std::string in;
-  std::string nats_buf; // NATS protocol bytes across frames
+  std::string in; // the upgrade response until it is complete
+  stream_decoder dec;
   std::vector<std::string> patterns;
   size_t oks = 0;
   std::string token;
-  std::vector<uint8_t> seen; // smoke: seq numbers received
+  uint64_t last = 0;    // highest sequence number received
+  bool tracked = false; // counted in the process's floor
 };
 
 /// Encodes a masked client frame. The key is zero: the frame is masked as
@@ -502,28 +1310,37 @@ void ws_client_frame(std::string& out, uint8_t opcode, std::string_view p) {
   out.append(p.data(), p.size());
 }
 
-/// Reads `"key":<digits>` from a JSON text.
-bool find_u64(std::string_view s, std::string_view key, uint64_t& out) {
-  auto pos = s.find(key);
-  if (pos == std::string_view::npos)
-    return false;
-  pos += key.size();
-  uint64_t v = 0;
-  bool any = false;
-  while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-    v = v * 10 + static_cast<uint64_t>(s[pos] - '0');
-    ++pos;
-    any = true;
-  }
-  out = v;
-  return any;
+/// The value of header `name` (lower case, with the colon) in an HTTP head.
+std::string header_value(std::string head, const std::string& name) {
+  std::transform(head.begin(), head.end(), head.begin(), [](unsigned char ch) {
+    return std::tolower(ch);
+  });
+  auto pos = head.find("\r\n" + name);
+  if (pos == std::string::npos)
+    return {};
+  pos += 2 + name.size();
+  auto end = head.find("\r\n", pos);
+  auto v = head.substr(pos, end - pos);
+  v.erase(0, v.find_first_not_of(" \t"));
+  v.erase(v.find_last_not_of(" \t") + 1);
+  return v;
 }
 
 /// One client process: connections on one epoll loop.
 class client_set {
 public:
-  client_set(const options& o, const server& srv, bool smoke_track)
-    : o_(o), srv_(srv), track_(smoke_track) {
+  /// `track`: count each connection's sequence numbers (one topic per
+  /// connection); `closed`: publish this process's floor in slot `slot` of
+  /// `shm` (closed loop).
+  client_set(const options& o, const target& t, bool track, bool closed,
+             shared_state* shm, size_t slot)
+    : o_(o),
+      t_(t),
+      track_(track),
+      closed_(closed),
+      shm_(shm),
+      slot_(slot),
+      floor_(o.window) {
     ep_ = epoll_create1(0);
   }
 
@@ -536,16 +1353,18 @@ public:
 
   /// Adds a connection that subscribes `patterns` with `token`.
   void add(std::vector<std::string> patterns, std::string token) {
-    conn c;
+    conn c{t_.w};
     c.patterns = std::move(patterns);
     c.token = std::move(token);
-    if (track_)
-      c.seen.assign(static_cast<size_t>(o_.smoke_events) + 1, 0);
     conns_.push_back(std::move(c));
   }
 
-  size_t size() const {
-    return conns_.size();
+  /// Wakes `poll` when `fd` is readable.
+  void watch(int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = ctl_id;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
   }
 
   /// Opens connections, at most `window` handshakes in flight at once.
@@ -559,21 +1378,22 @@ public:
     return st_.ready + st_.closed + failed_ >= conns_.size();
   }
 
-  /// Runs the loop for up to `ms` milliseconds.
-  void poll(int ms) {
+  /// Runs the loop for up to `ms` milliseconds; true if the watched fd is
+  /// readable.
+  bool poll(int ms) {
     epoll_event evs[256];
     int n = epoll_wait(ep_, evs, 256, ms);
+    bool ctl = false;
     for (int i = 0; i < n; ++i) {
       auto idx = evs[i].data.u32;
+      if (idx == ctl_id) {
+        ctl = true;
+        continue;
+      }
       auto& c = conns_[idx];
       if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
-        if (c.state != cstate::dead) {
-          if (c.state != cstate::ready)
-            ++failed_;
-          else
-            ++st_.closed;
-          kill_conn(idx);
-        }
+        if (c.state != cstate::dead)
+          lost_conn(idx, no_close_frame);
         continue;
       }
       if (evs[i].events & EPOLLOUT)
@@ -581,6 +1401,12 @@ public:
       if (evs[i].events & EPOLLIN)
         on_readable(idx);
     }
+    if (closed_) {
+      auto& slot = shm_->slots[slot_];
+      slot.floor.store(floor_.advance(), std::memory_order_release);
+      slot.live.store(floor_.live(), std::memory_order_release);
+    }
+    return ctl;
   }
 
   stats& st() {
@@ -591,17 +1417,46 @@ public:
     return failed_;
   }
 
-  /// Smoke mode: (missing, duplicates) over `events` expected per pattern.
-  std::pair<uint64_t, uint64_t> smoke_result(int events) const {
-    uint64_t missing = 0;
+  /// Events published but not (yet) received, summed over live subscribers.
+  uint64_t tail() const {
+    if (!track_)
+      return 0;
+    auto published = shm_->published.load(std::memory_order_acquire);
+    uint64_t n = 0;
     for (auto& c : conns_)
-      for (int s = 1; s <= events; ++s)
-        if (c.seen[static_cast<size_t>(s)] == 0)
-          ++missing;
-    return {missing, st_.duplicates};
+      if (c.state == cstate::ready && published > c.last)
+        n += published - c.last;
+    return n;
   }
 
 private:
+  static constexpr uint32_t ctl_id = UINT32_MAX;
+  static constexpr size_t keep_capacity = 4096;
+
+  /// Forwards what a connection's decoder reads.
+  struct sink {
+    client_set& cs;
+    size_t idx;
+    bool stopped() const {
+      return cs.conns_[idx].state == cstate::dead;
+    }
+    void event(uint64_t t, uint64_t s) {
+      cs.on_event(idx, t, s);
+    }
+    void message(const struct message& m) {
+      cs.on_message(idx, m);
+    }
+    void nats_line(std::string_view line) {
+      cs.on_nats_line(idx, line);
+    }
+    void control(uint8_t op, std::string_view payload) {
+      cs.on_control(idx, op, payload);
+    }
+    void frame(uint32_t) {
+      ++cs.st_.frames;
+    }
+  };
+
   void open_more() {
     while (next_open_ < conns_.size() && in_flight_ < window_) {
       open_one(next_open_++);
@@ -627,15 +1482,20 @@ private:
     }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(srv_.ws_port));
+    sa.sin_port = htons(static_cast<uint16_t>(t_.srv->ws_port));
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
     c.state = cstate::upgrading;
-    std::string path = srv_.is_nats() ? "/" : "/v1/ws?token=" + c.token;
+    bool nats = t_.srv->is_nats();
+    std::string path = nats ? "/" : "/v1/ws?token=" + c.token;
     c.out = "GET " + path
       + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: "
-        "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    if (!nats)
+      c.out += "Sec-WebSocket-Protocol: switchyard.v1." + t_.subprotocol
+        + "\r\n";
+    c.out += "\r\n";
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.u32 = static_cast<uint32_t>(idx);
@@ -649,12 +1509,25 @@ private:
       --in_flight_;
       open_more();
     }
+    if (c.tracked)
+      floor_.remove(c.last);
+    c.tracked = false;
     c.state = cstate::dead;
     if (c.fd >= 0) {
       epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
       close(c.fd);
       c.fd = -1;
     }
+  }
+
+  /// The server ended the connection (close code slot `slot`).
+  void lost_conn(size_t idx, size_t slot) {
+    ++st_.close_codes[slot];
+    if (conns_[idx].state == cstate::ready)
+      ++st_.closed;
+    else
+      ++failed_;
+    kill_conn(idx);
   }
 
   void send(size_t idx, std::string_view bytes) {
@@ -681,6 +1554,8 @@ private:
     ev.data.u32 = static_cast<uint32_t>(idx);
     if (c.out_off == c.out.size()) {
       c.out.clear();
+      if (c.out.capacity() > keep_capacity)
+        std::string{}.swap(c.out);
       c.out_off = 0;
       ev.events = EPOLLIN;
     } else {
@@ -694,22 +1569,67 @@ private:
     for (;;) {
       auto n = recv(c.fd, buf_, sizeof(buf_), 0);
       if (n > 0) {
-        c.in.append(buf_, static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < sizeof(buf_))
-          break;
+        ++st_.reads;
+        st_.bytes += static_cast<uint64_t>(n);
+        consume(idx, {buf_, static_cast<size_t>(n)});
+        if (c.state == cstate::dead || static_cast<size_t>(n) < sizeof(buf_))
+          return;
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        break;
-      // EOF or error.
-      if (c.state == cstate::ready)
-        ++st_.closed;
-      else if (c.state != cstate::dead)
-        ++failed_;
-      kill_conn(idx);
+        return;
+      lost_conn(idx, no_close_frame); // EOF or error
       return;
     }
-    process(idx);
+  }
+
+  void consume(size_t idx, std::string_view bytes) {
+    auto& c = conns_[idx];
+    if (c.state == cstate::upgrading) {
+      c.in.append(bytes.data(), bytes.size());
+      auto end = c.in.find("\r\n\r\n");
+      if (end == std::string::npos)
+        return;
+      if (!upgraded(idx, c.in.substr(0, end + 2)))
+        return;
+      std::string rest = c.in.substr(end + 4);
+      std::string{}.swap(c.in);
+      c.state = cstate::handshaking;
+      consume(idx, rest);
+      return;
+    }
+    sink s{*this, idx};
+    if (!c.dec.feed(bytes, s)) {
+      ++st_.errors;
+      if (st_.errors < 5)
+        std::fprintf(stderr, "swload: %s sent a malformed frame\n",
+                     t_.name.c_str());
+      lost_conn(idx, close_code_slots.size() - 1);
+    }
+  }
+
+  /// Checks the upgrade response `head`; false if the connection failed.
+  bool upgraded(size_t idx, const std::string& head) {
+    auto fail = [&](const std::string& why) {
+      ++failed_;
+      std::fprintf(stderr, "swload: %s: %s\n", t_.name.c_str(), why.c_str());
+      kill_conn(idx);
+      return false;
+    };
+    if (head.compare(0, 12, "HTTP/1.1 101") != 0)
+      return fail("upgrade refused: " + head.substr(0, 80));
+    if (t_.srv->is_nats())
+      return true;
+    auto named = header_value(head, "sec-websocket-protocol:");
+    auto want = "switchyard.v1." + t_.subprotocol;
+    if (named.empty() && t_.subprotocol == "json") {
+      // A node that predates subprotocols speaks json.
+      ++st_.unnamed_protocol;
+      return true;
+    }
+    if (named != want)
+      return fail("asked for " + want + ", the server named '" + named + "'");
+    return true;
   }
 
   void mark_ready(size_t idx) {
@@ -722,191 +1642,115 @@ private:
     st_.ready_ns_last = t;
     if (in_flight_ > 0)
       --in_flight_;
+    if (closed_) {
+      c.last = floor_.advance();
+      c.tracked = true;
+      floor_.add(c.last);
+    }
     open_more();
   }
 
-  void process(size_t idx) {
-    auto& c = conns_[idx];
-    size_t pos = 0;
-    if (c.state == cstate::upgrading) {
-      auto end = c.in.find("\r\n\r\n");
-      if (end == std::string::npos)
-        return;
-      if (c.in.compare(0, 12, "HTTP/1.1 101") != 0) {
-        ++failed_;
-        std::fprintf(stderr, "swload: upgrade refused: %.80s\n", c.in.c_str());
-        kill_conn(idx);
-        return;
-      }
-      pos = end + 4;
-      c.state = cstate::handshaking;
-    }
-    // Server frames: unmasked.
-    while (c.state != cstate::dead) {
-      if (c.in.size() - pos < 2)
-        break;
-      auto* p = reinterpret_cast<const uint8_t*>(c.in.data() + pos);
-      uint8_t op = p[0] & 0x0F;
-      uint64_t len = p[1] & 0x7F;
-      size_t hdr = 2;
-      if (len == 126) {
-        if (c.in.size() - pos < 4)
-          break;
-        len = (uint64_t{p[2]} << 8) | p[3];
-        hdr = 4;
-      } else if (len == 127) {
-        if (c.in.size() - pos < 10)
-          break;
-        len = 0;
-        for (int i = 0; i < 8; ++i)
-          len = (len << 8) | p[2 + i];
-        hdr = 10;
-      }
-      if (c.in.size() - pos < hdr + len)
-        break;
-      std::string_view payload{c.in.data() + pos + hdr,
-                               static_cast<size_t>(len)};
-      pos += hdr + len;
-      on_frame(idx, op, payload);
-    }
-    if (c.state == cstate::dead)
+  void on_event(size_t idx, uint64_t t, uint64_t seq) {
+    auto now = now_ns();
+    ++st_.received;
+    st_.latency.record(now > t ? now - t : 0);
+    if (!track_)
       return;
-    c.in.erase(0, pos);
+    auto& c = conns_[idx];
+    if (seq <= c.last) {
+      ++st_.duplicates;
+      return;
+    }
+    st_.gaps += seq - c.last - 1;
+    if (c.tracked)
+      floor_.move(c.last, seq);
+    c.last = seq;
   }
 
-  void on_frame(size_t idx, uint8_t op, std::string_view payload) {
-    auto& c = conns_[idx];
+  void on_control(size_t idx, uint8_t op, std::string_view payload) {
     if (op == 0x9) { // ping
       std::string pong;
       ws_client_frame(pong, 0xA, payload);
       send(idx, pong);
-      return;
-    }
-    if (op == 0x8) { // close
-      uint16_t code = payload.size() >= 2
-        ? static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8)
-                                | static_cast<uint8_t>(payload[1]))
-        : 1005;
-      int slot = code == 4408 ? 0
-        : code == 4409        ? 1
-        : code == 4429        ? 2
-        : code == 1001        ? 3
-        : code == 4401        ? 4
-                              : 5;
-      ++st_.close_codes[slot];
-      if (c.state == cstate::ready)
-        ++st_.closed;
-      else
-        ++failed_;
-      kill_conn(idx);
-      return;
-    }
-    if (op != 0x1 && op != 0x2 && op != 0x0)
-      return;
-    if (srv_.is_nats())
-      on_nats_bytes(idx, payload);
-    else
-      on_switchyard_text(idx, payload);
-  }
-
-  void on_event_payload(size_t idx, std::string_view data) {
-    uint64_t t = 0;
-    uint64_t seq = 0;
-    if (!find_u64(data, "\"t\":", t))
-      return;
-    find_u64(data, "\"s\":", seq);
-    auto now = now_ns();
-    ++st_.received;
-    st_.latency.record(now > t ? now - t : 0);
-    if (track_) {
-      auto& c = conns_[idx];
-      if (seq < c.seen.size()) {
-        if (c.seen[seq] != 0)
-          ++st_.duplicates;
-        c.seen[seq] = 1;
-      }
+    } else if (op == 0x8) { // close
+      int code = payload.size() >= 2 ? (static_cast<uint8_t>(payload[0]) << 8)
+          | static_cast<uint8_t>(payload[1])
+                                     : 1005;
+      auto slot = static_cast<size_t>(
+        std::find(close_code_slots.begin(), close_code_slots.end() - 1, code)
+        - close_code_slots.begin());
+      lost_conn(idx, slot);
     }
   }
 
-  void on_switchyard_text(size_t idx, std::string_view text) {
+  void on_message(size_t idx, const message& m) {
     auto& c = conns_[idx];
-    if (text.compare(0, 15, "{\"type\":\"event\"") == 0) {
-      on_event_payload(idx, text);
-      return;
-    }
-    if (text.find("\"type\":\"welcome\"") != std::string_view::npos) {
+    if (m.type == "welcome") {
       std::string frames;
-      for (size_t i = 0; i < c.patterns.size(); ++i)
-        ws_client_frame(frames, 0x1,
-                        "{\"type\":\"subscribe\",\"id\":\"" + std::to_string(i)
-                          + "\",\"topic\":\"" + c.patterns[i] + "\"}");
+      for (size_t i = 0; i < c.patterns.size(); ++i) {
+        auto id = std::to_string(i);
+        if (t_.w == wire::msgpack) {
+          std::string map{static_cast<char>(0x83)};
+          mp::put_str(map, "type");
+          mp::put_str(map, "subscribe");
+          mp::put_str(map, "id");
+          mp::put_str(map, id);
+          mp::put_str(map, "topic");
+          mp::put_str(map, c.patterns[i]);
+          ws_client_frame(frames, 0x2, map);
+        } else {
+          ws_client_frame(frames, 0x1,
+                          "{\"type\":\"subscribe\",\"id\":\"" + id
+                            + "\",\"topic\":\"" + c.patterns[i] + "\"}");
+        }
+      }
       if (c.patterns.empty())
         mark_ready(idx);
       else
         send(idx, frames);
-      return;
-    }
-    if (text.find("\"type\":\"ok\"") != std::string_view::npos) {
+    } else if (m.type == "ok") {
       if (++c.oks == c.patterns.size() && c.state == cstate::handshaking)
         mark_ready(idx);
-      return;
-    }
-    if (text.find("\"type\":\"error\"") != std::string_view::npos) {
+    } else if (m.type == "error") {
       ++st_.errors;
       if (st_.errors < 5)
-        std::fprintf(stderr, "swload: server error: %.*s\n",
-                     static_cast<int>(text.size()), text.data());
+        std::fprintf(stderr, "swload: %s: server error %.*s\n", t_.name.c_str(),
+                     static_cast<int>(m.code.size()), m.code.data());
     }
   }
 
-  void on_nats_bytes(size_t idx, std::string_view bytes) {
+  void on_nats_line(size_t idx, std::string_view line) {
     auto& c = conns_[idx];
-    c.nats_buf.append(bytes.data(), bytes.size());
-    size_t pos = 0;
-    for (;;) {
-      auto eol = c.nats_buf.find("\r\n", pos);
-      if (eol == std::string::npos)
-        break;
-      std::string_view line{c.nats_buf.data() + pos, eol - pos};
-      if (line.compare(0, 4, "MSG ") == 0) {
-        auto sp = line.rfind(' ');
-        size_t n = std::stoul(std::string{line.substr(sp + 1)});
-        if (c.nats_buf.size() < eol + 2 + n + 2)
-          break; // payload not complete yet
-        on_event_payload(idx, std::string_view{c.nats_buf.data() + eol + 2, n});
-        pos = eol + 2 + n + 2;
-        continue;
-      }
-      if (line.compare(0, 4, "PING") == 0) {
-        std::string f;
-        ws_client_frame(f, 0x2, "PONG\r\n");
-        send(idx, f);
-      } else if (line.compare(0, 4, "PONG") == 0) {
-        if (c.state == cstate::handshaking)
-          mark_ready(idx);
-      } else if (line.compare(0, 4, "INFO") == 0) {
-        std::string proto = "CONNECT {\"verbose\":false,\"pedantic\":false,"
-                            "\"protocol\":1,\"echo\":false}\r\n";
-        for (size_t i = 0; i < c.patterns.size(); ++i)
-          proto += "SUB " + c.patterns[i] + " " + std::to_string(i + 1)
-            + "\r\n";
-        proto += "PING\r\n";
-        std::string f;
-        ws_client_frame(f, 0x2, proto);
-        send(idx, f);
-      } else if (line.compare(0, 4, "-ERR") == 0) {
-        ++st_.errors;
-        std::fprintf(stderr, "swload: nats error: %.*s\n",
-                     static_cast<int>(line.size()), line.data());
-      }
-      pos = eol + 2;
+    if (line.compare(0, 4, "PING") == 0) {
+      std::string f;
+      ws_client_frame(f, 0x2, "PONG\r\n");
+      send(idx, f);
+    } else if (line.compare(0, 4, "PONG") == 0) {
+      if (c.state == cstate::handshaking)
+        mark_ready(idx);
+    } else if (line.compare(0, 4, "INFO") == 0) {
+      std::string proto = "CONNECT {\"verbose\":false,\"pedantic\":false,"
+                          "\"protocol\":1,\"echo\":false}\r\n";
+      for (size_t i = 0; i < c.patterns.size(); ++i)
+        proto += "SUB " + c.patterns[i] + " " + std::to_string(i + 1) + "\r\n";
+      proto += "PING\r\n";
+      std::string f;
+      ws_client_frame(f, 0x2, proto);
+      send(idx, f);
+    } else if (line.compare(0, 4, "-ERR") == 0) {
+      ++st_.errors;
+      std::fprintf(stderr, "swload: nats error: %.*s\n",
+                   static_cast<int>(line.size()), line.data());
     }
-    c.nats_buf.erase(0, pos);
   }
 
   const options& o_;
-  const server& srv_;
+  const target& t_;
   bool track_;
+  bool closed_;
+  shared_state* shm_;
+  size_t slot_;
+  floor_tracker floor_;
   int ep_;
   std::vector<conn> conns_;
   stats st_;
@@ -917,8 +1761,7 @@ private:
   char buf_[65536];
 };
 
-// -- publisher
-// ------------------------------------------------------------------
+// -- publisher ----------------------------------------------------------------
 
 /// The org of `topic` (`events.<org>.…`).
 std::string org_of(const std::string& topic) {
@@ -967,11 +1810,11 @@ public:
     std::string json{data, static_cast<size_t>(n)};
     json += pad_;
     json += "\"}";
-    if (srv_.target == "nats") {
+    if (srv_.name == "nats") {
       out_ += "PUB " + topic + " " + std::to_string(json.size()) + "\r\n";
       out_ += json;
       out_ += "\r\n";
-    } else if (srv_.target == "switchyard-nats") {
+    } else if (srv_.name == "switchyard-nats") {
       auto env = msgpack_envelope(t, seq);
       out_ += "PUB " + topic + " " + std::to_string(env.size()) + "\r\n";
       out_ += env;
@@ -989,13 +1832,18 @@ public:
 
   /// Writes what is queued and reads replies; returns false on failure.
   bool pump() {
-    while (!out_.empty()) {
-      auto n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    while (out_off_ < out_.size()) {
+      auto n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_,
+                      MSG_NOSIGNAL);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         break;
       if (n <= 0)
         return false;
-      out_.erase(0, static_cast<size_t>(n));
+      out_off_ += static_cast<size_t>(n);
+    }
+    if (out_off_ == out_.size()) {
+      out_.clear();
+      out_off_ = 0;
     }
     char buf[65536];
     for (;;) {
@@ -1027,7 +1875,7 @@ public:
 
   /// HTTP publishes whose reply has not arrived.
   uint64_t backlog() const {
-    return http_in_flight_ + out_.size() / 256;
+    return http_in_flight_ + (out_.size() - out_off_) / 256;
   }
 
   uint64_t published() const {
@@ -1043,35 +1891,17 @@ private:
   /// {"t": uint64, "s": uint64, "p": str}.
   std::string msgpack_envelope(uint64_t t, uint64_t seq) {
     std::string m;
-    auto str = [&](std::string_view s) {
-      if (s.size() < 32) {
-        m.push_back(static_cast<char>(0xa0 | s.size()));
-      } else if (s.size() < 256) {
-        m.push_back(static_cast<char>(0xd9));
-        m.push_back(static_cast<char>(s.size()));
-      } else {
-        m.push_back(static_cast<char>(0xda));
-        m.push_back(static_cast<char>(s.size() >> 8));
-        m.push_back(static_cast<char>(s.size() & 0xFF));
-      }
-      m.append(s.data(), s.size());
-    };
-    auto u64 = [&](uint64_t v) {
-      m.push_back(static_cast<char>(0xcf));
-      for (int s = 56; s >= 0; s -= 8)
-        m.push_back(static_cast<char>((v >> s) & 0xFF));
-    };
     m.push_back(static_cast<char>(0x82)); // map of 2
-    str("source");
-    str("bench");
-    str("data");
+    mp::put_str(m, "source");
+    mp::put_str(m, "bench");
+    mp::put_str(m, "data");
     m.push_back(static_cast<char>(0x83)); // map of 3
-    str("t");
-    u64(t);
-    str("s");
-    u64(seq);
-    str("p");
-    str(pad_);
+    mp::put_str(m, "t");
+    mp::put_u64(m, t);
+    mp::put_str(m, "s");
+    mp::put_u64(m, seq);
+    mp::put_str(m, "p");
+    mp::put_str(m, pad_);
     return m;
   }
 
@@ -1090,6 +1920,7 @@ private:
   std::unordered_map<std::string, std::string> tokens_;
   int fd_;
   std::string out_;
+  size_t out_off_ = 0;
   std::string in_;
   std::string pad_;
   uint64_t published_ = 0;
@@ -1097,15 +1928,25 @@ private:
   uint64_t errors_ = 0;
 };
 
-// -- client processes and the control protocol
-// ------------------------------------
+// -- client processes and the control protocol --------------------------------
 
 /// What a client process reports to the parent, as one binary record.
 struct report {
-  uint64_t received, duplicates, errors, closed, ready, failed;
-  uint64_t ready_first, ready_last, missing;
-  uint64_t close_codes[8];
+  uint64_t received, frames, bytes, reads;
+  uint64_t duplicates, gaps, tail, errors, closed, ready, failed;
+  uint64_t ready_first, ready_last, unnamed_protocol;
+  uint64_t rss_kib, rss_growth_kib; // max over processes
+  uint64_t close_codes[close_code_slots.size() + 1];
   histogram latency;
+
+  /// Events lost so far: skipped, and still missing once drained.
+  uint64_t lost() const {
+    return gaps + tail;
+  }
+
+  uint64_t disconnects() const {
+    return closed + failed;
+  }
 };
 
 void write_full(int fd, const void* data, size_t n) {
@@ -1150,53 +1991,68 @@ struct conn_plan {
   std::string token;
 };
 
-std::unique_ptr<report> make_report(client_set& cs, bool with_smoke,
-                                    int events) {
+std::unique_ptr<report> make_report(client_set& cs, uint64_t rss_mark) {
   auto r = std::make_unique<report>();
   auto& st = cs.st();
   r->received = st.received;
+  r->frames = st.frames;
+  r->bytes = st.bytes;
+  r->reads = st.reads;
   r->duplicates = st.duplicates;
+  r->gaps = st.gaps;
+  r->tail = cs.tail();
   r->errors = st.errors;
   r->closed = st.closed;
   r->ready = st.ready;
   r->failed = cs.failed();
   r->ready_first = st.ready_ns_first;
   r->ready_last = st.ready_ns_last;
-  r->missing = with_smoke ? cs.smoke_result(events).first : 0;
+  r->unnamed_protocol = st.unnamed_protocol;
+  r->rss_kib = read_proc(getpid()).rss_kib;
+  r->rss_growth_kib = r->rss_kib > rss_mark ? r->rss_kib - rss_mark : 0;
   std::copy(std::begin(st.close_codes), std::end(st.close_codes),
             r->close_codes);
   r->latency = st.latency;
   return r;
 }
 
-[[noreturn]] void child_main(const options& o, const server& srv,
+/// Commands: 'P' reports, 'R' reports and starts a measurement (resets the
+/// measured counters and the RSS mark), 'Q' quits.
+[[noreturn]] void child_main(const options& o, const target& t, bool track,
+                             bool closed, shared_state* shm, size_t slot,
                              std::vector<conn_plan> plan, int ctl, int result) {
-  client_set cs(o, srv, o.smoke);
+  client_set cs(o, t, track, closed, shm, slot);
   for (auto& p : plan)
     cs.add(std::move(p.patterns), std::move(p.token));
+  plan.clear();
+  plan.shrink_to_fit();
   cs.open_all(static_cast<size_t>(o.storm_window));
   while (!cs.all_settled())
     cs.poll(5);
-  auto ready = make_report(cs, false, 0);
+  uint64_t rss_mark = read_proc(getpid()).rss_kib;
+  auto ready = make_report(cs, rss_mark);
   write_full(result, ready.get(), sizeof(report));
   fcntl(ctl, F_SETFL, O_NONBLOCK);
+  cs.watch(ctl);
   for (;;) {
-    cs.poll(2);
+    if (!cs.poll(100))
+      continue;
     char cmd;
-    auto n = read(ctl, &cmd, 1);
+    ssize_t n;
+    while ((n = read(ctl, &cmd, 1)) == 1) {
+      if (cmd == 'Q')
+        _exit(0);
+      auto r = make_report(cs, rss_mark);
+      write_full(result, r.get(), sizeof(report));
+      if (cmd == 'R') {
+        auto& st = cs.st();
+        st.received = st.frames = st.bytes = st.reads = 0;
+        st.latency = histogram{};
+        rss_mark = r->rss_kib;
+      }
+    }
     if (n == 0)
       _exit(0); // parent gone
-    if (n < 0)
-      continue;
-    if (cmd == 'Q')
-      _exit(0);
-    auto r = make_report(cs, cmd == 'S', o.smoke_events);
-    write_full(result, r.get(), sizeof(report));
-    if (cmd == 'R') { // reset the measured counters
-      cs.st().received = 0;
-      cs.st().duplicates = 0;
-      cs.st().latency = histogram{};
-    }
   }
 }
 
@@ -1204,8 +2060,15 @@ std::unique_ptr<report> make_report(client_set& cs, bool with_smoke,
 class fleet {
 public:
   /// Forks `o.procs` processes; connection i goes to process i % procs.
-  fleet(const options& o, const server& srv, std::vector<conn_plan> plan)
-    : o_(o) {
+  /// `track`: count sequence numbers per connection (fan-out); `closed`:
+  /// each process publishes its subscribers' floor for the closed loop.
+  fleet(const options& o, const target& t, std::vector<conn_plan> plan,
+        bool track, bool closed) {
+    void* mem = mmap(nullptr, sizeof(shared_state), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+      die("mmap failed");
+    shm_ = new (mem) shared_state;
     auto procs = static_cast<size_t>(std::min<int>(
       o.procs, static_cast<int>(std::max<size_t>(1, plan.size()))));
     std::vector<std::vector<conn_plan>> shares(procs);
@@ -1217,9 +2080,8 @@ public:
                      "swload: %zu connections in one process exceed the "
                      "20,000-file limit here; raise --procs\n",
                      share.size());
-    started_ = now_ns();
     std::fflush(nullptr);
-    for (auto& share : shares) {
+    for (size_t i = 0; i < shares.size(); ++i) {
       int c2p[2];
       int p2c[2];
       if (pipe(c2p) != 0 || pipe(p2c) != 0)
@@ -1228,7 +2090,12 @@ public:
       if (pid == 0) {
         close(c2p[0]);
         close(p2c[1]);
-        child_main(o, srv, std::move(share), p2c[0], c2p[1]);
+        for (auto& c : children_) {
+          close(c.ctl);
+          close(c.result);
+        }
+        child_main(o, t, track, closed, shm_, i, std::move(shares[i]), p2c[0],
+                   c2p[1]);
       }
       close(c2p[1]);
       close(p2c[0]);
@@ -1246,10 +2113,12 @@ public:
       close(c.result);
       waitpid(c.pid, nullptr, 0);
     }
+    shm_->~shared_state();
+    munmap(shm_, sizeof(shared_state));
   }
 
-  /// Asks every child for its counters ('R' resets them, 'P' peeks, 'S'
-  /// adds the smoke check) and merges the answers.
+  /// Asks every child for its counters ('R' also starts a measurement, 'P'
+  /// only reads) and merges the answers.
   report ask(char cmd) {
     for (auto& c : children_)
       write_full(c.ctl, &cmd, 1);
@@ -1260,8 +2129,20 @@ public:
     return *ready_;
   }
 
-  uint64_t started() const {
-    return started_;
+  /// Closed loop: the lowest sequence number every live subscriber has
+  /// received; UINT64_MAX when none is left.
+  uint64_t floor() const {
+    uint64_t f = UINT64_MAX;
+    for (size_t i = 0; i < children_.size(); ++i) {
+      auto& slot = shm_->slots[i];
+      if (slot.live.load(std::memory_order_acquire) > 0)
+        f = std::min(f, slot.floor.load(std::memory_order_acquire));
+    }
+    return f;
+  }
+
+  void mark_published(uint64_t seq) {
+    shm_->published.store(seq, std::memory_order_release);
   }
 
   /// CPU ticks of this process and every child.
@@ -1281,76 +2162,139 @@ private:
       if (!read_full(c.result, part.get(), sizeof(report)))
         die("a client process died");
       total->received += part->received;
+      total->frames += part->frames;
+      total->bytes += part->bytes;
+      total->reads += part->reads;
       total->duplicates += part->duplicates;
+      total->gaps += part->gaps;
+      total->tail += part->tail;
       total->errors += part->errors;
       total->closed += part->closed;
       total->ready += part->ready;
       total->failed += part->failed;
-      total->missing += part->missing;
+      total->unnamed_protocol += part->unnamed_protocol;
+      total->rss_kib = std::max(total->rss_kib, part->rss_kib);
+      total->rss_growth_kib = std::max(total->rss_growth_kib,
+                                       part->rss_growth_kib);
       if (part->ready_first != 0
           && (total->ready_first == 0
               || part->ready_first < total->ready_first))
         total->ready_first = part->ready_first;
       total->ready_last = std::max(total->ready_last, part->ready_last);
-      for (int i = 0; i < 8; ++i)
+      for (size_t i = 0; i < std::size(part->close_codes); ++i)
         total->close_codes[i] += part->close_codes[i];
       total->latency.merge(part->latency);
     }
     return total;
   }
 
-  const options& o_;
   std::vector<child> children_;
+  shared_state* shm_ = nullptr;
   std::unique_ptr<report> ready_;
-  uint64_t started_ = 0;
 };
 
-// -- results
-// ----------------------------------------------------------------------
+// -- results ------------------------------------------------------------------
 
 struct row {
   std::string scenario;
+  std::string mode; // closed, open, idle, storm
   std::string target;
+  int round = 0;
   uint64_t conns = 0;
-  double rate = 0;
+  int window = 0;          // closed loop
+  double rate_nominal = 0; // open loop: the step's offered events/s
+  double rate = 0;         // events/s published
   double delivered_per_s = 0;
   double ratio = 0;
   double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   double server_cpu = 0, nats_cpu = 0, gen_cpu = 0;
-  double rss_mib = 0;
+  double rss_mib = 0; // server
   double kib_per_conn = 0;
   double conns_per_s = 0;
-  uint64_t closed = 0, failed = 0, errors = 0;
-  bool saturated = false;
+  double events_per_frame = 0, bytes_per_read = 0;
+  double frames_per_write = 0; // Switchyard's /metrics; 0: not known
+  double client_rss_mib = 0, client_rss_growth_mib = 0;
+  uint64_t lost = 0, duplicates = 0, disconnects = 0, errors = 0;
+  std::array<uint64_t, close_code_slots.size() + 1> close_codes{};
+  bool saturated = false; // open loop: did not keep up with the offer
+  bool stalled = false;   // closed loop: deliveries stopped
 };
 
-void print_header(const std::string& scenario) {
-  std::printf("\n== %s ==\n", scenario.c_str());
-  std::printf(
-    "%-16s %7s %9s %12s %6s %9s %9s %9s %9s %6s %6s %6s %8s %8s %9s %5s\n",
-    "target", "conns", "rate/s", "deliv/s", "ratio", "p50us", "p99us",
-    "p99.9us", "maxus", "srv%", "nats%", "gen%", "rssMiB", "KiB/conn", "conn/s",
-    "lost");
+std::string close_codes_text(const row& r) {
+  std::string s;
+  for (size_t i = 0; i < r.close_codes.size(); ++i) {
+    if (r.close_codes[i] == 0)
+      continue;
+    if (!s.empty())
+      s += ' ';
+    s += i == no_close_frame     ? std::string{"eof"}
+      : close_code_slots[i] == 0 ? std::string{"other"}
+                                 : std::to_string(close_code_slots[i]);
+    s += ':' + std::to_string(r.close_codes[i]);
+  }
+  return s;
+}
+
+void print_header(const std::string& scenario, const std::string& mode) {
+  std::printf("\n== %s (%s) ==\n", scenario.c_str(), mode.c_str());
+  std::printf("%-24s %2s %6s %8s %11s %6s %8s %8s %8s %8s %5s %5s %5s %6s "
+              "%7s %5s %9s %6s %4s %4s\n",
+              "target", "rd", "conns", "events/s", "deliv/s", "ratio", "p50us",
+              "p99us", "p99.9us", "maxus", "srv%", "bus%", "gen%", "ev/fr",
+              "B/read", "fr/wr", "cliMiB", "lost", "dup", "disc");
 }
 
 void print_row(const row& r) {
-  std::printf("%-16s %7llu %9.0f %12.0f %6.3f %9.0f %9.0f %9.0f %9.0f %6.0f "
-              "%6.0f %6.0f %8.1f %8.2f %9.0f %5llu%s\n",
-              r.target.c_str(), static_cast<unsigned long long>(r.conns),
-              r.rate, r.delivered_per_s, r.ratio, r.p50_us, r.p99_us, r.p999_us,
-              r.max_us, r.server_cpu, r.nats_cpu, r.gen_cpu, r.rss_mib,
-              r.kib_per_conn, r.conns_per_s,
-              static_cast<unsigned long long>(r.closed + r.failed),
-              r.saturated ? "  <- saturated" : "");
+  std::printf("%-24s %2d %6llu %8.0f %11.0f %6.3f %8.0f %8.0f %8.0f %8.0f "
+              "%5.0f %5.0f %5.0f %6.2f %7.0f %5.2f %5.0f%+4.0f %6llu %4llu "
+              "%4llu%s%s%s%s\n",
+              r.target.c_str(), r.round,
+              static_cast<unsigned long long>(r.conns), r.rate,
+              r.delivered_per_s, r.ratio, r.p50_us, r.p99_us, r.p999_us,
+              r.max_us, r.server_cpu, r.nats_cpu, r.gen_cpu, r.events_per_frame,
+              r.bytes_per_read, r.frames_per_write, r.client_rss_mib,
+              r.client_rss_growth_mib, static_cast<unsigned long long>(r.lost),
+              static_cast<unsigned long long>(r.duplicates),
+              static_cast<unsigned long long>(r.disconnects),
+              r.saturated ? "  <- saturated" : "",
+              r.stalled ? "  <- stalled" : "", r.disconnects ? "  closes " : "",
+              close_codes_text(r).c_str());
   std::fflush(stdout);
+}
+
+void print_conn_row(const row& r) {
+  std::printf("%-24s %7llu conns  server RSS %.1f MiB  %.2f KiB/conn  "
+              "%.0f conns/s  srv %.0f%%  disconnects %llu\n",
+              r.target.c_str(), static_cast<unsigned long long>(r.conns),
+              r.rss_mib, r.kib_per_conn, r.conns_per_s, r.server_cpu,
+              static_cast<unsigned long long>(r.disconnects));
+  std::fflush(stdout);
+}
+
+std::string server_of(const std::string& target) {
+  return target.substr(0, target.find('/'));
+}
+
+std::string subprotocol_of(const std::string& target) {
+  auto slash = target.find('/');
+  return slash == std::string::npos ? "" : target.substr(slash + 1);
+}
+
+void json_common(std::ostream& f, const row& r) {
+  f << "\"scenario\":\"" << r.scenario << "\",\"mode\":\"" << r.mode
+    << "\",\"target\":\"" << r.target << "\",\"server\":\""
+    << server_of(r.target) << "\",\"subprotocol\":\""
+    << subprotocol_of(r.target) << "\",\"conns\":" << r.conns
+    << ",\"window\":" << r.window << ",\"rate_nominal\":" << r.rate_nominal;
 }
 
 void write_json(const options& o, const row& r) {
   if (o.json_out.empty())
     return;
   std::ofstream f(o.json_out, std::ios::app);
-  f << "{\"scenario\":\"" << r.scenario << "\",\"target\":\"" << r.target
-    << "\",\"conns\":" << r.conns << ",\"rate\":" << r.rate
+  f << "{\"kind\":\"run\",";
+  json_common(f, r);
+  f << ",\"round\":" << r.round << ",\"rate\":" << r.rate
     << ",\"delivered_per_s\":" << r.delivered_per_s << ",\"ratio\":" << r.ratio
     << ",\"p50_us\":" << r.p50_us << ",\"p99_us\":" << r.p99_us
     << ",\"p999_us\":" << r.p999_us << ",\"max_us\":" << r.max_us
@@ -1358,12 +2302,134 @@ void write_json(const options& o, const row& r) {
     << ",\"gen_cpu\":" << r.gen_cpu << ",\"rss_mib\":" << r.rss_mib
     << ",\"kib_per_conn\":" << r.kib_per_conn
     << ",\"conns_per_s\":" << r.conns_per_s
-    << ",\"lost\":" << (r.closed + r.failed) << ",\"errors\":" << r.errors
-    << ",\"saturated\":" << (r.saturated ? "true" : "false") << "}\n";
+    << ",\"events_per_frame\":" << r.events_per_frame
+    << ",\"bytes_per_read\":" << r.bytes_per_read
+    << ",\"frames_per_write\":" << r.frames_per_write
+    << ",\"client_rss_mib\":" << r.client_rss_mib
+    << ",\"client_rss_growth_mib\":" << r.client_rss_growth_mib
+    << ",\"lost\":" << r.lost << ",\"duplicates\":" << r.duplicates
+    << ",\"disconnects\":" << r.disconnects << ",\"close_codes\":{";
+  bool first = true;
+  for (size_t i = 0; i < r.close_codes.size(); ++i) {
+    if (r.close_codes[i] == 0)
+      continue;
+    f << (first ? "" : ",") << "\""
+      << (i == no_close_frame          ? std::string{"eof"}
+            : close_code_slots[i] == 0 ? std::string{"other"}
+                                       : std::to_string(close_code_slots[i]))
+      << "\":" << r.close_codes[i];
+    first = false;
+  }
+  f << "},\"errors\":" << r.errors
+    << ",\"saturated\":" << (r.saturated ? "true" : "false")
+    << ",\"stalled\":" << (r.stalled ? "true" : "false") << "}\n";
 }
 
-// -- scenarios
-// --------------------------------------------------------------------
+double median(std::vector<double> v) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Medians over rounds, with min-max, per target (and offered rate).
+void print_summary(const options& o, const std::vector<row>& rows) {
+  std::vector<std::vector<const row*>> groups;
+  for (auto& r : rows) {
+    auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) {
+      return g[0]->target == r.target && g[0]->rate_nominal == r.rate_nominal;
+    });
+    if (it == groups.end())
+      groups.push_back({&r});
+    else
+      it->push_back(&r);
+  }
+  if (groups.empty())
+    return;
+  std::printf("\n-- medians over rounds [min-max] --\n");
+  std::printf("%-24s %8s %2s %-30s %8s %-26s %8s %5s %5s %5s %6s %7s %5s "
+              "%8s %5s %4s %4s\n",
+              "target", "offer/s", "n", "deliv/s", "p50us", "p99us", "p99.9us",
+              "srv%", "bus%", "gen%", "ev/fr", "B/read", "fr/wr", "cliMiB",
+              "lost", "dup", "disc");
+  for (auto& g : groups) {
+    auto col = [&](double row::*f) {
+      std::vector<double> v;
+      for (auto* r : g)
+        v.push_back(r->*f);
+      return v;
+    };
+    auto span = [](const std::vector<double>& v) {
+      return std::make_pair(*std::min_element(v.begin(), v.end()),
+                            *std::max_element(v.begin(), v.end()));
+    };
+    auto deliv = col(&row::delivered_per_s);
+    auto p99 = col(&row::p99_us);
+    auto [dmin, dmax] = span(deliv);
+    auto [pmin, pmax] = span(p99);
+    uint64_t lost = 0, dups = 0, disc = 0;
+    int saturated = 0, stalled = 0;
+    double rss = 0, growth = 0, max_us = 0;
+    for (auto* r : g) {
+      lost += r->lost;
+      dups += r->duplicates;
+      disc += r->disconnects;
+      saturated += r->saturated;
+      stalled += r->stalled;
+      rss = std::max(rss, r->client_rss_mib);
+      growth = std::max(growth, r->client_rss_growth_mib);
+      max_us = std::max(max_us, r->max_us);
+    }
+    char d[64];
+    char p[64];
+    std::snprintf(d, sizeof(d), "%.0f [%.0f-%.0f]", median(deliv), dmin, dmax);
+    std::snprintf(p, sizeof(p), "%.0f [%.0f-%.0f]", median(p99), pmin, pmax);
+    auto& r0 = *g[0];
+    std::printf("%-24s %8.0f %2zu %-30s %8.0f %-26s %8.0f %5.0f %5.0f %5.0f "
+                "%6.2f %7.0f %5.2f %5.0f%+3.0f %5llu %4llu %4llu%s%s\n",
+                r0.target.c_str(), r0.rate_nominal, g.size(), d,
+                median(col(&row::p50_us)), p, median(col(&row::p999_us)),
+                median(col(&row::server_cpu)), median(col(&row::nats_cpu)),
+                median(col(&row::gen_cpu)), median(col(&row::events_per_frame)),
+                median(col(&row::bytes_per_read)),
+                median(col(&row::frames_per_write)), rss, growth,
+                static_cast<unsigned long long>(lost),
+                static_cast<unsigned long long>(dups),
+                static_cast<unsigned long long>(disc),
+                saturated ? "  <- saturated in a round" : "",
+                stalled ? "  <- stalled in a round" : "");
+    if (o.json_out.empty())
+      continue;
+    std::ofstream f(o.json_out, std::ios::app);
+    f << "{\"kind\":\"summary\",";
+    json_common(f, r0);
+    f << ",\"rounds\":" << g.size() << ",\"rate\":" << median(col(&row::rate))
+      << ",\"delivered_per_s\":" << median(deliv)
+      << ",\"delivered_min\":" << dmin << ",\"delivered_max\":" << dmax
+      << ",\"ratio\":" << median(col(&row::ratio))
+      << ",\"p50_us\":" << median(col(&row::p50_us))
+      << ",\"p99_us\":" << median(p99) << ",\"p99_min\":" << pmin
+      << ",\"p99_max\":" << pmax
+      << ",\"p999_us\":" << median(col(&row::p999_us))
+      << ",\"max_us\":" << max_us
+      << ",\"server_cpu\":" << median(col(&row::server_cpu))
+      << ",\"nats_cpu\":" << median(col(&row::nats_cpu))
+      << ",\"gen_cpu\":" << median(col(&row::gen_cpu))
+      << ",\"rss_mib\":" << median(col(&row::rss_mib))
+      << ",\"events_per_frame\":" << median(col(&row::events_per_frame))
+      << ",\"bytes_per_read\":" << median(col(&row::bytes_per_read))
+      << ",\"frames_per_write\":" << median(col(&row::frames_per_write))
+      << ",\"client_rss_mib\":" << rss
+      << ",\"client_rss_growth_mib\":" << growth << ",\"lost\":" << lost
+      << ",\"duplicates\":" << dups << ",\"disconnects\":" << disc
+      << ",\"saturated_rounds\":" << saturated
+      << ",\"saturated\":" << (saturated > 0 ? "true" : "false")
+      << ",\"stalled_rounds\":" << stalled << "}\n";
+  }
+}
+
+// -- scenarios ----------------------------------------------------------------
 
 std::string mint(const options& o, const std::string& sub,
                  const std::string& org, bool publisher) {
@@ -1380,7 +2446,7 @@ std::unordered_map<std::string, std::string>
 publisher_tokens(const options& o, const server& srv,
                  const std::vector<std::string>& topics) {
   std::unordered_map<std::string, std::string> tokens;
-  if (srv.target == "switchyard")
+  if (srv.name == "switchyard")
     for (auto& topic : topics)
       if (auto org = org_of(topic); tokens.count(org) == 0)
         tokens.emplace(org, mint(o, "bench_pub", org, true));
@@ -1393,7 +2459,7 @@ double ticks_to_pct(uint64_t ticks, double seconds) {
 }
 
 /// Publishes at `rate` for `seconds` over `topics`; returns events sent.
-uint64_t publish_for(publisher& pub, double rate, double seconds,
+uint64_t publish_for(publisher& pub, fleet& fl, double rate, double seconds,
                      const std::vector<std::string>& topics, uint64_t& seq) {
   auto t0 = now_ns();
   auto end = t0 + static_cast<uint64_t>(seconds * 1e9);
@@ -1409,6 +2475,7 @@ uint64_t publish_for(publisher& pub, double rate, double seconds,
       pub.publish(topics[seq % topics.size()], seq);
       ++sent;
     }
+    fl.mark_published(seq);
     if (!pub.pump())
       die("publisher connection lost");
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -1416,70 +2483,273 @@ uint64_t publish_for(publisher& pub, double rate, double seconds,
   return sent;
 }
 
-/// Runs rate steps against a ready fleet; `per_event` deliveries per event.
-void rate_steps(const options& o, const server& srv, fleet& fl,
-                const std::vector<std::string>& topics, double per_event,
-                const std::string& scenario, uint64_t conns) {
-  publisher pub(o, srv, publisher_tokens(o, srv, topics));
-  uint64_t seq = 0;
-  std::vector<double> rates = o.rates;
-  if (rates.empty())
-    rates = {1000};
-  double best = 0;
-  for (size_t step = 0; step < rates.size(); ++step) {
-    double rate = rates[step];
-    publish_for(pub, rate, o.warmup, topics, seq);
-    fl.ask('R');
-    auto s0 = srv.stat();
-    auto n0 = srv.nats_stat();
-    auto g0 = fl.cpu_ticks();
-    auto t0 = now_ns();
-    auto sent = publish_for(pub, rate, o.duration, topics, seq);
-    auto elapsed = static_cast<double>(now_ns() - t0) / 1e9;
-    auto rep = fl.ask('R');
-    auto s1 = srv.stat();
-    auto n1 = srv.nats_stat();
-    auto g1 = fl.cpu_ticks();
-    row r;
-    r.scenario = scenario;
-    r.target = srv.target;
-    r.conns = conns;
-    r.rate = static_cast<double>(sent) / elapsed;
+/// Nothing received for this long ends a closed-loop step as stalled.
+constexpr uint64_t stall_ns = 5'000'000'000ull;
+
+/// Publishes on `topic` for `seconds` as fast as the window allows: event k
+/// only once every live subscriber has received event k - window. False if
+/// the subscribers stopped advancing.
+bool closed_loop_for(const options& o, publisher& pub, fleet& fl,
+                     const std::string& topic, double seconds, uint64_t& seq,
+                     uint64_t last_seq = UINT64_MAX) {
+  auto end = now_ns() + static_cast<uint64_t>(seconds * 1e9);
+  auto progress = now_ns();
+  uint64_t seen = UINT64_MAX;
+  for (;;) {
+    auto now = now_ns();
+    if (now >= end || seq >= last_seq)
+      return true;
+    auto floor = fl.floor();
+    if (floor == UINT64_MAX)
+      die("every subscriber is gone");
+    if (floor != seen) {
+      seen = floor;
+      progress = now;
+    } else if (now - progress > stall_ns) {
+      return false;
+    }
+    auto limit = std::min(floor + static_cast<uint64_t>(o.window), last_seq);
+    bool sent = seq < limit;
+    while (seq < limit)
+      pub.publish(topic, ++seq);
+    if (sent)
+      fl.mark_published(seq);
+    if (!pub.pump())
+      die("publisher connection lost");
+    if (!sent)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+/// Waits (pumping the publisher) until every event published reached every
+/// live subscriber, or deliveries stop for a while.
+void drain(publisher& pub, fleet& fl, bool closed, bool tracked, uint64_t seq) {
+  auto deadline = now_ns() + 10'000'000'000ull;
+  uint64_t prev = UINT64_MAX;
+  int quiet = 0;
+  while (now_ns() < deadline) {
+    pub.pump();
+    if (closed) {
+      auto f = fl.floor();
+      if (f == UINT64_MAX || f >= seq)
+        return;
+      sleep_ms(1);
+      continue;
+    }
+    auto rep = fl.ask('P');
+    if ((tracked && rep.tail == 0) || (rep.received == prev && ++quiet >= 3))
+      return;
+    if (rep.received != prev)
+      quiet = 0;
+    prev = rep.received;
+    sleep_ms(100);
+  }
+}
+
+/// CPU, time and Switchyard's write counters across one measurement.
+class meter {
+public:
+  meter(const target& t, fleet& fl) : t_(t), fl_(fl) {
+    if (!t_.srv->is_nats())
+      w0_ = write_counters(t_.srv->http_port);
+    s0_ = t_.srv->stat();
+    n0_ = t_.srv->nats_stat();
+    g0_ = fl_.cpu_ticks();
+    t0_ = now_ns();
+  }
+
+  /// Fills the figures of `r` from the measurement `rep`; returns seconds.
+  double finish(row& r, const report& rep) {
+    auto elapsed = static_cast<double>(now_ns() - t0_) / 1e9;
+    auto s1 = t_.srv->stat();
+    auto n1 = t_.srv->nats_stat();
+    auto g1 = fl_.cpu_ticks();
+    r.target = t_.name;
     r.delivered_per_s = static_cast<double>(rep.received) / elapsed;
-    r.ratio = sent == 0 ? 0
-                        : static_cast<double>(rep.received)
-        / (static_cast<double>(sent) * per_event);
     r.p50_us = static_cast<double>(rep.latency.percentile(50)) / 1e3;
     r.p99_us = static_cast<double>(rep.latency.percentile(99)) / 1e3;
     r.p999_us = static_cast<double>(rep.latency.percentile(99.9)) / 1e3;
     r.max_us = static_cast<double>(rep.latency.max) / 1e3;
-    r.server_cpu = ticks_to_pct(s1.cpu_ticks - s0.cpu_ticks, elapsed);
-    r.nats_cpu = ticks_to_pct(n1.cpu_ticks - n0.cpu_ticks, elapsed);
-    r.gen_cpu = ticks_to_pct(g1 - g0, elapsed);
+    r.server_cpu = ticks_to_pct(s1.cpu_ticks - s0_.cpu_ticks, elapsed);
+    r.nats_cpu = ticks_to_pct(n1.cpu_ticks - n0_.cpu_ticks, elapsed);
+    r.gen_cpu = ticks_to_pct(g1 - g0_, elapsed);
     r.rss_mib = static_cast<double>(s1.rss_kib) / 1024.0;
-    r.closed = rep.closed;
-    r.errors = rep.errors + pub.errors();
-    // Saturated: deliveries fall behind the offered load, or the offered
-    // load itself could not be sent, or the latency tail runs away.
-    r.saturated = r.ratio < 0.97 || r.rate < 0.97 * rate || r.p99_us > 200'000
-      || rep.closed > 0;
-    print_row(r);
-    write_json(o, r);
-    best = std::max(best, r.delivered_per_s);
-    if (o.saturate && step + 1 == rates.size() && !r.saturated
-        && rates.size() < 24)
-      rates.push_back(rate * 2);
-    // Let the queues drain before the next step.
-    publish_for(pub, 0, 0.5, topics, seq);
-    fl.ask('R');
+    r.events_per_frame = rep.frames == 0
+      ? 0
+      : static_cast<double>(rep.received) / static_cast<double>(rep.frames);
+    r.bytes_per_read = rep.reads == 0
+      ? 0
+      : static_cast<double>(rep.bytes) / static_cast<double>(rep.reads);
+    r.client_rss_mib = static_cast<double>(rep.rss_kib) / 1024.0;
+    r.client_rss_growth_mib = static_cast<double>(rep.rss_growth_kib) / 1024.0;
+    if (!t_.srv->is_nats()) {
+      auto w1 = write_counters(t_.srv->http_port);
+      auto writes = w1.second - w0_.second;
+      r.frames_per_write = writes == 0
+        ? 0
+        : static_cast<double>(w1.first - w0_.first)
+          / static_cast<double>(writes);
+    }
+    return elapsed;
   }
+
+private:
+  const target& t_;
+  fleet& fl_;
+  std::pair<uint64_t, uint64_t> w0_{};
+  proc_stat s0_, n0_;
+  uint64_t g0_ = 0;
+  uint64_t t0_ = 0;
+};
+
+/// Run-long counters of `fin` (a report after draining) into `r`, as the
+/// change since `prev`.
+void run_counters(row& r, const report& fin, const report& prev) {
+  r.lost = fin.lost() - prev.lost();
+  r.duplicates = fin.duplicates - prev.duplicates;
+  r.disconnects = fin.disconnects() - prev.disconnects();
+  r.errors = fin.errors - prev.errors;
+  for (size_t i = 0; i < r.close_codes.size(); ++i)
+    r.close_codes[i] = fin.close_codes[i] - prev.close_codes[i];
 }
+
+report zero_report() {
+  report z;
+  std::memset(static_cast<void*>(&z), 0, sizeof(z));
+  return z;
+}
+
+const std::string fanout_topic = "events.org_bench.svc.task.done.t1";
 
 std::vector<conn_plan> fanout_plan(const options& o, const server& srv,
                                    int subs, const std::string& topic) {
   auto token = srv.is_nats() ? "" : mint(o, "bench_user", "org_bench", false);
   return std::vector<conn_plan>(static_cast<size_t>(subs),
                                 conn_plan{{topic}, token});
+}
+
+/// A note, once per target, when a node named no subprotocol in its upgrade
+/// response.
+void note_protocol(const target& t, const report& ready) {
+  static std::vector<std::string> noted;
+  if (ready.unnamed_protocol == 0
+      || std::find(noted.begin(), noted.end(), t.name) != noted.end())
+    return;
+  noted.push_back(t.name);
+  std::fprintf(stderr,
+               "swload: %s named no subprotocol in %llu upgrades; json "
+               "assumed (noted once per target)\n",
+               t.name.c_str(),
+               static_cast<unsigned long long>(ready.unnamed_protocol));
+}
+
+/// One closed-loop fan-out run on fresh connections: --warmup seconds
+/// unmeasured, then --duration measured. With `rows` null the whole run of
+/// `seconds` is a server's warm-up and nothing is reported.
+void closed_run(const options& o, const target& t, int round,
+                std::vector<row>* rows, double seconds) {
+  fleet fl(o, t, fanout_plan(o, *t.srv, o.subs, fanout_topic), true, true);
+  auto subs = fl.ready().ready;
+  if (subs < static_cast<uint64_t>(o.subs))
+    std::fprintf(stderr, "swload: %s: only %llu of %d subscribers ready\n",
+                 t.name.c_str(), static_cast<unsigned long long>(subs), o.subs);
+  note_protocol(t, fl.ready());
+  publisher pub(o, *t.srv, publisher_tokens(o, *t.srv, {fanout_topic}));
+  uint64_t seq = 0;
+  if (rows == nullptr) {
+    closed_loop_for(o, pub, fl, fanout_topic, seconds, seq);
+    drain(pub, fl, true, true, seq);
+    return;
+  }
+  closed_loop_for(o, pub, fl, fanout_topic, o.warmup, seq);
+  fl.ask('R');
+  auto seq0 = seq;
+  meter m(t, fl);
+  bool ok = closed_loop_for(o, pub, fl, fanout_topic, o.duration, seq);
+  auto rep = fl.ask('P');
+  row r;
+  auto elapsed = m.finish(r, rep);
+  drain(pub, fl, true, true, seq);
+  auto fin = fl.ask('R');
+  r.scenario = "fanout";
+  r.mode = "closed";
+  r.round = round;
+  r.conns = subs;
+  r.window = o.window;
+  r.rate = static_cast<double>(seq - seq0) / elapsed;
+  r.ratio = seq == seq0 ? 0
+                        : static_cast<double>(rep.received)
+      / (static_cast<double>(seq - seq0) * static_cast<double>(subs));
+  run_counters(r, fin, zero_report());
+  r.stalled = !ok;
+  print_row(r);
+  write_json(o, r);
+  rows->push_back(r);
+}
+
+/// Rate steps on fresh connections; `per_event` deliveries per event. A
+/// step that saturates ends the target's steps for this round, so no backlog
+/// builds up past capacity. With `rows` null: one unmeasured step of
+/// `seconds` at the first rate (a server's warm-up).
+void open_run(const options& o, const target& t, std::vector<conn_plan> plan,
+              const std::vector<std::string>& topics, bool per_subscriber,
+              const std::string& scenario, int round, std::vector<row>* rows,
+              double seconds) {
+  bool tracked = scenario == "fanout";
+  fleet fl(o, t, std::move(plan), tracked, false);
+  auto conns = fl.ready().ready;
+  note_protocol(t, fl.ready());
+  double per_event = per_subscriber ? static_cast<double>(conns) : 2.0;
+  publisher pub(o, *t.srv, publisher_tokens(o, *t.srv, topics));
+  uint64_t seq = 0;
+  std::vector<double> rates = o.rates;
+  if (rates.empty())
+    rates = {1000};
+  if (rows == nullptr) {
+    publish_for(pub, fl, rates[0], seconds, topics, seq);
+    drain(pub, fl, false, tracked, seq);
+    return;
+  }
+  auto prev = zero_report();
+  for (size_t step = 0; step < rates.size(); ++step) {
+    double rate = rates[step];
+    publish_for(pub, fl, rate, o.warmup, topics, seq);
+    fl.ask('R');
+    meter m(t, fl);
+    auto sent = publish_for(pub, fl, rate, o.duration, topics, seq);
+    auto rep = fl.ask('P');
+    row r;
+    auto elapsed = m.finish(r, rep);
+    drain(pub, fl, false, tracked, seq);
+    auto fin = fl.ask('R');
+    r.scenario = scenario;
+    r.mode = "open";
+    r.round = round;
+    r.conns = conns;
+    r.rate_nominal = rate;
+    r.rate = static_cast<double>(sent) / elapsed;
+    r.ratio = sent == 0 ? 0
+                        : static_cast<double>(rep.received)
+        / (static_cast<double>(sent) * per_event);
+    run_counters(r, fin, prev);
+    r.errors += pub.errors();
+    prev = fin;
+    // Saturated: deliveries fall behind the offered load, or the offered
+    // load itself could not be sent, or the latency tail runs away.
+    r.saturated = r.ratio < 0.97 || r.rate < 0.97 * rate || r.p99_us > 200'000
+      || r.disconnects > 0;
+    print_row(r);
+    write_json(o, r);
+    rows->push_back(r);
+    if (r.saturated) {
+      if (step + 1 < rates.size())
+        std::printf("%-24s    (higher rates skipped this round: saturated)\n",
+                    t.name.c_str());
+      break;
+    }
+    if (o.saturate && step + 1 == rates.size() && rates.size() < 24)
+      rates.push_back(rate * 2);
+  }
 }
 
 std::string resource_topic(int org, int i) {
@@ -1507,20 +2777,95 @@ std::vector<conn_plan> per_org_plan(const options& o, const server& srv,
   return plan;
 }
 
-int run_smoke(const options& o, server& srv) {
+std::vector<std::string> many_topics(const options& o) {
+  std::vector<std::string> topics;
+  for (int i = 0; i < o.conns; ++i)
+    topics.push_back(resource_topic(i / o.per_org, i));
+  return topics;
+}
+
+/// One run of the measured scenario against `t`; with `rows` null, an
+/// unmeasured warm-up of `seconds`.
+void run_once(const options& o, const target& t, int round,
+              std::vector<row>* rows, double seconds) {
+  if (o.scenario == "fanout" && o.closed_loop)
+    closed_run(o, t, round, rows, seconds);
+  else if (o.scenario == "fanout")
+    open_run(o, t, fanout_plan(o, *t.srv, o.subs, fanout_topic), {fanout_topic},
+             true, "fanout", round, rows, seconds);
+  else
+    open_run(o, t, per_org_plan(o, *t.srv, o.conns, true), many_topics(o),
+             false, "many-topics", round, rows, seconds);
+}
+
+/// Idle or storm against a freshly started server.
+void run_connections(const options& o, const target& t) {
+  auto plan = per_org_plan(o, *t.srv, o.conns, false);
+  sleep_ms(300);
+  auto before = t.srv->stat();
+  auto t0 = now_ns();
+  fleet fl(o, t, std::move(plan), false, false);
+  auto& ready = fl.ready();
+  note_protocol(t, ready);
+  row r;
+  r.scenario = o.scenario;
+  r.mode = o.scenario;
+  r.target = t.name;
+  r.round = 1;
+  r.conns = ready.ready;
+  r.disconnects = ready.disconnects();
+  if (o.scenario == "storm") {
+    auto secs = static_cast<double>(ready.ready_last - t0) / 1e9;
+    r.conns_per_s = secs > 0 ? static_cast<double>(ready.ready) / secs : 0;
+  }
+  // Measure the steady state: past the 10 s request timeouts the node
+  // keeps for each session's first requests.
+  sleep_ms(o.scenario == "idle" ? 12000 : 2000);
+  auto after = t.srv->stat();
+  r.rss_mib = static_cast<double>(after.rss_kib) / 1024.0;
+  if (ready.ready > 0)
+    r.kib_per_conn = static_cast<double>(after.rss_kib - before.rss_kib)
+      / static_cast<double>(ready.ready);
+  if (o.scenario == "idle") {
+    // Hold the connections through heartbeats; none may drop.
+    auto s0 = t.srv->stat();
+    auto end = now_ns() + static_cast<uint64_t>(o.duration * 1e9);
+    while (now_ns() < end)
+      sleep_ms(100);
+    auto rep = fl.ask('P');
+    r.disconnects = rep.disconnects();
+    for (size_t i = 0; i < r.close_codes.size(); ++i)
+      r.close_codes[i] = rep.close_codes[i];
+    r.server_cpu = ticks_to_pct(t.srv->stat().cpu_ticks - s0.cpu_ticks,
+                                o.duration);
+  }
+  print_conn_row(r);
+  write_json(o, r);
+}
+
+int run_smoke(const options& o, const target& t) {
   auto subs = std::min(o.subs, 300);
   const std::string topic = "events.org_bench.svc.task.done.smoke";
-  fleet fl(o, srv, fanout_plan(o, srv, subs, topic));
+  fleet fl(o, t, fanout_plan(o, *t.srv, subs, topic), true, o.closed_loop);
   if (fl.ready().ready != static_cast<uint64_t>(subs)) {
-    std::printf("%-16s FAIL: %llu of %d subscribers ready\n",
-                srv.target.c_str(),
+    std::printf("%-24s FAIL: %llu of %d subscribers ready\n", t.name.c_str(),
                 static_cast<unsigned long long>(fl.ready().ready), subs);
     return 1;
   }
-  publisher pub(o, srv, publisher_tokens(o, srv, {topic}));
-  for (int s = 1; s <= o.smoke_events; ++s)
-    pub.publish(topic, static_cast<uint64_t>(s));
-  auto expected = static_cast<uint64_t>(subs) * o.smoke_events;
+  note_protocol(t, fl.ready());
+  publisher pub(o, *t.srv, publisher_tokens(o, *t.srv, {topic}));
+  fl.ask('R');
+  auto events = static_cast<uint64_t>(o.smoke_events);
+  uint64_t seq = 0;
+  bool flowed = true;
+  if (o.closed_loop) {
+    flowed = closed_loop_for(o, pub, fl, topic, 30, seq, events);
+  } else {
+    while (seq < events)
+      pub.publish(topic, ++seq);
+    fl.mark_published(seq);
+  }
+  auto expected = static_cast<uint64_t>(subs) * events;
   report rep{};
   auto deadline = now_ns() + 30'000'000'000ull;
   while (now_ns() < deadline) {
@@ -1531,79 +2876,458 @@ int run_smoke(const options& o, server& srv) {
     sleep_ms(50);
   }
   sleep_ms(200); // a duplicate would arrive right behind the last event
-  rep = fl.ask('S');
-  bool ok = rep.received == expected && rep.missing == 0 && rep.duplicates == 0
-    && rep.closed == 0 && pub.errors() == 0;
-  std::printf("%-16s %s: %d subscribers x %d events: received %llu of %llu, "
-              "missing %llu, duplicates %llu, closed %llu, publish errors "
-              "%llu\n",
-              srv.target.c_str(), ok ? "ok" : "FAIL", subs, o.smoke_events,
-              static_cast<unsigned long long>(rep.received),
-              static_cast<unsigned long long>(expected),
-              static_cast<unsigned long long>(rep.missing),
-              static_cast<unsigned long long>(rep.duplicates),
-              static_cast<unsigned long long>(rep.closed),
-              static_cast<unsigned long long>(pub.errors()));
+  rep = fl.ask('P');
+  bool ok = flowed && seq == events && rep.received == expected
+    && rep.lost() == 0 && rep.duplicates == 0 && rep.closed == 0
+    && pub.errors() == 0;
+  std::printf(
+    "%-24s %s: %s%d subscribers x %llu events: received %llu of "
+    "%llu, lost %llu, duplicates %llu, closed %llu, publish errors "
+    "%llu, %.2f events per frame\n",
+    t.name.c_str(), ok ? "ok" : "FAIL",
+    o.closed_loop
+      ? ("closed loop (window " + std::to_string(o.window) + "), ").c_str()
+      : "",
+    subs, static_cast<unsigned long long>(events),
+    static_cast<unsigned long long>(rep.received),
+    static_cast<unsigned long long>(expected),
+    static_cast<unsigned long long>(rep.lost()),
+    static_cast<unsigned long long>(rep.duplicates),
+    static_cast<unsigned long long>(rep.closed),
+    static_cast<unsigned long long>(pub.errors()),
+    rep.frames == 0
+      ? 0.0
+      : static_cast<double>(rep.received) / static_cast<double>(rep.frames));
   return ok ? 0 : 1;
 }
 
-void run_scenario(const options& o, server& srv) {
-  if (o.scenario == "fanout") {
-    const std::string topic = "events.org_bench.svc.task.done.t1";
-    fleet fl(o, srv, fanout_plan(o, srv, o.subs, topic));
-    if (fl.ready().ready < static_cast<uint64_t>(o.subs))
-      std::fprintf(stderr, "swload: only %llu of %d subscribers ready\n",
-                   static_cast<unsigned long long>(fl.ready().ready), o.subs);
-    rate_steps(o, srv, fl, {topic}, static_cast<double>(fl.ready().ready),
-               "fanout", fl.ready().ready);
-  } else if (o.scenario == "many-topics") {
-    auto plan = per_org_plan(o, srv, o.conns, true);
-    std::vector<std::string> topics;
-    for (int i = 0; i < o.conns; ++i)
-      topics.push_back(resource_topic(i / o.per_org, i));
-    fleet fl(o, srv, std::move(plan));
-    rate_steps(o, srv, fl, topics, 2.0, "many-topics", fl.ready().ready);
-  } else if (o.scenario == "idle" || o.scenario == "storm") {
-    auto plan = per_org_plan(o, srv, o.conns, false);
-    sleep_ms(300);
-    auto before = srv.stat();
-    auto t0 = now_ns();
-    fleet fl(o, srv, std::move(plan));
-    auto& ready = fl.ready();
-    row r;
-    r.scenario = o.scenario;
-    r.target = srv.target;
-    r.conns = ready.ready;
-    r.failed = ready.failed;
-    r.closed = ready.closed;
-    if (o.scenario == "storm") {
-      auto secs = static_cast<double>(ready.ready_last - t0) / 1e9;
-      r.conns_per_s = secs > 0 ? static_cast<double>(ready.ready) / secs : 0;
-    }
-    // Measure the steady state: past the 10 s request timeouts the node
-    // keeps for each session's first requests.
-    sleep_ms(o.scenario == "idle" ? 12000 : 2000);
-    auto after = srv.stat();
-    r.rss_mib = static_cast<double>(after.rss_kib) / 1024.0;
-    if (ready.ready > 0)
-      r.kib_per_conn = static_cast<double>(after.rss_kib - before.rss_kib)
-        / static_cast<double>(ready.ready);
-    if (o.scenario == "idle") {
-      // Hold the connections through heartbeats; none may drop.
-      auto s0 = srv.stat();
-      auto end = now_ns() + static_cast<uint64_t>(o.duration * 1e9);
-      while (now_ns() < end)
-        sleep_ms(100);
-      auto rep = fl.ask('P');
-      r.closed = rep.closed;
-      r.server_cpu = ticks_to_pct(srv.stat().cpu_ticks - s0.cpu_ticks,
-                                  o.duration);
-    }
-    print_row(r);
-    write_json(o, r);
-  } else {
-    die("unknown scenario " + o.scenario);
+// -- self-test ----------------------------------------------------------------
+
+/// What a decoder reported, for comparing one byte stream cut in different
+/// places.
+struct recording {
+  std::vector<std::pair<uint64_t, uint64_t>> events;
+  std::vector<std::string> messages; // "type code"
+  std::vector<std::string> lines;
+  std::vector<std::string> controls; // "<opcode>:<payload>"
+  std::vector<uint32_t> frames;
+
+  bool operator==(const recording& o) const {
+    return events == o.events && messages == o.messages && lines == o.lines
+      && controls == o.controls && frames == o.frames;
   }
+
+  bool stopped() const {
+    return false;
+  }
+  void event(uint64_t t, uint64_t s) {
+    events.emplace_back(t, s);
+  }
+  void message(const struct message& m) {
+    messages.push_back(std::string{m.type} + " " + std::string{m.code});
+  }
+  void nats_line(std::string_view line) {
+    lines.emplace_back(line);
+  }
+  void control(uint8_t op, std::string_view payload) {
+    controls.push_back(std::to_string(op) + ":" + std::string{payload});
+  }
+  void frame(uint32_t events) {
+    frames.push_back(events);
+  }
+};
+
+int self_test_failures = 0;
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    ++self_test_failures;
+    std::printf("self-test FAIL: %s\n", what.c_str());
+  }
+}
+
+void ws_server_frame(std::string& out, uint8_t op, std::string_view p,
+                     bool fin = true) {
+  out.push_back(static_cast<char>((fin ? 0x80 : 0) | op));
+  auto n = p.size();
+  if (n < 126) {
+    out.push_back(static_cast<char>(n));
+  } else if (n <= 0xFFFF) {
+    out.push_back(static_cast<char>(126));
+    out.push_back(static_cast<char>(n >> 8));
+    out.push_back(static_cast<char>(n & 0xFF));
+  } else {
+    out.push_back(static_cast<char>(127));
+    for (int s = 56; s >= 0; s -= 8)
+      out.push_back(static_cast<char>((static_cast<uint64_t>(n) >> s) & 0xFF));
+  }
+  out.append(p.data(), p.size());
+}
+
+/// Feeds `stream` whole, a byte at a time, and in pseudo-random pieces, and
+/// checks each against `want`.
+void check_stream(const std::string& name, wire w, const std::string& stream,
+                  const recording& want) {
+  auto run = [&](auto next_piece) {
+    stream_decoder dec{w};
+    recording got;
+    size_t pos = 0;
+    while (pos < stream.size()) {
+      auto n = std::min(next_piece(), stream.size() - pos);
+      if (!dec.feed(std::string_view{stream}.substr(pos, n), got)) {
+        got.messages.push_back("protocol error");
+        break;
+      }
+      pos += n;
+    }
+    return got;
+  };
+  check(run([&] {
+          return stream.size();
+        }) == want,
+        name + ", whole");
+  check(run([] {
+          return size_t{1};
+        }) == want,
+        name + ", byte by byte");
+  uint32_t x = 12345;
+  for (int i = 0; i < 20; ++i)
+    check(run([&] {
+            x = x * 1103515245 + 12345;
+            return size_t{1} + (x >> 16) % 700;
+          }) == want,
+          name + ", random pieces " + std::to_string(i));
+}
+
+std::string json_event(uint64_t t, uint64_t s) {
+  return "{\"type\":\"event\",\"subscription\":\"events.o.>\",\"topic\":"
+         "\"events.o.t1\",\"id\":\"e-"
+    + std::to_string(s) + "\",\"ts\":1700000000000,\"data\":{\"t\":"
+    + std::to_string(t) + ",\"s\":" + std::to_string(s)
+    + ",\"p\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}";
+}
+
+/// A msgpack event map; `form` picks how its integers, strings and map
+/// headers are encoded, and which unneeded values it carries.
+std::string msgpack_event(uint64_t t, uint64_t s, int form) {
+  std::string m;
+  auto be = [&](uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i)
+      m.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  auto str = [&](std::string_view v, int kind) {
+    if (kind == 0 && v.size() < 32) {
+      m.push_back(static_cast<char>(0xa0 | v.size()));
+    } else if (kind <= 1 && v.size() < 256) {
+      m.push_back(static_cast<char>(0xd9));
+      be(v.size(), 1);
+    } else if (kind <= 2) {
+      m.push_back(static_cast<char>(0xda));
+      be(v.size(), 2);
+    } else {
+      m.push_back(static_cast<char>(0xdb));
+      be(v.size(), 4);
+    }
+    m.append(v.data(), v.size());
+  };
+  auto uint = [&](uint64_t v) {
+    if (v < 128 && form % 2 == 0) {
+      m.push_back(static_cast<char>(v));
+    } else if (v < 65536 && form % 3 == 0) {
+      m.push_back(static_cast<char>(0xcd));
+      be(v, 2);
+    } else if (v < (1ull << 32) && form % 3 == 1) {
+      m.push_back(static_cast<char>(0xce));
+      be(v, 4);
+    } else if (v < (1ull << 63) && form % 4 == 1) {
+      m.push_back(static_cast<char>(0xd3));
+      be(v, 8);
+    } else {
+      m.push_back(static_cast<char>(0xcf));
+      be(v, 8);
+    }
+  };
+  auto map = [&](uint32_t n, int kind) {
+    if (kind == 0 && n < 16) {
+      m.push_back(static_cast<char>(0x80 | n));
+    } else if (kind <= 1) {
+      m.push_back(static_cast<char>(0xde));
+      be(n, 2);
+    } else {
+      m.push_back(static_cast<char>(0xdf));
+      be(n, 4);
+    }
+  };
+  int sk = form % 4;
+  map(form % 2 == 0 ? 7 : 8, form % 3);
+  str("type", sk);
+  str("event", sk);
+  str("subscription", sk);
+  str("events.o.>", sk);
+  str("topic", sk);
+  str("events.o.t1", sk);
+  str("id", sk);
+  str("e-" + std::to_string(s), sk);
+  str("ts", sk);
+  uint(1700000000000);
+  str("extra", sk);
+  // [nil, true, false, -3, int8 -100, int16, int32, float32, float64, bin8,
+  //  bin16, fixext1, ext8, array16 [1], nested map16 {"k": [] }]
+  m.push_back(static_cast<char>(0xdc));
+  be(15, 2);
+  m += '\xc0';
+  m += '\xc3';
+  m += '\xc2';
+  m += '\xfd';
+  m += '\xd0';
+  m += '\x9c';
+  m += '\xd1';
+  be(0x8000, 2);
+  m += '\xd2';
+  be(0x80000000u, 4);
+  m += '\xca';
+  be(0x3fc00000u, 4);
+  m += '\xcb';
+  be(0x3ff8000000000000ull, 8);
+  m += '\xc4';
+  be(3, 1);
+  m += "abc";
+  m += '\xc5';
+  be(2, 2);
+  m += "de";
+  m += '\xd4';
+  m += '\x01';
+  m += 'z';
+  m += '\xc7';
+  be(2, 1);
+  m += '\x05';
+  m += "yy";
+  m += '\xdc';
+  be(1, 2);
+  m += '\x01';
+  m += '\xde';
+  be(1, 2);
+  str("k", 0);
+  m += '\x90';
+  if (form % 2 == 1) {
+    str("data-like", sk); // a key near "data" with a map value
+    map(1, 0);
+    str("t", 0);
+    uint(1);
+  }
+  str("data", sk);
+  map(3, (form + 1) % 3);
+  str("p", sk);
+  str(std::string(static_cast<size_t>(40 + form * 30), 'x'), sk);
+  str("t", sk);
+  uint(t);
+  str("s", sk);
+  uint(s);
+  return m;
+}
+
+std::string msgpack_reply(std::string_view type, std::string_view code) {
+  std::string m{static_cast<char>(code.empty() ? 0x82 : 0x83)};
+  mp::put_str(m, "type");
+  mp::put_str(m, type);
+  mp::put_str(m, "id");
+  mp::put_str(m, "1");
+  if (!code.empty()) {
+    mp::put_str(m, "code");
+    mp::put_str(m, code);
+  }
+  return m;
+}
+
+int self_test() {
+  // msgpack: every form decodes; every cut short of the end asks for more.
+  for (int form = 0; form < 12; ++form) {
+    uint64_t t = 123456789012345ull + static_cast<uint64_t>(form);
+    auto buf = msgpack_event(t, 70000 + static_cast<uint64_t>(form), form);
+    for (size_t cut = 0; cut <= buf.size(); ++cut) {
+      mp::reader r{std::string_view{buf}.substr(0, cut)};
+      message m;
+      auto s = msgpack_message(r, m);
+      if (cut < buf.size()) {
+        check(s == mp::status::more,
+              "msgpack form " + std::to_string(form) + " cut at "
+                + std::to_string(cut));
+      } else {
+        check(s == mp::status::ok && m.type == "event" && m.stamped && m.t == t
+                && m.s == 70000 + static_cast<uint64_t>(form) && r.p == r.end,
+              "msgpack form " + std::to_string(form));
+      }
+    }
+    mp::reader r{buf};
+    check(mp::skip(r) == mp::status::ok && r.p == r.end,
+          "msgpack skip, form " + std::to_string(form));
+  }
+  {
+    std::string bad{"\x81\xa1k\xc1", 4};
+    mp::reader r{bad};
+    message m;
+    check(msgpack_message(r, m) == mp::status::bad, "msgpack 0xc1");
+  }
+
+  // NATS: MSG lines and payloads split across frames and inside them.
+  {
+    std::string proto = "INFO {\"server_id\":\"x\",\"max_payload\":1048576}"
+                        "\r\nPING\r\n";
+    recording want;
+    want.lines = {"INFO {\"server_id\":\"x\",\"max_payload\":1048576}", "PING"};
+    for (uint64_t s = 1; s <= 40; ++s) {
+      auto payload = "{\"t\":" + std::to_string(1000 + s)
+        + ",\"s\":" + std::to_string(s) + ",\"p\":\""
+        + std::string(static_cast<size_t>(s * 37 % 300), 'x') + "\"}";
+      proto += "MSG events.o.t1 1 " + std::to_string(payload.size()) + "\r\n"
+        + payload + "\r\n";
+      want.events.emplace_back(1000 + s, s);
+      if (s == 20) {
+        proto += "PING\r\n";
+        want.lines.push_back("PING");
+      }
+    }
+    // Cut the protocol into frames of varying sizes, one of them > 64 KiB.
+    std::string stream;
+    size_t pos = 0;
+    uint32_t sizes[] = {1, 7, 50, 333, 3, 70000};
+    std::vector<std::pair<size_t, size_t>> frames; // [begin, end) in proto
+    for (int i = 0; pos < proto.size(); ++i) {
+      auto n = std::min<size_t>(sizes[i % 6], proto.size() - pos);
+      frames.emplace_back(pos, pos + n);
+      ws_server_frame(stream, 0x2, std::string_view{proto}.substr(pos, n));
+      pos += n;
+    }
+    // Events per frame: counted in the frame where each MSG completes.
+    for (auto& [b, e] : frames) {
+      uint32_t n = 0;
+      for (size_t p = proto.find("MSG ", 0); p != std::string::npos;
+           p = proto.find("MSG ", p + 1)) {
+        auto nl = proto.find("\r\n", p);
+        auto size = std::stoul(proto.substr(proto.rfind(' ', nl) + 1));
+        auto end = nl + 2 + size + 2;
+        if (end > b && end <= e)
+          ++n;
+      }
+      want.frames.push_back(n);
+    }
+    check_stream("nats", wire::nats, stream, want);
+  }
+
+  // json: one object per text frame, a fragmented message, control frames
+  // in between.
+  {
+    std::string stream;
+    recording want;
+    ws_server_frame(
+      stream, 0x1, "{\"type\":\"welcome\",\"protocol\":1,\"session\":\"s-1\"}");
+    want.messages.push_back("welcome ");
+    want.frames.push_back(0);
+    for (uint64_t s = 1; s <= 30; ++s) {
+      auto ev = json_event(5000 + s, s);
+      if (s == 10) {
+        ws_server_frame(stream, 0x1, std::string_view{ev}.substr(0, 20), false);
+        ws_server_frame(stream, 0x9, "hb");
+        ws_server_frame(stream, 0x0, std::string_view{ev}.substr(20));
+        want.controls.push_back("9:hb");
+      } else {
+        ws_server_frame(stream, 0x1, ev);
+      }
+      want.events.emplace_back(5000 + s, s);
+      want.frames.push_back(1);
+    }
+    ws_server_frame(stream, 0x1,
+                    "{\"type\":\"error\",\"id\":\"1\",\"code\":\"forbidden\","
+                    "\"message\":\"no\"}");
+    want.messages.push_back("error forbidden");
+    want.frames.push_back(0);
+    ws_server_frame(stream, 0x8, std::string{"\x0f\xa0", 2});
+    want.controls.push_back(std::string{"8:\x0f\xa0", 4});
+    check_stream("json", wire::json, stream, want);
+  }
+
+  // ndjson: one to five objects per frame, separated by '\n'.
+  {
+    std::string stream;
+    recording want;
+    uint64_t s = 0;
+    for (int f = 0; f < 40; ++f) {
+      std::string text;
+      auto n = static_cast<uint32_t>(1 + f % 5);
+      for (uint32_t i = 0; i < n; ++i) {
+        ++s;
+        text += (i ? "\n" : "") + json_event(9000 + s, s);
+        want.events.emplace_back(9000 + s, s);
+      }
+      if (f == 7) {
+        text += "\n{\"type\":\"ok\",\"id\":\"3\"}";
+        want.messages.push_back("ok ");
+      }
+      ws_server_frame(stream, 0x1, text);
+      want.frames.push_back(n);
+    }
+    check_stream("ndjson", wire::ndjson, stream, want);
+  }
+
+  // msgpack: maps back to back in binary frames, one frame > 64 KiB.
+  {
+    std::string stream;
+    recording want;
+    ws_server_frame(stream, 0x2, msgpack_reply("welcome", ""));
+    want.messages.push_back("welcome ");
+    want.frames.push_back(0);
+    ws_server_frame(stream, 0x2, msgpack_reply("ok", ""));
+    want.messages.push_back("ok ");
+    want.frames.push_back(0);
+    uint64_t s = 0;
+    for (int f = 0; f < 12; ++f) {
+      std::string bin;
+      auto n = static_cast<uint32_t>(f == 5 ? 400 : 1 + f % 6);
+      for (uint32_t i = 0; i < n; ++i) {
+        ++s;
+        bin += msgpack_event(20000 + s, s, static_cast<int>(s % 12));
+        want.events.emplace_back(20000 + s, s);
+      }
+      ws_server_frame(stream, 0x2, bin);
+      want.frames.push_back(n);
+    }
+    ws_server_frame(stream, 0x2, msgpack_reply("error", "rate_limited"));
+    want.messages.push_back("error rate_limited");
+    want.frames.push_back(0);
+    check_stream("msgpack", wire::msgpack, stream, want);
+    // A frame that ends inside a map is an error.
+    std::string cut;
+    auto ev = msgpack_event(1, 1, 0);
+    ws_server_frame(cut, 0x2, std::string_view{ev}.substr(0, ev.size() - 1));
+    stream_decoder dec{wire::msgpack};
+    recording got;
+    check(!dec.feed(cut, got), "msgpack frame ending inside a map");
+  }
+
+  // The floor: the lowest sequence any live subscriber reached.
+  {
+    floor_tracker f{4};
+    uint64_t last[3] = {0, 0, 0};
+    for (auto& l : last)
+      f.add(l);
+    auto to = [&](int i, uint64_t s) {
+      f.move(last[i], s);
+      last[i] = s;
+    };
+    to(0, 1);
+    to(1, 1);
+    check(f.advance() == 0, "floor waits for the slowest");
+    to(2, 2); // skipped 1
+    check(f.advance() == 1, "floor after a gap");
+    to(0, 3);
+    to(1, 4);
+    check(f.advance() == 2, "floor at the slowest");
+    f.remove(last[2]);
+    check(f.advance() == 3 && f.live() == 2, "floor without a closed one");
+  }
+
+  std::printf("self-test: %s\n", self_test_failures == 0 ? "ok" : "FAILED");
+  return self_test_failures == 0 ? 0 : 1;
 }
 
 } // namespace
@@ -1611,25 +3335,66 @@ void run_scenario(const options& o, server& srv) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   auto o = parse(argc, argv);
+  if (o.self_test)
+    return self_test();
+  // The closed loop sleeps 50 us at a time; default timer slack is as long.
+  prctl(PR_SET_TIMERSLACK, 1000UL);
   rlimit lim;
   getrlimit(RLIMIT_NOFILE, &lim);
   lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
-  if (!o.smoke)
-    print_header(o.scenario);
-  int failures = 0;
-  for (auto& target : o.targets) {
-    if (target != "switchyard" && target != "switchyard-nats"
-        && target != "nats")
-      die("unknown target " + target);
-    server srv;
-    srv.target = target;
-    srv.start(o);
-    if (o.smoke)
-      failures += run_smoke(o, srv);
-    else
-      run_scenario(o, srv);
-    srv.stop_all();
+  std::vector<std::unique_ptr<server>> servers;
+  std::vector<target> targets;
+  for (auto& name : o.servers) {
+    servers.push_back(std::make_unique<server>());
+    servers.back()->name = name;
+    if (name == "nats") {
+      targets.push_back(target{name, servers.back().get(), "", wire::nats});
+      continue;
+    }
+    for (auto& p : o.subprotocols)
+      targets.push_back(
+        target{name + "/" + p, servers.back().get(), p, wire_of(p)});
   }
+  bool connections = o.scenario == "idle" || o.scenario == "storm";
+  if (!connections && o.scenario != "fanout" && o.scenario != "many-topics")
+    die("unknown scenario " + o.scenario);
+  int failures = 0;
+  if (connections) {
+    // Memory per connection: each target on a freshly started server.
+    std::printf("\n== %s ==\n", o.scenario.c_str());
+    for (auto& t : targets) {
+      t.srv->start(o);
+      run_connections(o, t);
+      t.srv->stop_all();
+    }
+    return 0;
+  }
+  for (auto& s : servers)
+    s->start(o);
+  if (o.smoke) {
+    for (auto& t : targets)
+      failures += run_smoke(o, t);
+  } else {
+    // Warm every server (page faults, buffers, caches) before measuring.
+    for (auto& s : servers)
+      for (auto& t : targets)
+        if (t.srv == s.get()) {
+          run_once(o, t, 0, nullptr, o.server_warmup);
+          break;
+        }
+    print_header(o.scenario,
+                 o.scenario == "fanout" && o.closed_loop
+                   ? "closed loop, window " + std::to_string(o.window)
+                     + " events"
+                   : "open loop");
+    std::vector<row> rows;
+    for (int round = 1; round <= o.rounds; ++round)
+      for (auto& t : targets)
+        run_once(o, t, round, &rows, 0);
+    print_summary(o, rows);
+  }
+  for (auto& s : servers)
+    s->stop_all();
   return failures == 0 ? 0 : 1;
 }
