@@ -15,9 +15,8 @@ namespace switchyard {
 
 class frame_sink;
 
-/// The sinks one fan-out woke up (their writer was idle). Started together by
-/// `frame_sink::wake`: one hand-off per I/O thread instead of one per socket.
-using wake_list = std::vector<std::shared_ptr<frame_sink>>;
+/// Sinks handed one frame together (see `frame_sink::push_all`).
+using sink_list = std::vector<std::shared_ptr<frame_sink>>;
 
 /// Receives encoded frames for one client. Topic actors push into it directly
 /// (no actor message per recipient); the socket drains it in batched writes.
@@ -28,19 +27,25 @@ public:
   /// The subprotocol the client chose; fixed for the connection's life.
   virtual frames::wire_format format() const = 0;
 
+  /// Sinks with the same group are served by one thread and may be handed
+  /// a frame together, with `push_all`.
+  virtual const void* group() const = 0;
+
   /// Queues one message encoded for `format()` (`frames::encode_event`): a
   /// complete frame for json, a bare message for the batched formats.
   /// Returns false when the message was dropped (connection closing or its
   /// outbound queue over the limit; the latter closes the connection with
-  /// 4409). With `woken`, a sink whose writer was idle adds itself there
-  /// instead of starting the writer; the caller then passes the list to `wake`.
-  virtual bool push(const std::shared_ptr<const std::string>& frame,
-                    wake_list* woken = nullptr)
-    = 0;
+  /// 4409).
+  virtual bool push(const frames::frame_ptr& frame) = 0;
 
-  /// Starts the writers of every sink in `woken` (sinks of this kind) and
-  /// clears the list.
-  virtual void wake(wake_list& woken) = 0;
+  /// Queues `frame` for every sink of `sinks`, all of this sink's group and
+  /// format, as `push` would, on the group's thread: one hand-off for them
+  /// all, so that the frame's reference count and the sinks' queues are
+  /// touched by that thread alone. Counts the deliveries in
+  /// `events_out`.
+  virtual void
+  push_all(frames::frame_ptr frame, std::shared_ptr<const sink_list> sinks)
+    = 0;
 };
 
 /// The control surface the session actor uses to own its connection.

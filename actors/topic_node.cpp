@@ -1,5 +1,6 @@
 #include "actors/topic_node.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "actors/log.hpp"
@@ -30,8 +31,44 @@ void remove_subscriber(self_ptr self, const caf::actor_addr& addr) {
     st.index[st.subscribers[pos].session.address()] = pos;
   }
   st.subscribers.pop_back();
+  st.chunks_stale = true;
   st.ctx->stats.subscriptions.fetch_sub(1, std::memory_order_relaxed);
   report(self);
+}
+
+/// Most sinks in one hand-off: a large fan-out still lets the thread's
+/// other sockets, timers and HTTP requests run between chunks.
+constexpr size_t chunk_size = 128;
+
+/// Groups the local subscribers by thread and subprotocol, in chunks.
+void rebuild_chunks(topic_node_state& st) {
+  st.chunks.clear();
+  std::vector<std::pair<std::pair<const void*, frames::wire_format>, sink_list>>
+    open;
+  auto flush = [&st](frames::wire_format format, sink_list& sinks) {
+    st.chunks.push_back(
+      {format, std::make_shared<const sink_list>(std::move(sinks))});
+    sinks = sink_list{};
+  };
+  for (auto& sub : st.subscribers) {
+    if (!sub.sink)
+      continue;
+    auto key = std::make_pair(sub.sink->group(), sub.format);
+    auto i = std::find_if(open.begin(), open.end(), [&](auto& g) {
+      return g.first == key;
+    });
+    if (i == open.end()) {
+      open.emplace_back(key, sink_list{});
+      i = std::prev(open.end());
+    }
+    i->second.push_back(sub.sink);
+    if (i->second.size() == chunk_size)
+      flush(sub.format, i->second);
+  }
+  for (auto& [key, sinks] : open)
+    if (!sinks.empty())
+      flush(key.second, sinks);
+  st.chunks_stale = false;
 }
 
 } // namespace
@@ -65,6 +102,7 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
         self->monitor(session);
         st.index.emplace(session.address(), st.subscribers.size());
         st.subscribers.emplace_back(std::move(sub));
+        st.chunks_stale = true;
         st.ctx->stats.subscriptions.fetch_add(1, std::memory_order_relaxed);
       }
       report(self);
@@ -91,26 +129,27 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
       if (st.subscribers.empty())
         return;
       // One encoding per subprotocol for every recipient of this
-      // subscription, made when the first recipient needs it.
+      // subscription, made when the first recipient needs it; one hand-off
+      // per chunk of local recipients.
+      if (st.chunks_stale)
+        rebuild_chunks(st);
       std::array<frames::frame_ptr, 3> encoded;
+      for (auto& c : st.chunks) {
+        auto& frame = encoded[static_cast<size_t>(c.format)];
+        if (!frame)
+          frame = frames::encode_event(c.format, st.pattern, ev);
+        c.sinks->front()->push_all(frame, c.sinks);
+      }
       uint64_t delivered = 0;
       caf::message remote_msg;
       for (auto& sub : st.subscribers) {
-        if (sub.sink) {
-          auto& frame = encoded[static_cast<size_t>(sub.format)];
-          if (!frame)
-            frame = frames::encode_event(sub.format, st.pattern, ev);
-          if (sub.sink->push(frame, &st.woken))
-            ++delivered;
-        } else {
-          if (remote_msg.empty())
-            remote_msg = caf::make_message(publish_atom::value, st.pattern, ev);
-          self->send(sub.session, remote_msg);
-          ++delivered;
-        }
+        if (sub.sink)
+          continue;
+        if (remote_msg.empty())
+          remote_msg = caf::make_message(publish_atom::value, st.pattern, ev);
+        self->send(sub.session, remote_msg);
+        ++delivered;
       }
-      if (!st.woken.empty())
-        st.woken.front()->wake(st.woken);
       st.ctx->stats.events_out.fetch_add(delivered, std::memory_order_relaxed);
     },
   };

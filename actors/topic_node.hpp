@@ -38,8 +38,15 @@ struct topic_node_state {
   /// reach the client.
   bool armed = true;
   std::vector<caf::response_promise> waiting;
-  /// Reused for every publish: sinks whose writer this fan-out woke.
-  wake_list woken;
+  /// The local subscribers by thread and subprotocol, in chunks: one
+  /// hand-off per chunk and event. Rebuilt at the first publish after a
+  /// change of subscribers (so an idle topic holds none).
+  struct chunk {
+    frames::wire_format format;
+    std::shared_ptr<const sink_list> sinks;
+  };
+  std::vector<chunk> chunks;
+  bool chunks_stale = true;
 
   static inline const char* name = "topic_node";
 };

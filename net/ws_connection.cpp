@@ -88,45 +88,38 @@ void ws_connection::guarded(F&& f) {
 
 // -- connection_port ----------------------------------------------------------
 
-bool ws_connection::push(const frames::frame_ptr& frame, wake_list* woken) {
-  return enqueue(frame, !frames::batched(format_), true, woken);
+bool ws_connection::push(const frames::frame_ptr& frame) {
+  return enqueue(frame, !frames::batched(format_), true);
 }
 
-void ws_connection::wake(wake_list& woken) {
-  // One posted job starts up to `chunk` writers of one I/O thread: far
-  // fewer hand-offs than one per socket, while HTTP requests and reads of
-  // the same thread still get a turn between chunks of a large fan-out.
-  constexpr size_t chunk = 128;
-  using batch = std::vector<std::shared_ptr<ws_connection>>;
-  std::vector<std::pair<asio::io_context*, batch>> open;
-  auto flush = [](asio::io_context& ioc, batch b) {
-    asio::post(ioc, [b = std::move(b)] {
-      for (auto& conn : b)
-        conn->do_write();
+void ws_connection::push_all(frames::frame_ptr frame,
+                             std::shared_ptr<const sink_list> sinks) {
+  asio::post(
+    *ioc_, [frame = std::move(frame), sinks = std::move(sinks), ctx = ctx_] {
+      uint64_t delivered = 0;
+      sink_list idle;
+      for (auto& sink : *sinks) {
+        // Every sink of a list shares this one's group: a connection of this
+        // thread.
+        auto& conn = static_cast<ws_connection&>(*sink);
+        conn.guarded([&] {
+          if (conn.enqueue(frame, !frames::batched(conn.format_), true, &idle,
+                           sink))
+            ++delivered;
+        });
+      }
+      ctx->stats.events_out.fetch_add(delivered, std::memory_order_relaxed);
+      if (idle.empty())
+        return;
+      // The writers start in a job of their own, queued behind the hand-offs
+      // of the events published meanwhile: under load, a write carries all of
+      // them.
+      auto& ioc = *static_cast<ws_connection&>(*idle.front()).ioc_;
+      asio::post(ioc, [idle = std::move(idle)] {
+        for (auto& sink : idle)
+          static_cast<ws_connection&>(*sink).do_write();
+      });
     });
-  };
-  for (auto& sink : woken) {
-    auto conn = std::static_pointer_cast<ws_connection>(sink);
-    auto* ioc = conn->ioc_;
-    auto i = std::find_if(open.begin(), open.end(), [ioc](auto& g) {
-      return g.first == ioc;
-    });
-    if (i == open.end()) {
-      open.emplace_back(ioc, batch{});
-      i = std::prev(open.end());
-      i->second.reserve(chunk);
-    }
-    i->second.emplace_back(std::move(conn));
-    if (i->second.size() == chunk) {
-      flush(*ioc, std::move(i->second));
-      i->second = batch{};
-      i->second.reserve(chunk);
-    }
-  }
-  woken.clear();
-  for (auto& [ioc, b] : open)
-    if (!b.empty())
-      flush(*ioc, std::move(b));
 }
 
 void ws_connection::send_text(const std::string& json) {
@@ -409,7 +402,8 @@ void ws_connection::queue_pong(const std::string& payload) {
 // -- writing ------------------------------------------------------------------
 
 bool ws_connection::enqueue(frames::frame_ptr frame, bool framed,
-                            bool enforce_limit, wake_list* woken) {
+                            bool enforce_limit, sink_list* idle,
+                            const std::shared_ptr<frame_sink>& self) {
   bool post_write = false;
   {
     std::lock_guard<spin_lock> guard{mtx_};
@@ -438,8 +432,8 @@ bool ws_connection::enqueue(frames::frame_ptr frame, bool framed,
     return false;
   }
   if (post_write) {
-    if (woken != nullptr)
-      woken->emplace_back(shared_from_this());
+    if (idle != nullptr)
+      idle->push_back(self);
     else
       asio::post(socket_.get_executor(), [self = shared_from_this()] {
         self->do_write();

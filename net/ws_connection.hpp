@@ -30,7 +30,7 @@
 namespace switchyard::net {
 
 /// One upgraded WebSocket connection. Thread-safe entry points: `push`,
-/// `wake`, `send_text`, `send_ping`, `consumed`, `close`; everything else
+/// `push_all`, `send_text`, `send_ping`, `consumed`, `close`; everything else
 /// runs on the single thread of the socket's io_context.
 class ws_connection final : public connection_port,
                             public std::enable_shared_from_this<ws_connection> {
@@ -63,9 +63,14 @@ public:
     return format_;
   }
 
-  bool push(const frames::frame_ptr& frame, wake_list* woken) override;
+  const void* group() const override {
+    return ioc_;
+  }
 
-  void wake(wake_list& woken) override;
+  bool push(const frames::frame_ptr& frame) override;
+
+  void push_all(frames::frame_ptr frame,
+                std::shared_ptr<const sink_list> sinks) override;
 
   void send_text(const std::string& json) override;
 
@@ -110,8 +115,11 @@ private:
     bool framed;
   };
 
+  /// Queues `frame`. With `idle`, a writer that was idle is not started
+  /// but `self` (this connection) added there, for the caller to start.
   bool enqueue(frames::frame_ptr frame, bool framed, bool enforce_limit,
-               wake_list* woken = nullptr);
+               sink_list* idle = nullptr,
+               const std::shared_ptr<frame_sink>& self = nullptr);
   /// Lays `writing_` out as the byte ranges to write, in `out`: complete
   /// frames as they are; each run of bare messages as few frames of at most
   /// `batch_frame_size` bytes, their headers kept in `headers_`; counts

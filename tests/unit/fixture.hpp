@@ -41,8 +41,11 @@ public:
     return fmt;
   }
 
-  bool push(const std::shared_ptr<const std::string>& frame,
-            wake_list* = nullptr) override {
+  const void* group() const override {
+    return this; // every recording sink is a group of its own
+  }
+
+  bool push(const std::shared_ptr<const std::string>& frame) override {
     std::lock_guard<std::mutex> guard{mtx};
     if (closed_with != 0)
       return false;
@@ -50,8 +53,11 @@ public:
     return true;
   }
 
-  void wake(wake_list& woken) override {
-    woken.clear(); // nothing to start: frames are recorded as pushed
+  /// Records at once: the deterministic scheduler runs no other thread.
+  void push_all(frames::frame_ptr frame,
+                std::shared_ptr<const sink_list> sinks) override {
+    for (auto& sink : *sinks)
+      sink->push(frame);
   }
 
   void send_text(const std::string& json) override {
