@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config
   libcaf-dev libboost-dev libboost-program-options-dev
-  libnats-dev libmsgpack-cxx-dev libspdlog-dev libssl-dev
+  libnats-dev libspdlog-dev libssl-dev
   libjwt-dev nlohmann-json3-dev libbenchmark-dev
   nats-server curl ca-certificates openssl
   clang-14 libclang-rt-14-dev llvm-14
