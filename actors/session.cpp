@@ -65,7 +65,7 @@ caf::behavior session_actor::make_behavior() {
       conn_->consumed(bytes.capacity());
     },
     [this](pong_atom) {
-      unanswered_ping_ = 0;
+      ping_unanswered_ = false;
     },
     [this](closed_atom, uint16_t) {
       phase_ = phase::closed;
@@ -91,14 +91,15 @@ caf::behavior session_actor::make_behavior() {
     [this](tick_atom) {
       if (phase_ != phase::open)
         return;
+      if (ping_unanswered_) {
+        // A whole interval without a pong (a heartbeat timeout at least as
+        // long as the interval ends here).
+        close(frames::close_code::heartbeat, "heartbeat timeout");
+        return;
+      }
       conn_->send_ping();
       schedule_expiry();
-      ++ping_seq_;
-      if (unanswered_ping_ == 0) {
-        unanswered_ping_ = ping_seq_;
-        delayed_send(this, ctx_->cfg.heartbeat_timeout, pong_due_atom::value,
-                     ping_seq_);
-      }
+      ping_unanswered_ = true;
     },
     [this](sessions_atom) {
       session_info info{session_id(),
@@ -110,8 +111,10 @@ caf::behavior session_actor::make_behavior() {
           info.subscriptions.emplace_back(kvp.first);
       return info;
     },
-    [this](pong_due_atom, uint64_t seq) {
-      if (phase_ == phase::open && unanswered_ping_ == seq)
+    [this](pong_due_atom) {
+      // From the registry's wheel, one heartbeat timeout after this
+      // session's ping.
+      if (phase_ == phase::open && ping_unanswered_)
         close(frames::close_code::heartbeat, "heartbeat timeout");
     },
   };

@@ -105,9 +105,8 @@ private:
   uint64_t sub_gen_ = 0;
   /// Whether the registry admitted this session (and the gauge counts it).
   bool registered_ = false;
-  uint64_t ping_seq_ = 0;
-  /// Sequence number of the oldest unanswered ping, 0 if none.
-  uint64_t unanswered_ping_ = 0;
+  /// Whether the last ping is still unanswered.
+  bool ping_unanswered_ = false;
 };
 
 } // namespace switchyard

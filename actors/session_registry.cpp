@@ -24,6 +24,12 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
   auto interval = st.ctx->cfg.heartbeat_interval;
   st.buckets.resize(heartbeat_buckets(interval));
   auto step = interval / static_cast<int64_t>(st.buckets.size());
+  // Buckets between a ping and its pong check; a timeout as long as the
+  // interval is checked by the session at its next tick instead.
+  auto timeout = st.ctx->cfg.heartbeat_timeout;
+  auto steps = std::max<int64_t>(1, step.count());
+  auto lag = static_cast<size_t>(
+    std::max<int64_t>(1, (timeout.count() + steps - 1) / steps));
   self->delayed_send(self, step, tick_atom::value);
   self->set_down_handler([self](const caf::down_msg& dm) {
     // Buckets drop the handle lazily, at the session's next turn.
@@ -52,10 +58,14 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
       st.buckets[st.next_bucket++ % st.buckets.size()].push_back(session);
       return true;
     },
-    [self, step](tick_atom) {
+    [self, step, lag](tick_atom) {
       auto& st = self->state;
+      auto n = st.buckets.size();
+      if (lag < n)
+        for (auto& session : st.buckets[(st.cursor + n - lag) % n])
+          self->send(session, pong_due_atom::value);
       auto& bucket = st.buckets[st.cursor];
-      st.cursor = (st.cursor + 1) % st.buckets.size();
+      st.cursor = (st.cursor + 1) % n;
       for (size_t i = 0; i < bucket.size();) {
         if (st.sessions.count(bucket[i].address()) == 0) {
           bucket[i] = std::move(bucket.back());

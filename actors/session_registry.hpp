@@ -25,8 +25,9 @@ struct session_registry_state {
   std::unordered_map<std::string, uint32_t> per_user;
   /// The heartbeat wheel: every session sits in one bucket; one bucket is
   /// ticked per step, so each session gets `(tick_atom)` once per heartbeat
-  /// interval without a timer of its own (a CAF timer costs ~0.2 KiB per
-  /// session, and a million of them crowd CAF's clock).
+  /// interval, and `(pong_due_atom)` the heartbeat timeout after it (rounded
+  /// up to a step), without a timer of its own (a CAF timer costs ~0.2 KiB
+  /// per session, and each wakes CAF's clock thread).
   std::vector<std::vector<caf::actor>> buckets;
   size_t cursor = 0;
   size_t next_bucket = 0;
@@ -39,7 +40,9 @@ struct session_registry_state {
 ///   when the user (`sub` of `org`: the same `sub` in two orgs is two users)
 ///   is at the connection limit;
 /// - `(sessions_atom) -> std::vector<session_info>`: asks every session;
-/// - `(tick_atom)`: internal, one step of the heartbeat wheel.
+/// - `(tick_atom)`: internal, one step of the heartbeat wheel: `tick` to the
+///   sessions of one bucket, `pong_due` to those pinged one heartbeat
+///   timeout ago.
 caf::behavior
 session_registry(caf::stateful_actor<session_registry_state>* self,
                  node_context_ptr ctx);
