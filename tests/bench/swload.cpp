@@ -1184,8 +1184,6 @@ struct server {
                                   "100000000",
                                   "--max-inbound-rate",
                                   "100000",
-                                  "--outbound-queue-limit",
-                                  "16777216",
                                   "--io-threads",
                                   std::to_string(o.io_threads),
                                   "--actor-threads",
