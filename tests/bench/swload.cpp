@@ -3490,7 +3490,7 @@ int main(int argc, char** argv) {
     print_header(o.scenario,
                  o.scenario == "fanout" && o.closed_loop
                    ? "closed loop, window " + std::to_string(o.window)
-                     + " events"
+                     + " deliveries per subscriber"
                    : "open loop");
     std::vector<row> rows;
     for (int round = 1; round <= o.rounds; ++round)
