@@ -1,8 +1,8 @@
 // Client text frames (schemas/client_frame.hpp) on arbitrary text, and the
 // frames a session would answer with: they must be valid JSON whatever
 // bytes the client sent. A usable publish frame must make an event the
-// node can deliver: data that is JSON within the depth limit, an event id
-// of the allowed size.
+// node can deliver once its topic passed the grammar: data that is JSON
+// within the depth limit, an event id of the allowed size.
 
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include "schemas/frames.hpp"
 #include "schemas/json_limits.hpp"
 #include "schemas/messages.hpp"
+#include "schemas/topic.hpp"
 
 using namespace switchyard;
 
@@ -23,6 +24,10 @@ namespace {
 void check_event(const client_frame& frame) {
   if (!frame.event_id.empty() && !valid_event_id(frame.event_id))
     __builtin_trap();
+  // The session refuses a topic outside the grammar (bad_topic) before it
+  // builds an event; event_json relies on that.
+  if (!topic::valid_topic(frame.topic))
+    return;
   auto data = json_limits::parse_json(frame.data,
                                       settings::default_max_json_depth);
   if (data.error != json_limits::failure::none)
