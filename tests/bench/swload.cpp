@@ -635,7 +635,10 @@ message json_message(std::string_view obj) {
   return m;
 }
 
-mp::status read_data(mp::reader& r, message& m) {
+/// Reads the map at `r` entry by entry: `value(key)` reads (or skips) each
+/// value, `key` empty when it is not a string.
+template<class F>
+mp::status for_each_entry(mp::reader& r, F value) {
   uint64_t n = 0;
   if (auto s = mp::map_size(r, n); s != mp::status::ok)
     return s;
@@ -651,16 +654,22 @@ mp::status read_data(mp::reader& r, message& m) {
     }
     if (r.left() == 0)
       return mp::status::more;
+    if (auto s = value(key); s != mp::status::ok)
+      return s;
+  }
+  return mp::status::ok;
+}
+
+mp::status read_data(mp::reader& r, message& m) {
+  return for_each_entry(r, [&](std::string_view key) {
     bool stamp = key == "t" && mp::is_num(*r.p);
     bool seq = key == "s" && mp::is_num(*r.p);
     auto s = stamp ? mp::number(r, m.t)
       : seq        ? mp::number(r, m.s)
                    : mp::skip(r);
-    if (s != mp::status::ok)
-      return s;
-    m.stamped = m.stamped || stamp;
-  }
-  return mp::status::ok;
+    m.stamped = m.stamped || (stamp && s == mp::status::ok);
+    return s;
+  });
 }
 
 /// Reads one msgpack map message from `r`.
@@ -669,35 +678,16 @@ mp::status msgpack_message(mp::reader& r, message& m) {
     return mp::status::more;
   if (!mp::is_map(*r.p))
     return mp::status::bad;
-  uint64_t n = 0;
-  if (auto s = mp::map_size(r, n); s != mp::status::ok)
-    return s;
-  for (uint64_t i = 0; i < n; ++i) {
-    if (r.left() == 0)
-      return mp::status::more;
-    std::string_view key;
-    if (!mp::is_str(*r.p)) {
-      if (auto s = mp::skip(r); s != mp::status::ok)
-        return s;
-    } else if (auto s = mp::str(r, key); s != mp::status::ok) {
-      return s;
-    }
-    if (r.left() == 0)
-      return mp::status::more;
+  return for_each_entry(r, [&](std::string_view key) {
     auto b = *r.p;
-    mp::status s;
     if (key == "type" && mp::is_str(b))
-      s = mp::str(r, m.type);
-    else if (key == "code" && mp::is_str(b))
-      s = mp::str(r, m.code);
-    else if (key == "data" && mp::is_map(b))
-      s = read_data(r, m);
-    else
-      s = mp::skip(r);
-    if (s != mp::status::ok)
-      return s;
-  }
-  return mp::status::ok;
+      return mp::str(r, m.type);
+    if (key == "code" && mp::is_str(b))
+      return mp::str(r, m.code);
+    if (key == "data" && mp::is_map(b))
+      return read_data(r, m);
+    return mp::skip(r);
+  });
 }
 
 // -- the receive path ---------------------------------------------------------
