@@ -14,6 +14,8 @@
 #include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actors/room_interfaces.hpp"
+
 namespace switchyard {
 
 // -- event --------------------------------------------------------------------
@@ -91,6 +93,24 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (switchyard::session_info))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::topic_info>))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::session_info>))
+
+  // Rooms, streams and agents (actors/room_interfaces.hpp).
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::outcome))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::caller))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::participant))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::room_record))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::room_message))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::stream_snapshot))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::agent_request))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<std::string>))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::room_record>))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::room_message>))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::stream_snapshot>))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::room_store_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::stream_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::agent_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::room_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::room_directory_actor))
 
   // Subscriptions and publishing.
   CAF_ADD_ATOM(switchyard, switchyard, subscribe_atom, "subscribe")
