@@ -1,5 +1,7 @@
 #include "actors/bus_publisher.hpp"
 
+#include "schemas/rooms.hpp"
+
 #include "schemas/topic.hpp"
 
 namespace switchyard {
@@ -11,6 +13,9 @@ std::optional<publish_refusal> check_publish(const claims& c,
     return publish_refusal{"bad_topic", std::move(why)};
   if (!may_publish(c, topic))
     return publish_refusal{"forbidden", "token may not publish to " + topic};
+  if (rooms::is_room_topic(topic))
+    return publish_refusal{"forbidden",
+                           "room events come from the rooms API only"};
   return std::nullopt;
 }
 

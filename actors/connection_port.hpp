@@ -55,6 +55,9 @@ public:
   /// `format()` (control traffic only).
   virtual void send_text(const std::string& json) = 0;
 
+  /// Bytes queued for the client and not yet written: how far it lags.
+  virtual size_t backlog() = 0;
+
   /// Queues a WebSocket ping.
   virtual void send_ping() = 0;
 

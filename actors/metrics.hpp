@@ -64,6 +64,11 @@ struct metrics {
   std::atomic<uint64_t> handler_failures{0};
   /// WebSocket upgrades and CORS preflights refused for their Origin.
   std::atomic<uint64_t> origin_rejected{0};
+  /// Reply tokens held back for lagging clients and sent coalesced.
+  std::atomic<uint64_t> stream_tokens_coalesced{0};
+  std::atomic<int64_t> rooms_active{0};
+  std::atomic<int64_t> streams_active{0};
+  std::atomic<int64_t> agents_running{0};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
   /// Refused input per source: malformed at even, too deep at odd indexes.
   std::array<std::atomic<uint64_t>, 2 * input_source_names.size()>

@@ -17,6 +17,7 @@
 
 #include "actors/connection_port.hpp"
 #include "actors/metrics.hpp"
+#include "actors/room_interfaces.hpp"
 #include "schemas/token.hpp"
 
 namespace switchyard {
@@ -63,6 +64,19 @@ struct settings {
   /// documents nest a handful of levels, and 64 bounds the recursion of
   /// parsing and dumping to a few KiB of stack.
   static constexpr size_t default_max_json_depth = 64;
+  /// An agent that sends no token for this long has stalled: its reply
+  /// ends as failed and the room goes on.
+  static constexpr milliseconds default_agent_stall_timeout{30'000};
+  /// A room without requests for this long leaves memory (its actor and
+  /// history); the next request loads it from the store again.
+  static constexpr milliseconds default_room_idle_timeout{600'000};
+  /// Longest text of a posted message: a chat message, not a document.
+  static constexpr size_t default_max_message_text = 16 * 1024;
+  /// Longest agent reply; a longer one ends as failed.
+  static constexpr size_t default_max_reply_text = 256 * 1024;
+  /// A client with this many bytes still to write gets the tokens of a
+  /// reply coalesced rather than one event each.
+  static constexpr size_t default_stream_coalesce_bytes = 64 * 1024;
 
   // -- values ---------------------------------------------------------------
 
@@ -86,6 +100,11 @@ struct settings {
   /// Requests without an `Origin` header (not from a browser) pass.
   std::vector<std::string> allowed_origins;
   size_t max_json_depth = default_max_json_depth;
+  milliseconds agent_stall_timeout = default_agent_stall_timeout;
+  milliseconds room_idle_timeout = default_room_idle_timeout;
+  size_t max_message_text = default_max_message_text;
+  size_t max_reply_text = default_max_reply_text;
+  size_t stream_coalesce_bytes = default_stream_coalesce_bytes;
 };
 
 /// Maps local session actors to their connection: topic actors find a
@@ -108,6 +127,7 @@ private:
 };
 
 struct event;
+class agent_registry;
 
 /// Where events enter the node: the in-process bus, or the NATS bridge.
 class bus_port {
@@ -165,6 +185,10 @@ struct node_context {
   /// Publishes clients' events through `bus` off the scheduler's threads
   /// (bus_publisher actor).
   caf::actor publisher;
+  /// The rooms (room_directory actor).
+  room_directory_actor rooms;
+  /// The agent behaviors rooms may use.
+  std::shared_ptr<const agent_registry> agents;
 
 private:
   std::atomic<uint64_t> event_seq_{0};

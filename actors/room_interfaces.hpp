@@ -13,6 +13,7 @@
 
 #include "schemas/rooms.hpp"
 
+CAF_ADD_ATOM(switchyard, switchyard, get_atom, "get")
 CAF_ADD_ATOM(switchyard, switchyard, create_atom, "create")
 CAF_ADD_ATOM(switchyard, switchyard, list_atom, "list")
 CAF_ADD_ATOM(switchyard, switchyard, resolve_atom, "resolve")
@@ -41,6 +42,8 @@ CAF_ADD_ATOM(switchyard, switchyard, append_atom, "append")
 CAF_ADD_ATOM(switchyard, switchyard, load_atom, "load")
 CAF_ADD_ATOM(switchyard, switchyard, load_all_atom, "load_all")
 CAF_ADD_ATOM(switchyard, switchyard, flush_atom, "flush")
+CAF_ADD_ATOM(switchyard, switchyard, input_atom, "input")
+CAF_ADD_ATOM(switchyard, switchyard, tick_atom, "tick")
 
 namespace switchyard {
 
@@ -75,7 +78,9 @@ using stream_actor = caf::typed_actor<
   // Ends the reply as cancelled.
   caf::reacts_to<cancel_atom>,
   // The room's participants changed: who may see its events.
-  caf::reacts_to<audience_atom, std::vector<std::string>>>;
+  caf::reacts_to<audience_atom, std::vector<std::string>>,
+  // Its own stall timer: no token since the one numbered by the value.
+  caf::reacts_to<stall_atom, int64_t>>;
 
 /// What an agent is asked to answer.
 struct agent_request {
@@ -99,8 +104,17 @@ typename Inspector::result_type inspect(Inspector& f, agent_request& x) {
 
 /// An agent participant (actors/agents/registry.hpp): behaviors users write
 /// implement this interface.
-using agent_actor
-  = caf::typed_actor<caf::reacts_to<respond_atom, agent_request>>;
+using agent_actor = caf::typed_actor<
+  // Answer `prompt` into `stream`.
+  caf::reacts_to<respond_atom, agent_request>,
+  // A timer of the behavior's own (`delayed_send` to itself), with a value
+  // of its choosing.
+  caf::reacts_to<tick_atom, uint64_t>,
+  // Input from outside the actor system (an HTTP client's callback, say),
+  // tagged with a value of the behavior's choosing; `last` marks the end
+  // of that input, with `data` empty on success or the error.
+  caf::reacts_to<input_atom, uint64_t /*tag*/, bool /*last*/,
+                 std::string /*data*/>>;
 
 /// One active room (actors/room.hpp): the single ordering point of its
 /// messages.
@@ -113,11 +127,14 @@ using room_actor = caf::typed_actor<
                   uint32_t /*limit*/>::with<outcome, std::vector<room_message>>,
   caf::replies_to<cancel_atom, caller, std::string>::with<outcome>,
   // An external agent starts a reply (to the message `reply_to`, or none).
-  caf::replies_to<start_atom, std::string /*agent*/,
-                  std::string /*reply_to*/>::with<outcome, room_message,
-                                                  stream_actor>,
+  caf::replies_to<start_atom, std::string /*agent*/, std::string /*reply_to*/>::
+    with<outcome, room_message, stream_actor>,
   // From a stream actor: the reply's last state, to store and announce.
-  caf::reacts_to<stream_end_atom, room_message>>;
+  caf::reacts_to<stream_end_atom, room_message>,
+  // Its own timers: restart a crashed agent; end the room actor when it
+  // has been idle since the activity numbered by the value.
+  caf::reacts_to<restart_atom, std::string /*agent*/>,
+  caf::reacts_to<idle_atom, uint64_t>>;
 
 /// The rooms of a node (actors/room_directory.hpp): creates and finds them,
 /// activates a room actor on demand, and answers the sessions' questions
@@ -129,7 +146,7 @@ using room_directory_actor = caf::typed_actor<
   caf::replies_to<list_atom, caller, std::string /*after*/,
                   uint32_t /*limit*/>::with<outcome, std::vector<room_record>>,
   caf::replies_to<resolve_atom, caller, std::string /*room*/>::with<outcome,
-                                                                   room_actor>,
+                                                                    room_actor>,
   // Whether `user` of `org` may see room `room` (true for a room that does
   // not exist: its events, should it come to be, are fenced per event).
   caf::replies_to<access_atom, std::string /*org*/, std::string /*user*/,

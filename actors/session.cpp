@@ -9,6 +9,7 @@
 #include "schemas/frames.hpp"
 #include "schemas/json_limits.hpp"
 #include "schemas/messages.hpp"
+#include "schemas/rooms.hpp"
 #include "schemas/topic.hpp"
 
 namespace switchyard {
@@ -72,8 +73,17 @@ caf::behavior session_actor::make_behavior() {
       quit();
     },
     [this](publish_atom, const std::string& subscription, const event& ev) {
-      // An event from a topic actor on another node.
-      conn_->push(frames::encode_event(conn_->format(), subscription, ev));
+      // A room event, or an event from a topic actor on another node.
+      if (phase_ != phase::open)
+        return;
+      if (rooms::is_room_topic(ev.topic))
+        on_room_event(subscription, ev);
+      else
+        conn_->push(frames::encode_event(conn_->format(), subscription, ev));
+    },
+    [this](flush_atom) {
+      flush_armed_ = false;
+      flush_streams(false);
     },
     [this](auth_due_atom) {
       if (phase_ == phase::awaiting_auth) {
@@ -262,6 +272,30 @@ void session_actor::on_subscribe(const std::string& id,
     reply_error(id, "forbidden", "token may not subscribe to " + pattern);
     return;
   }
+  auto room = rooms::room_of_pattern(pattern);
+  if (room.empty() || !ctx_->rooms) {
+    subscribe_checked(id, pattern);
+    return;
+  }
+  // A private room's topics are for its participants: ask before
+  // subscribing (await: later frames wait, and their replies keep order).
+  request(ctx_->rooms, std::chrono::seconds(10), access_atom::value,
+          claims_->org, claims_->sub, std::string{room})
+    .await(
+      [this, id, pattern](bool allowed) {
+        if (allowed)
+          subscribe_checked(id, pattern);
+        else
+          reply_error(id, "forbidden",
+                      "not a participant of the private room of " + pattern);
+      },
+      [this, id](caf::error&) {
+        reply_error(id, "unavailable", "rooms did not answer, retry");
+      });
+}
+
+void session_actor::subscribe_checked(const std::string& id,
+                                      const std::string& pattern) {
   if (subs_.count(pattern) != 0) {
     reply_ok(id); // idempotent: still one delivery per event
     return;
@@ -287,6 +321,8 @@ void session_actor::on_subscribe(const std::string& id,
           i->second.node = std::move(node);
         } // else: unsubscribed and subscribed again; the newer reply counts
         reply_ok(id);
+        if (ctx_->rooms && rooms::may_match_streams(pattern, claims_->org))
+          catch_up(pattern);
       },
       [this, id, pattern, gen](caf::error& err) {
         auto i = subs_.find(pattern);
@@ -311,6 +347,13 @@ void session_actor::on_unsubscribe(const std::string& id,
       send(i->second.node, unsubscribe_atom::value,
            caf::actor_cast<caf::actor>(this));
     subs_.erase(i);
+    if (streams_) {
+      auto first = streams_->lower_bound({pattern, std::string{}});
+      auto last = first;
+      while (last != streams_->end() && last->first.first == pattern)
+        ++last;
+      streams_->erase(first, last);
+    }
   }
   reply_ok(id); // idempotent, like subscribe
 }
@@ -347,6 +390,170 @@ bool session_actor::on_publish(client_frame& frame, size_t capacity) {
         conn_->consumed(capacity);
       });
   return false;
+}
+
+// -- room events --------------------------------------------------------------
+
+namespace {
+
+/// How often a lagging client's coalesced tokens are offered again.
+constexpr auto stream_flush_interval = std::chrono::milliseconds(50);
+
+/// Whether user `user` is in the audience of a private room's event.
+bool in_audience(const event& ev, const std::string& user) {
+  auto i = ev.headers.find(std::string{rooms::audience_header});
+  if (i == ev.headers.end())
+    return true; // a room that is not private
+  auto list = nlohmann::json::parse(i->second, nullptr, false);
+  if (!list.is_array())
+    return false;
+  for (auto& x : list)
+    if (x.is_string() && x.get_ref<const std::string&>() == user)
+      return true;
+  return false;
+}
+
+/// Most replies a session follows at once; past it, views without held
+/// tokens are forgotten (at worst a duplicate token after a catch-up).
+constexpr size_t max_stream_views = 256;
+
+template<class Map>
+void forget_idle_views(Map& views) {
+  for (auto i = views.begin(); i != views.end();)
+    i = i->second.pending ? std::next(i) : views.erase(i);
+}
+
+std::string header(const event& ev, std::string_view key) {
+  auto i = ev.headers.find(std::string{key});
+  return i == ev.headers.end() ? std::string{} : i->second;
+}
+
+} // namespace
+
+void session_actor::on_room_event(const std::string& pattern, const event& ev) {
+  if (!in_audience(ev, claims_->sub))
+    return;
+  if (rooms::event_of(ev.topic) != "message_stream") {
+    // Whatever a reply's watcher had held back goes first: a reply's
+    // `message_posted` never overtakes its tokens.
+    flush_streams(true);
+    conn_->push(frames::encode_event(conn_->format(), pattern, ev));
+    return;
+  }
+  auto message_id = header(ev, rooms::message_header);
+  int64_t index = 0;
+  try {
+    index = std::stoll(header(ev, rooms::index_header));
+  } catch (const std::exception&) {
+    return; // not a stream event of this node's making
+  }
+  bool done = header(ev, rooms::done_header) == "1";
+  if (!streams_)
+    streams_ = std::make_unique<stream_views>();
+  else if (streams_->size() >= max_stream_views)
+    forget_idle_views(*streams_); // replies whose end this client missed
+  auto key = std::make_pair(pattern, message_id);
+  auto& view = (*streams_)[key];
+  if (index <= view.sent)
+    return; // covered by the catch-up
+  bool lagging = conn_->backlog() > ctx_->cfg.stream_coalesce_bytes;
+  if (!view.pending && !lagging) {
+    conn_->push(frames::encode_event(conn_->format(), pattern, ev));
+    view.sent = index;
+    if (done)
+      streams_->erase(key);
+    return;
+  }
+  auto data = nlohmann::json::parse(ev.data, nullptr, false);
+  if (!data.is_object())
+    return;
+  if (!view.pending) {
+    view.pending = true;
+    view.held = ev;
+    view.seq = data.value("seq", uint64_t{0});
+    view.token.clear();
+  }
+  view.token += data.value("token", std::string{});
+  view.index = index;
+  view.done = done;
+  view.state = data.value("state", std::string{});
+  view.reason = data.value("reason", std::string{});
+  ctx_->stats.stream_tokens_coalesced.fetch_add(1, std::memory_order_relaxed);
+  if (done) {
+    flush_streams(true);
+  } else if (!flush_armed_) {
+    flush_armed_ = true;
+    delayed_send(this, stream_flush_interval, flush_atom::value);
+  }
+}
+
+void session_actor::flush_streams(bool force) {
+  if (!streams_ || phase_ != phase::open)
+    return;
+  if (!force && conn_->backlog() > ctx_->cfg.stream_coalesce_bytes) {
+    if (!flush_armed_) {
+      flush_armed_ = true;
+      delayed_send(this, stream_flush_interval, flush_atom::value);
+    }
+    return;
+  }
+  for (auto i = streams_->begin(); i != streams_->end();) {
+    auto& view = i->second;
+    if (!view.pending) {
+      ++i;
+      continue;
+    }
+    nlohmann::json data{{"message_id", i->first.second},
+                        {"seq", view.seq},
+                        {"index", view.index},
+                        {"token", view.token},
+                        {"done", view.done}};
+    if (view.done && !view.state.empty())
+      data["state"] = view.state;
+    if (!view.reason.empty())
+      data["reason"] = view.reason;
+    auto ev = std::move(view.held);
+    ev.data = data.dump();
+    conn_->push(frames::encode_event(conn_->format(), i->first.first, ev));
+    view.sent = view.index;
+    view.pending = false;
+    view.token.clear();
+    if (view.done)
+      i = streams_->erase(i);
+    else
+      ++i;
+  }
+}
+
+void session_actor::catch_up(const std::string& pattern) {
+  // await: the live tokens that arrive meanwhile wait in the mailbox, and
+  // those the snapshot covers are dropped when they come.
+  request(ctx_->rooms, std::chrono::seconds(10), catch_up_atom::value,
+          claims_->org, claims_->sub, pattern)
+    .await(
+      [this, pattern](std::vector<stream_snapshot>& snaps) {
+        for (auto& snap : snaps) {
+          event ev;
+          ev.id = ctx_->next_event_id();
+          ev.topic = snap.topic;
+          ev.ts = node_context::unix_ms();
+          ev.data = nlohmann::json{
+            {"message_id", snap.message_id},
+            {"seq", snap.seq},
+            {"index", snap.index},
+            {"text", snap.text},
+            {"done",
+             false}}.dump();
+          conn_->push(frames::encode_event(conn_->format(), pattern, ev));
+          if (!streams_)
+            streams_ = std::make_unique<stream_views>();
+          (*streams_)[{pattern, snap.message_id}].sent = snap.index;
+        }
+      },
+      [this, pattern](caf::error& err) {
+        log()->warn("session {}: no catch-up for {}: {}", session_id(), pattern,
+                    to_string(err));
+      });
 }
 
 // -- helpers ------------------------------------------------------------------

@@ -62,6 +62,21 @@ private:
   void on_unsubscribe(const std::string& id, const std::string& pattern);
   /// Returns false when the event went to the bus (see `on_text`).
   bool on_publish(client_frame& frame, size_t capacity);
+  /// Subscribes once the pattern is known to be allowed.
+  void subscribe_checked(const std::string& id, const std::string& pattern);
+
+  // -- room events ------------------------------------------------------------
+
+  /// An event of a room (rooms::is_room_topic) for subscription `pattern`:
+  /// fenced by the room's audience; reply tokens are dropped when a
+  /// catch-up covered them and coalesced while the client lags.
+  void on_room_event(const std::string& pattern, const event& ev);
+  /// Sends what is streaming now that `pattern` matches, as one event per
+  /// reply with the text so far.
+  void catch_up(const std::string& pattern);
+  /// Sends the coalesced tokens of lagging replies: all of them with
+  /// `force`, else once the client's backlog allows.
+  void flush_streams(bool force);
 
   // -- helpers ----------------------------------------------------------------
 
@@ -107,6 +122,27 @@ private:
   bool registered_ = false;
   /// Whether the last ping is still unanswered.
   bool ping_unanswered_ = false;
+
+  /// What this client has of one reply on one subscription.
+  struct stream_view {
+    /// The last token index sent.
+    int64_t sent = -1;
+    /// Tokens held back while the client lags, as one event.
+    bool pending = false;
+    event held;
+    uint64_t seq = 0;
+    std::string token;
+    int64_t index = -1;
+    bool done = false;
+    std::string state;
+    std::string reason;
+  };
+  /// (subscription, message id) -> view; made at the first reply token, so
+  /// that a session without any costs one pointer.
+  using stream_views
+    = std::map<std::pair<std::string, std::string>, stream_view>;
+  std::unique_ptr<stream_views> streams_;
+  bool flush_armed_ = false;
 };
 
 } // namespace switchyard

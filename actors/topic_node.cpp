@@ -6,6 +6,7 @@
 #include "actors/log.hpp"
 #include "schemas/frames.hpp"
 #include "schemas/messages.hpp"
+#include "schemas/rooms.hpp"
 
 namespace switchyard {
 
@@ -128,6 +129,14 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
       auto& st = self->state;
       if (st.subscribers.empty())
         return;
+      if (rooms::is_room_topic(ev.topic)) {
+        // What a watcher gets of a room event depends on the watcher
+        // (private rooms, catch-up, coalescing): its session decides.
+        auto msg = caf::make_message(publish_atom::value, st.pattern, ev);
+        for (auto& sub : st.subscribers)
+          self->send(sub.session, msg);
+        return;
+      }
       // One encoding per subprotocol for every recipient of this
       // subscription, made when the first recipient needs it; one hand-off
       // per chunk of local recipients.

@@ -247,6 +247,19 @@ parsed_options parse_node_options(int argc, char** argv) {
     "close-timeout",
     po::value<std::string>()->default_value(dur(c.close_timeout)),
     "longest closing handshake before the socket is cut")(
+    "agent-stall-timeout",
+    po::value<std::string>()->default_value(dur(c.agent_stall_timeout)),
+    "an agent reply with no token for this long ends as failed")(
+    "room-idle-timeout",
+    po::value<std::string>()->default_value(dur(c.room_idle_timeout)),
+    "a room unused this long leaves memory (reloaded from the store)")(
+    "max-message-text", po::value<size_t>()->default_value(c.max_message_text),
+    "longest text of a posted room message, bytes")(
+    "max-reply-text", po::value<size_t>()->default_value(c.max_reply_text),
+    "longest agent reply, bytes (a longer one ends as failed)")(
+    "stream-coalesce-bytes",
+    po::value<size_t>()->default_value(c.stream_coalesce_bytes),
+    "a client this many bytes behind gets reply tokens coalesced")(
     "max-frame-size", po::value<size_t>()->default_value(c.max_frame_size),
     "largest inbound message and HTTP body, bytes (1009 beyond)")(
     "max-subscriptions",
@@ -354,6 +367,8 @@ parsed_options parse_node_options(int argc, char** argv) {
                    {"heartbeat-timeout", &c.heartbeat_timeout},
                    {"auth-timeout", &c.auth_timeout},
                    {"close-timeout", &c.close_timeout},
+                   {"agent-stall-timeout", &c.agent_stall_timeout},
+                   {"room-idle-timeout", &c.room_idle_timeout},
                    {"nats-reconnect-wait", &n.reconnect_wait},
                    {"nats-reconnect-wait-max", &n.reconnect_wait_max},
                    {"jwt-leeway", &c.jwt_leeway, true}};
@@ -410,6 +425,11 @@ parsed_options parse_node_options(int argc, char** argv) {
   } else if (vm["dev"].as<bool>()) {
     c.allowed_origins = {"*"};
   }
+  c.max_message_text = vm["max-message-text"].as<size_t>();
+  c.max_reply_text = vm["max-reply-text"].as<size_t>();
+  c.stream_coalesce_bytes = vm["stream-coalesce-bytes"].as<size_t>();
+  if (c.max_message_text == 0 || c.max_reply_text == 0)
+    return fail("--max-message-text and --max-reply-text must be positive");
   c.max_json_depth = vm["max-json-depth"].as<size_t>();
   if (c.max_json_depth < 2 || c.max_json_depth > 1024)
     return fail("--max-json-depth must be between 2 and 1024");

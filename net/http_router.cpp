@@ -63,6 +63,21 @@ std::string bearer_token(const http_request& req) {
   return std::string{value.substr(prefix.size())};
 }
 
+std::string url_decode(std::string_view raw) {
+  std::string out;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0
+        && hex_value(raw[i + 2]) >= 0) {
+      out.push_back(
+        static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(raw[i] == '+' ? ' ' : raw[i]);
+    }
+  }
+  return out;
+}
+
 std::string query_param(std::string_view target, std::string_view key) {
   auto q = target.find('?');
   if (q == std::string_view::npos)
@@ -72,21 +87,8 @@ std::string query_param(std::string_view target, std::string_view key) {
     auto amp = query.find('&');
     auto pair = query.substr(0, amp);
     auto eq = pair.find('=');
-    if (pair.substr(0, eq) == key && eq != std::string_view::npos) {
-      std::string out;
-      auto raw = pair.substr(eq + 1);
-      for (size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] == '%' && i + 2 < raw.size() + 0 && i + 2 <= raw.size() - 1
-            && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
-          out.push_back(static_cast<char>(hex_value(raw[i + 1]) * 16
-                                          + hex_value(raw[i + 2])));
-          i += 2;
-        } else {
-          out.push_back(raw[i] == '+' ? ' ' : raw[i]);
-        }
-      }
-      return out;
-    }
+    if (pair.substr(0, eq) == key && eq != std::string_view::npos)
+      return url_decode(pair.substr(eq + 1));
     if (amp == std::string_view::npos)
       break;
     query = query.substr(amp + 1);
@@ -142,7 +144,7 @@ void http_router::handle(const http_request& req,
       http_response res{http::status::no_content, v};
       res.set(http::field::server, "switchyard");
       res.set(http::field::access_control_allow_origin, origin);
-      res.set(http::field::access_control_allow_methods, "GET, POST");
+      res.set(http::field::access_control_allow_methods, "GET, POST, DELETE");
       res.set(http::field::access_control_allow_headers,
               "Authorization, Content-Type");
       res.set(http::field::access_control_max_age, cors_max_age);
@@ -195,6 +197,8 @@ void http_router::handle(const http_request& req,
              || path == "/v1/introspect/topics") {
     if (method_is(http::verb::get))
       introspect(req, path == "/v1/introspect/sessions", done);
+  } else if (path == "/v1/rooms" || path.substr(0, 10) == "/v1/rooms/") {
+    rooms(req, path, done);
   } else if (path == "/v1/ws") {
     done(error(http::status::upgrade_required, "bad_request",
                "GET /v1/ws expects a WebSocket upgrade", v, ka));

@@ -44,6 +44,9 @@ private:
                std::function<void(http_response)>& done);
   void introspect(const http_request& req, bool sessions,
                   std::function<void(http_response)>& done);
+  /// /v1/rooms and below (net/http_rooms.cpp).
+  void rooms(const http_request& req, std::string_view path,
+             std::function<void(http_response)>& done);
 
   /// Verifies the request's bearer token. Tokens that verified before are
   /// answered from a cache until they expire: services publish with one
@@ -66,6 +69,9 @@ bool origin_allowed(const settings& cfg, std::string_view origin);
 
 /// Extracts the bearer token of an `Authorization` header, or "".
 std::string bearer_token(const http_request& req);
+
+/// Decodes `%XX` escapes and `+` (as a space) of a URL component.
+std::string url_decode(std::string_view raw);
 
 /// Returns the value of `key` in the query string of `target`, decoded.
 std::string query_param(std::string_view target, std::string_view key);

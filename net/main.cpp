@@ -16,10 +16,13 @@
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
 
+#include "actors/agents/registry.hpp"
 #include "actors/bus_bridge.hpp"
 #include "actors/bus_publisher.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/log.hpp"
+#include "actors/room_directory.hpp"
+#include "actors/room_store.hpp"
 #include "actors/session_registry.hpp"
 #include "actors/topic_root.hpp"
 #include "net/config.hpp"
@@ -135,6 +138,8 @@ void stop_actors(caf::actor_system& sys, const node_context& ctx) {
   for (auto* hdl : {&ctx.topics, &ctx.sessions, &ctx.bridge, &ctx.publisher})
     if (*hdl)
       caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
+  if (ctx.rooms)
+    caf::anon_send_exit(ctx.rooms, caf::exit_reason::user_shutdown);
   auto deadline = std::chrono::steady_clock::now() + actor_stop_timeout;
   while (sys.registry().running() > 0
          && std::chrono::steady_clock::now() < deadline)
@@ -229,6 +234,14 @@ int run_node(node_options opts) {
   }
   // On a thread of its own: a NATS publish can block (bus_publisher.hpp).
   ctx->publisher = sys.spawn<caf::detached>(bus_publisher, ctx);
+  auto agents = std::make_shared<agent_registry>();
+  register_builtin_agents(*agents);
+  ctx->agents = agents;
+  auto store = std::make_shared<memory_room_store>();
+  log->warn("rooms kept in memory: gone when the node stops");
+  // Detached: the JetStream store blocks in nats.c calls.
+  auto store_actor = sys.spawn<caf::detached>(room_store_server, store);
+  ctx->rooms = sys.spawn(room_directory, ctx, store_actor);
   log_origin_policy(ctx->cfg);
 
   lst->run();
@@ -292,6 +305,9 @@ int run_node(node_options opts) {
   // A detached actor's thread ends only once the actor is destroyed, and
   // the actor system's destructor waits for that thread: drop the handle.
   ctx->publisher = nullptr;
+  ctx->rooms = nullptr;
+  caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
+  store_actor = nullptr;
   if (nats)
     nats->close();
   sys.await_actors_before_shutdown(false);

@@ -35,6 +35,15 @@ std::string render_metrics(const node_context& ctx) {
   metric("switchyard_socket_writes_total", "counter",
          "Socket gather-writes (frames_written / this = batch size).",
          s.socket_writes.load(r));
+  metric("switchyard_rooms_active", "gauge",
+         "Room actors in memory (rooms used recently).", s.rooms_active.load(r));
+  metric("switchyard_streams_active", "gauge",
+         "Agent replies being generated.", s.streams_active.load(r));
+  metric("switchyard_agents_running", "gauge", "Agent actors running.",
+         s.agents_running.load(r));
+  metric("switchyard_stream_tokens_coalesced_total", "counter",
+         "Reply tokens held back for lagging clients and sent coalesced.",
+         s.stream_tokens_coalesced.load(r));
   metric("switchyard_dropped_total", "counter",
          "Frames dropped (slow consumers, closing connections).",
          s.dropped.load(r));

@@ -128,6 +128,11 @@ void ws_connection::send_text(const std::string& json) {
     !frames::batched(format_), true);
 }
 
+size_t ws_connection::backlog() {
+  std::lock_guard<spin_lock> guard{mtx_};
+  return queued_bytes_;
+}
+
 void ws_connection::send_ping() {
   static const auto ping
     = std::make_shared<const std::string>(frames::ws_frame(opcode::ping, ""));

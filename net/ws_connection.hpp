@@ -74,6 +74,8 @@ public:
 
   void send_text(const std::string& json) override;
 
+  size_t backlog() override;
+
   void send_ping() override;
 
   void consumed(size_t capacity) override;

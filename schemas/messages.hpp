@@ -123,8 +123,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchyard, switchyard, pong_atom, "pong")
   CAF_ADD_ATOM(switchyard, switchyard, closed_atom, "closed")
   CAF_ADD_ATOM(switchyard, switchyard, close_atom, "close")
-  // Session timers.
-  CAF_ADD_ATOM(switchyard, switchyard, tick_atom, "tick")
+  // Session timers (and tick_atom, in actors/room_interfaces.hpp).
   CAF_ADD_ATOM(switchyard, switchyard, pong_due_atom, "pong_due")
   CAF_ADD_ATOM(switchyard, switchyard, auth_due_atom, "auth_due")
   CAF_ADD_ATOM(switchyard, switchyard, expire_atom, "expire")

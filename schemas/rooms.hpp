@@ -101,8 +101,8 @@ struct room_record {
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_record& x) {
-  return f(caf::meta::type_name("switchyard::room_record"), x.id, x.org,
-           x.name, x.is_private, x.created_by, x.created_at, x.participants);
+  return f(caf::meta::type_name("switchyard::room_record"), x.id, x.org, x.name,
+           x.is_private, x.created_by, x.created_at, x.participants);
 }
 
 /// One message of a room's history.
@@ -192,8 +192,10 @@ constexpr std::string_view done_header = "done";
 /// Room ids: `conv_` and 24 hex digits (chosen by the node).
 bool valid_room_id(std::string_view id);
 
-/// Participant ids: 1 to 64 of `[A-Za-z0-9_-]`.
-bool valid_participant_id(std::string_view id);
+/// Participant ids: users as their tokens' `sub` (1 to 128 bytes, no
+/// control characters); agents 1 to 64 of `[A-Za-z0-9_-]`, so that
+/// `@<agent id>` mentions them unambiguously.
+bool valid_participant_id(std::string_view id, bool agent);
 
 } // namespace rooms
 

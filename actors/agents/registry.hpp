@@ -47,8 +47,8 @@ public:
   /// Registers `name` as a typed behavior function or class: spawned with
   /// `sys.spawn(fun, spec)`.
   template<class Fun>
-  void add_behavior(std::string name, Fun fun,
-                    agent_validator validate = nullptr) {
+  void
+  add_behavior(std::string name, Fun fun, agent_validator validate = nullptr) {
     add(
       std::move(name),
       [fun](caf::actor_system& sys, agent_spec spec) -> agent_actor {

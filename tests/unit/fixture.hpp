@@ -65,6 +65,11 @@ public:
     texts.push_back(json);
   }
 
+  size_t backlog() override {
+    std::lock_guard<std::mutex> guard{mtx};
+    return lag;
+  }
+
   void send_ping() override {
     std::lock_guard<std::mutex> guard{mtx};
     ++pings;
@@ -107,6 +112,8 @@ public:
   std::vector<std::shared_ptr<const std::string>> frames;
   std::vector<std::string> texts;
   int pings = 0;
+  /// What `backlog` answers: bytes the client has yet to read.
+  size_t lag = 0;
   /// Sum of the capacities the session reported consumed.
   size_t consumed_bytes = 0;
   uint16_t closed_with = 0;

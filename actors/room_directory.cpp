@@ -1,0 +1,232 @@
+#include "actors/room_directory.hpp"
+
+#include <random>
+
+#include "actors/log.hpp"
+#include "actors/room.hpp"
+#include "schemas/messages.hpp"
+#include "schemas/topic.hpp"
+
+namespace switchyard {
+
+namespace {
+
+auto& log() {
+  static auto instance = logger("rooms");
+  return instance;
+}
+
+using directory_ptr
+  = room_directory_actor::stateful_pointer<room_directory_state>;
+
+/// Longest room name.
+constexpr size_t max_room_name = 200;
+
+outcome loading() {
+  return outcome::fail("unavailable",
+                       "rooms are loading from the store; retry");
+}
+
+std::string new_room_id() {
+  static thread_local std::mt19937_64 gen{std::random_device{}()};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id = "conv_";
+  for (int word = 0; word < 2; ++word) {
+    auto bits = gen();
+    for (int i = 0; i < 12; ++i, bits >>= 4)
+      id.push_back(hex[bits & 0xf]);
+  }
+  return id;
+}
+
+void load(directory_ptr self) {
+  auto& st = self->state;
+  self->request(st.store, std::chrono::seconds(30), load_all_atom::value)
+    .then(
+      [self](outcome& res, std::vector<room_record>& rooms) {
+        auto& st = self->state;
+        if (!res.ok()) {
+          log()->warn("rooms not loaded ({}); retrying", res.message);
+          self->delayed_send(self, room_load_retry, updated_atom::value,
+                             room_record{});
+          return;
+        }
+        for (auto& r : rooms)
+          st.rooms.emplace(r.id, std::move(r));
+        st.loaded = true;
+        log()->info("{} rooms loaded", st.rooms.size());
+      },
+      [self](caf::error& err) {
+        log()->warn("rooms not loaded ({}); retrying", to_string(err));
+        self->delayed_send(self, room_load_retry, updated_atom::value,
+                           room_record{});
+      });
+}
+
+} // namespace
+
+room_directory_actor::behavior_type room_directory(directory_ptr self,
+                                                   node_context_ptr ctx,
+                                                   room_store_actor store) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.store = std::move(store);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (st.streams.erase(dm.source) != 0)
+      return;
+    for (auto i = st.active.begin(); i != st.active.end(); ++i)
+      if (i->second.address() == dm.source) {
+        st.active.erase(i);
+        return;
+      }
+  });
+  // The rooms and their replies end with the directory (node shutdown).
+  self->attach_functor([self] {
+    for (auto& kvp : self->state.active)
+      caf::anon_send_exit(kvp.second, caf::exit_reason::user_shutdown);
+    for (auto& kvp : self->state.streams)
+      caf::anon_send_exit(kvp.second.handle, caf::exit_reason::user_shutdown);
+  });
+  load(self);
+  return {
+    [self](create_atom, const caller& who, std::string& name,
+           bool is_private) -> caf::result<outcome, room_record> {
+      auto& st = self->state;
+      if (!st.loaded)
+        return {loading(), room_record{}};
+      if (name.empty() || name.size() > max_room_name)
+        return {outcome::fail("bad_request",
+                              "name must be 1 to "
+                                + std::to_string(max_room_name) + " bytes"),
+                room_record{}};
+      room_record rec;
+      do
+        rec.id = new_room_id();
+      while (st.rooms.count(rec.id) != 0);
+      rec.org = who.org;
+      rec.name = std::move(name);
+      rec.is_private = is_private;
+      rec.created_by = who.user;
+      rec.created_at = node_context::unix_ms();
+      rec.participants.push_back(
+        participant{who.user, "user", {}, {}, {}, rec.created_at});
+      auto rp = self->make_response_promise<outcome, room_record>();
+      self->request(st.store, std::chrono::seconds(30), put_atom::value, rec)
+        .then(
+          [self, rp, rec](const outcome& res) mutable {
+            if (res.ok())
+              self->state.rooms.emplace(rec.id, rec);
+            rp.deliver(res, res.ok() ? rec : room_record{});
+          },
+          [rp](caf::error& err) mutable {
+            rp.deliver(outcome::fail("unavailable", to_string(err)),
+                       room_record{});
+          });
+      return rp;
+    },
+    [self](list_atom, const caller& who, const std::string& after,
+           uint32_t limit) -> caf::result<outcome, std::vector<room_record>> {
+      auto& st = self->state;
+      if (!st.loaded)
+        return {loading(), std::vector<room_record>{}};
+      if (limit == 0)
+        limit = default_room_page;
+      limit = std::min(limit, max_room_page);
+      std::vector<room_record> out;
+      for (auto i = st.rooms.upper_bound(after);
+           i != st.rooms.end() && out.size() < limit; ++i)
+        if (i->second.org == who.org && i->second.has_user(who.user))
+          out.push_back(i->second);
+      return {outcome{}, std::move(out)};
+    },
+    [self](resolve_atom, const caller& who,
+           const std::string& id) -> caf::result<outcome, room_actor> {
+      auto& st = self->state;
+      if (!st.loaded)
+        return {loading(), room_actor{}};
+      auto i = st.rooms.find(id);
+      // Another org's room is as good as none: ids reveal nothing.
+      if (i == st.rooms.end() || i->second.org != who.org)
+        return {outcome::fail("not_found", "no such room"), room_actor{}};
+      auto& hdl = st.active[id];
+      if (!hdl) {
+        hdl = self->system().spawn(room_server, i->second, st.ctx, st.store,
+                                   caf::actor_cast<room_directory_actor>(self));
+        self->monitor(hdl);
+      }
+      return {outcome{}, hdl};
+    },
+    [self](access_atom, const std::string& org, const std::string& user,
+           const std::string& id) {
+      auto& st = self->state;
+      auto i = st.rooms.find(id);
+      if (i == st.rooms.end() || i->second.org != org)
+        return true;
+      return !i->second.is_private || i->second.has_user(user);
+    },
+    [self](
+      catch_up_atom, const std::string& org, const std::string& user,
+      const std::string& pattern) -> caf::result<std::vector<stream_snapshot>> {
+      auto& st = self->state;
+      std::vector<stream_actor> wanted;
+      for (auto& kvp : st.streams) {
+        auto& s = kvp.second;
+        if (s.org != org || !topic::matches(pattern, s.topic))
+          continue;
+        auto r = st.rooms.find(s.room);
+        if (r == st.rooms.end()
+            || (r->second.is_private && !r->second.has_user(user)))
+          continue;
+        wanted.push_back(s.handle);
+      }
+      if (wanted.empty())
+        return std::vector<stream_snapshot>{};
+      struct gather {
+        caf::typed_response_promise<std::vector<stream_snapshot>> rp;
+        std::vector<stream_snapshot> got;
+        size_t left;
+      };
+      auto g = std::make_shared<gather>(
+        gather{self->make_response_promise<std::vector<stream_snapshot>>(),
+               {},
+               wanted.size()});
+      auto one_done = [g] {
+        if (--g->left == 0)
+          g->rp.deliver(std::move(g->got));
+      };
+      for (auto& hdl : wanted)
+        self->request(hdl, std::chrono::seconds(5), snapshot_atom::value)
+          .then(
+            [g, one_done](stream_snapshot& snap) {
+              // A reply with no token yet has nothing to catch up on.
+              if (snap.index >= 0)
+                g->got.push_back(std::move(snap));
+              one_done();
+            },
+            [one_done](caf::error&) {
+              // Ended meanwhile: its last events are on their way live.
+              one_done();
+            });
+      return g->rp;
+    },
+    [self](updated_atom, room_record& rec) {
+      if (rec.id.empty()) { // the retry timer of the first load
+        if (!self->state.loaded)
+          load(self);
+        return;
+      }
+      self->state.rooms[rec.id] = std::move(rec);
+    },
+    [self](stream_open_atom, std::string& org, std::string& room,
+           std::string& topic, stream_actor& handle) {
+      self->monitor(handle);
+      self->state.streams.emplace(
+        handle.address(),
+        room_directory_state::open_stream{std::move(org), std::move(room),
+                                          std::move(topic), handle});
+    },
+  };
+}
+
+} // namespace switchyard
