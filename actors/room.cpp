@@ -261,10 +261,12 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
       return;
     }
   });
-  self->attach_functor([self] {
+  // The agents end with their room.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
     for (auto& kvp : self->state.agents)
       if (kvp.second.actor)
-        caf::anon_send_exit(kvp.second.actor, caf::exit_reason::user_shutdown);
+        self->send_exit(kvp.second.actor, msg.reason);
+    self->quit(msg.reason);
   });
   // Requests wait in the mailbox until the history is in memory.
   self
@@ -528,8 +530,12 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
     },
     [self](idle_atom, uint64_t activity) {
       auto& st = self->state;
-      if (activity == st.activity && st.streams.empty())
-        self->quit();
+      if (activity != st.activity || !st.streams.empty())
+        return;
+      for (auto& kvp : st.agents)
+        if (kvp.second.actor)
+          self->send_exit(kvp.second.actor, caf::exit_reason::user_shutdown);
+      self->quit();
     },
   };
 }

@@ -82,11 +82,12 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       }
   });
   // The rooms and their replies end with the directory (node shutdown).
-  self->attach_functor([self] {
+  self->set_exit_handler([self](caf::exit_msg& msg) {
     for (auto& kvp : self->state.active)
-      caf::anon_send_exit(kvp.second, caf::exit_reason::user_shutdown);
+      self->send_exit(kvp.second, msg.reason);
     for (auto& kvp : self->state.streams)
-      caf::anon_send_exit(kvp.second.handle, caf::exit_reason::user_shutdown);
+      self->send_exit(kvp.second.handle, msg.reason);
+    self->quit(msg.reason);
   });
   load(self);
   return {
