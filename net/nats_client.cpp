@@ -36,7 +36,69 @@ void free_closure(void* closure) {
   delete static_cast<sub_closure*>(closure);
 }
 
+/// Returns whether `s` is NATS_OK; else sets `error` to what failed, why,
+/// and nats.c's details.
+bool check_status(natsStatus s, const char* what, std::string& error) {
+  if (s == NATS_OK)
+    return true;
+  error = std::string{what} + ": " + natsStatus_GetText(s);
+  if (auto last = nats_GetLastError(nullptr); last && *last)
+    error += std::string{" ("} + last + ")";
+  return false;
+}
+
+/// nats.c's reconnect delay callback; `closure` is the nats_settings.
+int64_t reconnect_delay(natsConnection*, int attempts, void* closure) {
+  auto* cfg = static_cast<const nats_settings*>(closure);
+  auto base = cfg->reconnect_wait.count();
+  auto cap = cfg->reconnect_wait_max.count();
+  int64_t delay = base;
+  for (int i = 1; i < attempts && delay < cap; ++i)
+    delay *= 2;
+  delay = std::min(delay, cap);
+  // Up to 20% jitter so a fleet of nodes does not reconnect in lockstep.
+  static thread_local std::minstd_rand rng{std::random_device{}()};
+  return delay + static_cast<int64_t>(rng() % (delay / 5 + 1));
+}
+
 } // namespace
+
+bool apply_nats_settings(natsOptions* o, const nats_settings& c,
+                         std::string& error) {
+  auto check = [&](natsStatus s, const char* what) {
+    return check_status(s, what, error);
+  };
+  std::vector<const char*> urls;
+  for (auto& url : c.servers)
+    urls.push_back(url.c_str());
+  if (!check(natsOptions_SetServers(o, urls.data(),
+                                    static_cast<int>(urls.size())),
+             "--nats")
+      || !check(natsOptions_SetMaxReconnect(o, -1), "reconnect")
+      || !check(natsOptions_SetCustomReconnectDelay(
+                  o, reconnect_delay, const_cast<nats_settings*>(&c)),
+                "reconnect delay"))
+    return false;
+  if (!c.user.empty()
+      && !check(natsOptions_SetUserInfo(o, c.user.c_str(), c.password.c_str()),
+                "--nats-user"))
+    return false;
+  if (!c.token.empty()
+      && !check(natsOptions_SetToken(o, c.token.c_str()), "--nats-token"))
+    return false;
+  if (c.tls && !check(natsOptions_SetSecure(o, true), "--nats-tls"))
+    return false;
+  if (!c.tls_ca.empty()
+      && !check(natsOptions_LoadCATrustedCertificates(o, c.tls_ca.c_str()),
+                "--nats-tls-ca"))
+    return false;
+  if (!c.tls_cert.empty()
+      && !check(natsOptions_LoadCertificatesChain(o, c.tls_cert.c_str(),
+                                                  c.tls_key.c_str()),
+                "--nats-tls-cert"))
+    return false;
+  return true;
+}
 
 struct nats_client::subscription {
   /// Frees what nats.c holds for a subscription that was never unsubscribed
@@ -63,28 +125,14 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
   std::shared_ptr<nats_client> self{new nats_client(std::move(cfg), ctx)};
   auto& c = self->cfg_;
   auto check = [&](natsStatus s, const char* what) {
-    if (s == NATS_OK)
-      return true;
-    error = std::string{what} + ": " + natsStatus_GetText(s);
-    if (auto last = nats_GetLastError(nullptr); last && *last)
-      error += std::string{" ("} + last + ")";
-    return false;
+    return check_status(s, what, error);
   };
   if (!check(natsOptions_Create(&self->opts_), "nats options"))
     return nullptr;
   auto* o = self->opts_;
-  std::vector<const char*> urls;
-  for (auto& url : c.servers)
-    urls.push_back(url.c_str());
-  if (!check(natsOptions_SetServers(o, urls.data(),
-                                    static_cast<int>(urls.size())),
-             "--nats")
+  if (!apply_nats_settings(o, c, error)
       || !check(natsOptions_SetName(o, ("switchyard-" + ctx->node_id).c_str()),
                 "name")
-      || !check(natsOptions_SetMaxReconnect(o, -1), "reconnect")
-      || !check(natsOptions_SetCustomReconnectDelay(o, on_reconnect_delay,
-                                                    self.get()),
-                "reconnect delay")
       || !check(natsOptions_SetRetryOnFailedConnect(o, true, on_connected,
                                                     self.get()),
                 "retry")
@@ -98,24 +146,6 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
       || !check(natsOptions_UseGlobalMessageDelivery(o, true), "delivery")
       || !check(natsOptions_SetMaxPendingMsgs(o, c.pending_msgs),
                 "--nats-pending-msgs"))
-    return nullptr;
-  if (!c.user.empty()
-      && !check(natsOptions_SetUserInfo(o, c.user.c_str(), c.password.c_str()),
-                "--nats-user"))
-    return nullptr;
-  if (!c.token.empty()
-      && !check(natsOptions_SetToken(o, c.token.c_str()), "--nats-token"))
-    return nullptr;
-  if (c.tls && !check(natsOptions_SetSecure(o, true), "--nats-tls"))
-    return nullptr;
-  if (!c.tls_ca.empty()
-      && !check(natsOptions_LoadCATrustedCertificates(o, c.tls_ca.c_str()),
-                "--nats-tls-ca"))
-    return nullptr;
-  if (!c.tls_cert.empty()
-      && !check(natsOptions_LoadCertificatesChain(o, c.tls_cert.c_str(),
-                                                  c.tls_key.c_str()),
-                "--nats-tls-cert"))
     return nullptr;
   self->worker_ = std::thread{[ptr = self.get()] {
     ptr->run_worker();
@@ -416,20 +446,6 @@ void nats_client::on_closed(natsConnection*, void* closure) {
   std::lock_guard<std::mutex> guard{self->work_mtx_};
   self->closed_ = true;
   self->work_cv_.notify_all();
-}
-
-int64_t nats_client::on_reconnect_delay(natsConnection*, int attempts,
-                                        void* closure) {
-  auto* self = static_cast<nats_client*>(closure);
-  auto base = self->cfg_.reconnect_wait.count();
-  auto cap = self->cfg_.reconnect_wait_max.count();
-  int64_t delay = base;
-  for (int i = 1; i < attempts && delay < cap; ++i)
-    delay *= 2;
-  delay = std::min(delay, cap);
-  // Up to 20% jitter so a fleet of nodes does not reconnect in lockstep.
-  static thread_local std::minstd_rand rng{std::random_device{}()};
-  return delay + static_cast<int64_t>(rng() % (delay / 5 + 1));
 }
 
 } // namespace switchyard::net

@@ -54,6 +54,15 @@ struct nats_settings {
   int delivery_threads = 1;
 };
 
+/// Applies the connection part of `cfg` to `opts`: servers, credentials,
+/// TLS, and endless reconnects with the backoff of `cfg`. Every connection of
+/// a node (the bus, the room store) connects the same way. nats.c reads
+/// `cfg` from its reconnect thread until the connection is closed, so `cfg`
+/// must outlive the connection. Returns false and sets `error`, naming the
+/// flag, when a setting is unusable (bad URL, unreadable TLS files).
+bool apply_nats_settings(natsOptions* opts, const nats_settings& cfg,
+                         std::string& error);
+
 /// One NATS connection of a node.
 class nats_client : public bus_port {
 public:
@@ -112,8 +121,6 @@ private:
   static void on_closed(natsConnection*, void* closure);
   static void on_error(natsConnection*, natsSubscription*, natsStatus err,
                        void* closure);
-  static int64_t on_reconnect_delay(natsConnection*, int attempts,
-                                    void* closure);
 
   void count_malformed(node_context& ctx, std::string_view subject,
                        const envelope::decoded& result);
