@@ -161,4 +161,11 @@ using room_directory_actor = caf::typed_actor<
   caf::reacts_to<stream_open_atom, std::string /*org*/, std::string /*room*/,
                  std::string /*topic*/, stream_actor>>;
 
+/// External agents over NATS (actors/agent_gateway.hpp): the messages of
+/// its NATS subscriptions, as received.
+using agent_gateway_actor
+  = caf::typed_actor<caf::reacts_to<input_atom, std::string /*subject*/,
+                                    std::string /*reply*/,
+                                    std::string /*data*/>>;
+
 } // namespace switchyard

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fresh machine to a running node on 127.0.0.1:8080: install, build, start a
-# local nats-server (127.0.0.1:4222, monitoring on 8222) as the node's event
-# bus, and run the node with a development secret it prints. Extra arguments
+# local nats-server (127.0.0.1:4222, monitoring on 8222, JetStream on with
+# its data in build/nats-data: the rooms and their histories) as the node's
+# event bus, and run the node with a development secret it prints. Extra arguments
 # go to the node. Ctrl-C stops both; so does a node that fails to start, and
 # the script then exits with the node's status.
 set -euo pipefail
@@ -10,7 +11,8 @@ cd "$(dirname "$0")/.."
 ./deploy/build.sh
 nats_pid=""
 if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
-  nats-server -a 127.0.0.1 -p 4222 -m 8222 >build/nats-server.log 2>&1 &
+  nats-server -a 127.0.0.1 -p 4222 -m 8222 -js -sd build/nats-data \
+    >build/nats-server.log 2>&1 &
   nats_pid=$!
   echo "started nats-server (pid $nats_pid, log build/nats-server.log)"
 fi

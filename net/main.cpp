@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
 
+#include "actors/agent_gateway.hpp"
 #include "actors/agents/registry.hpp"
 #include "actors/bus_bridge.hpp"
 #include "actors/bus_publisher.hpp"
@@ -26,6 +27,7 @@
 #include "actors/session_registry.hpp"
 #include "actors/topic_root.hpp"
 #include "net/config.hpp"
+#include "net/jetstream_store.hpp"
 #include "net/listener.hpp"
 #include "schemas/messages.hpp"
 
@@ -237,11 +239,27 @@ int run_node(node_options opts) {
   auto agents = std::make_shared<agent_registry>();
   register_builtin_agents(*agents);
   ctx->agents = agents;
-  auto store = std::make_shared<memory_room_store>();
-  log->warn("rooms kept in memory: gone when the node stops");
+  std::shared_ptr<room_store> store;
+  if (nats) {
+    std::string error;
+    store = net::jetstream_store::make(opts.nats, error);
+    if (!store) {
+      log->error("cannot store rooms in JetStream: {}", error);
+      return exit_start_failed;
+    }
+    log->info("rooms stored in NATS JetStream (KV bucket switchyard_rooms, "
+              "stream SWITCHYARD_ROOM_MESSAGES)");
+  } else {
+    store = std::make_shared<memory_room_store>();
+    log->warn("rooms kept in memory (no --nats): rooms, participants and "
+              "histories are gone when the node stops");
+  }
   // Detached: the JetStream store blocks in nats.c calls.
   auto store_actor = sys.spawn<caf::detached>(room_store_server, store);
   ctx->rooms = sys.spawn(room_directory, ctx, store_actor);
+  agent_gateway_actor gateway;
+  if (nats)
+    gateway = sys.spawn<caf::detached>(agent_gateway, ctx, nats);
   log_origin_policy(ctx->cfg);
 
   lst->run();
@@ -300,14 +318,18 @@ int run_node(node_options opts) {
 
   pool.run();
   log->info("connections closed; stopping actors");
-  // Actors first: the bus bridge calls into the NATS client until it exits.
+  // Actors first: the bus bridge and the gateway call into the NATS client
+  // until they exit.
+  caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
+  if (gateway)
+    caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
   stop_actors(sys, *ctx);
   // A detached actor's thread ends only once the actor is destroyed, and
   // the actor system's destructor waits for that thread: drop the handle.
   ctx->publisher = nullptr;
   ctx->rooms = nullptr;
-  caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
   store_actor = nullptr;
+  gateway = nullptr;
   if (nats)
     nats->close();
   sys.await_actors_before_shutdown(false);

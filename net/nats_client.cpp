@@ -36,6 +36,16 @@ void free_closure(void* closure) {
   delete static_cast<sub_closure*>(closure);
 }
 
+struct raw_closure {
+  nats_client* client;
+  size_t max_bytes;
+  nats_client::raw_handler handler;
+};
+
+void free_raw_closure(void* closure) {
+  delete static_cast<raw_closure*>(closure);
+}
+
 /// Returns whether `s` is NATS_OK; else sets `error` to what failed, why,
 /// and nats.c's details.
 bool check_status(natsStatus s, const char* what, std::string& error) {
@@ -275,6 +285,56 @@ nats_client::subscribe(const std::string& pattern, caf::actor node) {
     static_cast<int>(std::min<int64_t>(cfg_.pending_bytes, INT32_MAX)));
   interest_.fetch_add(1, std::memory_order_relaxed);
   return result;
+}
+
+std::shared_ptr<nats_client::subscription>
+nats_client::subscribe_raw(const std::string& subject, const std::string& queue,
+                           size_t max_bytes, raw_handler handler) {
+  auto result = std::make_shared<subscription>();
+  result->pattern = subject;
+  if (conn_ == nullptr)
+    return result;
+  auto* closure = new raw_closure{this, max_bytes, std::move(handler)};
+  auto s = queue.empty()
+    ? natsConnection_Subscribe(&result->sub, conn_, subject.c_str(),
+                               on_raw_message, closure)
+    : natsConnection_QueueSubscribe(&result->sub, conn_, subject.c_str(),
+                                    queue.c_str(), on_raw_message, closure);
+  if (s != NATS_OK) {
+    delete closure;
+    result->sub = nullptr;
+    log()->error("NATS subscribe {} failed: {}", subject,
+                 natsStatus_GetText(s));
+    return result;
+  }
+  natsSubscription_SetOnCompleteCB(result->sub, free_raw_closure, closure);
+  return result;
+}
+
+std::string nats_client::publish_raw(const std::string& subject,
+                                     const std::string& data) {
+  if (!up_ || conn_ == nullptr)
+    return "event bus unavailable; retry later";
+  auto s = natsConnection_Publish(conn_, subject.c_str(), data.data(),
+                                  static_cast<int>(data.size()));
+  return s == NATS_OK ? std::string{} : natsStatus_GetText(s);
+}
+
+void nats_client::on_raw_message(natsConnection*, natsSubscription*,
+                                 natsMsg* msg, void* closure) {
+  auto* c = static_cast<raw_closure*>(closure);
+  auto size = static_cast<size_t>(natsMsg_GetDataLength(msg));
+  if (size > c->max_bytes) {
+    c->client->malformed_.fetch_add(1, std::memory_order_relaxed);
+    natsMsg_Destroy(msg);
+    return;
+  }
+  auto* reply = natsMsg_GetReply(msg);
+  std::string subject{natsMsg_GetSubject(msg)};
+  std::string reply_to{reply != nullptr ? reply : ""};
+  std::string data{natsMsg_GetData(msg), size};
+  natsMsg_Destroy(msg);
+  c->handler(std::move(subject), std::move(reply_to), std::move(data));
 }
 
 void nats_client::unsubscribe(const std::shared_ptr<subscription>& sub) {

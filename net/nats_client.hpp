@@ -100,6 +100,23 @@ public:
   /// Drops the interest subscription.
   void unsubscribe(const std::shared_ptr<subscription>& sub);
 
+  // -- plain messages ---------------------------------------------------------
+
+  /// A message as received: subject, reply subject (may be empty), payload.
+  using raw_handler = std::function<void(std::string subject, std::string reply,
+                                         std::string data)>;
+
+  /// Subscribes `subject` (in queue group `queue` unless empty); each
+  /// message goes to `handler` on a nats.c thread, which must not block.
+  /// Messages larger than `max_bytes` are dropped and counted as malformed.
+  std::shared_ptr<subscription>
+  subscribe_raw(const std::string& subject, const std::string& queue,
+                size_t max_bytes, raw_handler handler);
+
+  /// Publishes `data` to `subject` as is. Returns an empty string on
+  /// success. May block like `publish`.
+  std::string publish_raw(const std::string& subject, const std::string& data);
+
   /// Calls `done(confirmed)` from the worker thread once the server has
   /// processed everything sent so far (one round trip), or at once with
   /// false while disconnected.
@@ -115,6 +132,8 @@ private:
 
   static void on_message(natsConnection*, natsSubscription*, natsMsg* msg,
                          void* closure);
+  static void on_raw_message(natsConnection*, natsSubscription*, natsMsg* msg,
+                             void* closure);
   static void on_connected(natsConnection*, void* closure);
   static void on_disconnected(natsConnection*, void* closure);
   static void on_reconnected(natsConnection*, void* closure);

@@ -111,6 +111,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (switchyard::agent_actor))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::room_actor))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::room_directory_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::agent_gateway_actor))
 
   // Subscriptions and publishing.
   CAF_ADD_ATOM(switchyard, switchyard, subscribe_atom, "subscribe")

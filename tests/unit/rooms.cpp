@@ -121,9 +121,11 @@ struct fixture : test_coordinator_fixture<test_config> {
     return hdl;
   }
 
-  outcome join(const room_actor& r, const caller& who, participant p) {
+  /// The code of a join's outcome, by value ("" when it was accepted).
+  std::string join(const room_actor& r, const caller& who, participant p) {
     return std::get<0>(
-      call<outcome, room_record>(r, join_atom::value, who, std::move(p)));
+             call<outcome, room_record>(r, join_atom::value, who, std::move(p)))
+      .code;
   }
 
   participant agent(std::string id, std::string behavior,
@@ -138,6 +140,12 @@ struct fixture : test_coordinator_fixture<test_config> {
                                          std::string text) {
     return call<outcome, room_message>(r, post_atom::value, who,
                                        std::move(text));
+  }
+
+  /// The code of a post's outcome, by value ("" when it was accepted).
+  std::string post_code(const room_actor& r, const caller& who,
+                        std::string text) {
+    return std::get<0>(post(r, who, std::move(text))).code;
   }
 
   std::vector<room_message> history(const room_actor& r, const caller& who,
@@ -199,7 +207,7 @@ CAF_TEST(a room numbers its messages and serves them in order) {
   CAF_CHECK_EQUAL(rec.participants.size(), 1u);
   auto r = room(alice, rec.id);
   for (auto text : {"one", "two", "three"})
-    CAF_CHECK(std::get<0>(post(r, alice, text)).ok());
+    CAF_CHECK_EQUAL(post_code(r, alice, text), "");
   auto msgs = history(r, alice);
   CAF_REQUIRE_EQUAL(msgs.size(), 3u);
   for (size_t i = 0; i < 3; ++i)
@@ -213,14 +221,15 @@ CAF_TEST(a room numbers its messages and serves them in order) {
 CAF_TEST(only participants post and read a private room) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_CHECK_EQUAL(std::get<0>(post(r, bob, "hi")).code, "forbidden");
+  CAF_CHECK_EQUAL(post_code(r, bob, "hi"), "forbidden");
   auto [res, got] = call<outcome, room_record>(r, get_atom::value, bob);
   CAF_CHECK_EQUAL(res.code, "forbidden");
   CAF_CHECK(got.participants.empty());
-  CAF_CHECK_EQUAL(join(r, bob, participant{"bob", "user", {}, {}, {}, 0}).code,
+  CAF_CHECK_EQUAL(join(r, bob, participant{"bob", "user", {}, {}, {}, 0}),
                   "forbidden");
-  CAF_CHECK(join(r, alice, participant{"bob", "user", {}, {}, {}, 0}).ok());
-  CAF_CHECK(std::get<0>(post(r, bob, "hi")).ok());
+  CAF_CHECK_EQUAL(join(r, alice, participant{"bob", "user", {}, {}, {}, 0}),
+                  "");
+  CAF_CHECK_EQUAL(post_code(r, bob, "hi"), "");
   auto [denied] = call<bool>(ctx->rooms, access_atom::value,
                              std::string{"org_1"}, std::string{"carol"},
                              rec.id);
@@ -237,23 +246,24 @@ CAF_TEST(only participants post and read a private room) {
 CAF_TEST(anyone of the org may read and join a public room) {
   auto rec = create(alice, false);
   auto r = room(carol, rec.id);
-  CAF_CHECK(
-    std::get<0>(call<outcome, room_record>(r, get_atom::value, carol)).ok());
-  CAF_CHECK_EQUAL(std::get<0>(post(r, carol, "hi")).code, "forbidden");
+  auto [seen, got] = call<outcome, room_record>(r, get_atom::value, carol);
+  CAF_CHECK(seen.ok());
+  CAF_CHECK_EQUAL(got.id, rec.id);
+  CAF_CHECK_EQUAL(post_code(r, carol, "hi"), "forbidden");
   // Not someone else in her name, but herself.
-  CAF_CHECK_EQUAL(
-    join(r, carol, participant{"dave", "user", {}, {}, {}, 0}).code,
-    "forbidden");
-  CAF_CHECK(join(r, carol, participant{"carol", "user", {}, {}, {}, 0}).ok());
-  CAF_CHECK(std::get<0>(post(r, carol, "hi")).ok());
+  CAF_CHECK_EQUAL(join(r, carol, participant{"dave", "user", {}, {}, {}, 0}),
+                  "forbidden");
+  CAF_CHECK_EQUAL(join(r, carol, participant{"carol", "user", {}, {}, {}, 0}),
+                  "");
+  CAF_CHECK_EQUAL(post_code(r, carol, "hi"), "");
 }
 
 CAF_TEST(an agent reply streams in order and ends in the history) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(join(r, alice, agent("agent_e", "echo")).ok());
+  CAF_REQUIRE_EQUAL(join(r, alice, agent("agent_e", "echo")), "");
   auto conn = watcher("alice", {room_topic("*", rec.id)});
-  CAF_REQUIRE(std::get<0>(post(r, alice, "a b c")).ok());
+  CAF_REQUIRE_EQUAL(post_code(r, alice, "a b c"), "");
   auto evs = conn->events();
   std::vector<std::string> kinds;
   for (auto& e : evs)
@@ -284,8 +294,8 @@ CAF_TEST(an agent reply streams in order and ends in the history) {
 CAF_TEST(agents never answer agents and mention means the whole id) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(join(r, alice, agent("agent_e", "echo")).ok());
-  CAF_REQUIRE(join(r, alice, agent("bot", "shout", "{}", "mention")).ok());
+  CAF_REQUIRE_EQUAL(join(r, alice, agent("agent_e", "echo")), "");
+  CAF_REQUIRE_EQUAL(join(r, alice, agent("bot", "shout", "{}", "mention")), "");
   post(r, alice, "hello @botx");
   post(r, alice, "hello @bot!");
   auto msgs = history(r, alice);
@@ -300,8 +310,8 @@ CAF_TEST(agents never answer agents and mention means the whole id) {
 CAF_TEST(a watcher joining mid - reply gets the text so far then the rest) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(
-    join(r, alice, agent("agent_e", "echo", R"({"delay_ms":100})")).ok());
+  CAF_REQUIRE_EQUAL(
+    join(r, alice, agent("agent_e", "echo", R"({"delay_ms":100})")), "");
   post(r, alice, "a b c d");
   advance(milliseconds(100)); // tokens 0 and 1 are out
   auto late = watcher("alice", {room_topic("message_stream", "*")});
@@ -322,8 +332,8 @@ CAF_TEST(a watcher joining mid - reply gets the text so far then the rest) {
 CAF_TEST(a lagging watcher gets the pending tokens of a reply coalesced) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(
-    join(r, alice, agent("agent_e", "echo", R"({"delay_ms":10})")).ok());
+  CAF_REQUIRE_EQUAL(
+    join(r, alice, agent("agent_e", "echo", R"({"delay_ms":10})")), "");
   auto conn = watcher("alice", {room_topic("message_stream", rec.id)});
   conn->lag = 1024 * 1024;
   post(r, alice, "a b c d e f g h");
@@ -352,8 +362,8 @@ CAF_TEST(a lagging watcher gets the pending tokens of a reply coalesced) {
 CAF_TEST(a cancelled reply keeps its text so far) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(
-    join(r, alice, agent("agent_e", "echo", R"({"delay_ms":100})")).ok());
+  CAF_REQUIRE_EQUAL(
+    join(r, alice, agent("agent_e", "echo", R"({"delay_ms":100})")), "");
   auto conn = watcher("alice", {room_topic("*", rec.id)});
   post(r, alice, "a b c d e f");
   advance(milliseconds(100));
@@ -378,7 +388,7 @@ CAF_TEST(a crashed agent fails its reply and is restarted) {
   crashy_state::crashes_left = 1;
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(join(r, alice, agent("agent_x", "crashy")).ok());
+  CAF_REQUIRE_EQUAL(join(r, alice, agent("agent_x", "crashy")), "");
   CAF_CHECK_EQUAL(ctx->stats.agents_running.load(), 1);
   post(r, alice, "first");
   auto msgs = history(r, alice);
@@ -398,14 +408,14 @@ CAF_TEST(a crashed agent fails its reply and is restarted) {
 CAF_TEST(a stalled agent fails its reply and the room goes on) {
   auto rec = create(alice);
   auto r = room(alice, rec.id);
-  CAF_REQUIRE(join(r, alice, agent("agent_s", "silent")).ok());
+  CAF_REQUIRE_EQUAL(join(r, alice, agent("agent_s", "silent")), "");
   post(r, alice, "anyone?");
   advance(ctx->cfg.agent_stall_timeout);
   auto msgs = history(r, alice);
   CAF_REQUIRE_EQUAL(msgs.size(), 2u);
   CAF_CHECK_EQUAL(msgs[1].state, "failed");
   CAF_CHECK_EQUAL(msgs[1].reason, "agent stalled");
-  CAF_CHECK(std::get<0>(post(r, alice, "still here")).ok());
+  CAF_CHECK_EQUAL(post_code(r, alice, "still here"), "");
 }
 
 CAF_TEST(a room reloads its history from the store) {
@@ -420,7 +430,9 @@ CAF_TEST(a room reloads its history from the store) {
   auto msgs = history(r, alice);
   CAF_REQUIRE_EQUAL(msgs.size(), 1u);
   CAF_CHECK_EQUAL(msgs[0].text, "kept");
-  CAF_CHECK_EQUAL(std::get<1>(post(r, alice, "next")).seq, 2u);
+  auto [res, next] = post(r, alice, "next");
+  CAF_CHECK(res.ok());
+  CAF_CHECK_EQUAL(next.seq, 2u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
