@@ -165,19 +165,23 @@ export class NatsServer {
     return j.connections ?? [];
   }
 
-  /** Connections that are not the tests' own nats.js clients (named "e2e-..."). */
+  /**
+   * The nodes' event connections: not the tests' own nats.js clients (named "e2e-...") nor a
+   * node's room-store connection (named "...-room-store", JetStream calls only).
+   */
   async nodeConnections() {
-    return (await this.connections()).filter((c) => !(c.name ?? '').startsWith('e2e-'));
+    return (await this.connections()).filter((c) => !(c.name ?? '').startsWith('e2e-') && !(c.name ?? '').endsWith('-room-store'));
   }
 
   /**
-   * Subjects subscribed by the node's connection (exactly one non-e2e connection expected);
-   * a subject subscribed twice appears twice.
+   * Event subjects (the interest) subscribed by the node's connection (exactly one expected);
+   * a subject subscribed twice appears twice. The agent gateway's fixed `switchyard.agents.*`
+   * subscriptions are left out.
    */
   async nodeSubjects() {
     const conns = await this.nodeConnections();
     assert.equal(conns.length, 1, `expected exactly one switchyard connection on nats-server, got ${JSON.stringify(conns.map((c) => ({ cid: c.cid, name: c.name, subs: c.subscriptions_list })))}`);
-    return [...(conns[0].subscriptions_list ?? [])].sort();
+    return [...(conns[0].subscriptions_list ?? [])].filter((s) => s.startsWith('events.')).sort();
   }
 }
 
