@@ -90,8 +90,11 @@ void spawn_agent(room_ptr self, const participant& p) {
     return;
   agent_spec spec{p.id, st.record.org, st.record.id,
                   nlohmann::json::parse(p.config, nullptr, false), st.ctx};
-  if (spec.config.is_discarded())
-    spec.config = nlohmann::json::object();
+  // Checked again: a record from the store may not be what the API took.
+  if (auto why = st.ctx->agents->check(p.behavior, spec.config); !why.empty()) {
+    log()->error("room {}: agent {} not started: {}", st.record.id, p.id, why);
+    return;
+  }
   auto agent = st.ctx->agents->spawn(self->system(), p.behavior,
                                      std::move(spec));
   st.ctx->stats.agents_running.fetch_add(1, std::memory_order_relaxed);

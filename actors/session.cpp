@@ -423,6 +423,14 @@ void forget_idle_views(Map& views) {
     i = i->second.pending ? std::next(i) : views.erase(i);
 }
 
+/// A string field of a stream event's payload, or "" (payloads come from
+/// the bus: never trust their shape).
+std::string text_of(const nlohmann::json& data, const char* key) {
+  auto i = data.find(key);
+  return i != data.end() && i->is_string() ? i->get<std::string>()
+                                           : std::string{};
+}
+
 std::string header(const event& ev, std::string_view key) {
   auto i = ev.headers.find(std::string{key});
   return i == ev.headers.end() ? std::string{} : i->second;
@@ -470,14 +478,17 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   if (!view.pending) {
     view.pending = true;
     view.held = ev;
-    view.seq = data.value("seq", uint64_t{0});
+    auto seq = data.find("seq");
+    view.seq = seq != data.end() && seq->is_number_unsigned()
+      ? seq->get<uint64_t>()
+      : 0;
     view.token.clear();
   }
-  view.token += data.value("token", std::string{});
+  view.token += text_of(data, "token");
   view.index = index;
   view.done = done;
-  view.state = data.value("state", std::string{});
-  view.reason = data.value("reason", std::string{});
+  view.state = text_of(data, "state");
+  view.reason = text_of(data, "reason");
   ctx_->stats.stream_tokens_coalesced.fetch_add(1, std::memory_order_relaxed);
   if (done) {
     flush_streams(true);
