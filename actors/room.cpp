@@ -25,6 +25,9 @@ using room_ptr = room_actor::stateful_pointer<room_state>;
 constexpr std::chrono::milliseconds restart_backoff{100};
 constexpr std::chrono::milliseconds max_restart_backoff{30'000};
 
+/// Wait before storing a finished reply again after the store refused it.
+constexpr std::chrono::milliseconds reply_store_retry{1'000};
+
 outcome forbidden(const std::string& what) {
   return outcome::fail("forbidden", what);
 }
@@ -34,10 +37,24 @@ bool is_participant(const room_state& st, const caller& who) {
 }
 
 /// Keeps the room actor alive for `room_idle_timeout` after this request.
+/// One timer at a time: it re-arms itself for what is left when it fires.
 void touch(room_ptr self) {
   auto& st = self->state;
+  st.last_activity = self->clock().now();
+  if (st.idle_armed)
+    return;
+  st.idle_armed = true;
   self->delayed_send(self, st.ctx->cfg.room_idle_timeout, idle_atom::value,
-                     ++st.activity);
+                     uint64_t{0});
+}
+
+/// Logs a store request that got no answer (the store actor is gone: the
+/// node is stopping).
+auto store_error(room_ptr self) {
+  return [self](caf::error& err) {
+    log()->warn("room {}: the store did not answer: {}", self->state.record.id,
+                to_string(err));
+  };
 }
 
 /// Publishes a room event through the bus publisher (in order: every room
@@ -144,6 +161,10 @@ std::pair<room_message, stream_actor> start_reply(room_ptr self,
                    agent_hdl,
                    st.ctx};
   auto stream = self->system().spawn(stream_server, std::move(spec));
+  if (!agent_hdl && agent.behavior != "external")
+    // Crashed and waiting for its restart: no one would write this reply.
+    self->send(stream, fail_atom::value,
+               std::string{"agent restarting after a crash"});
   st.streams[reply.message_id] = room_state::reply{stream, agent.id};
   remember(st, reply);
   // A record of the reply while it streams: a node that stops mid-reply
@@ -151,7 +172,7 @@ std::pair<room_message, stream_actor> start_reply(room_ptr self,
   self
     ->request(st.store, caf::infinite, append_atom::value, st.record.org,
               st.record.id, reply)
-    .then([](const outcome&) {});
+    .then([](const outcome&) {}, store_error(self));
   self->send(st.directory, stream_open_atom::value, st.record.org, st.record.id,
              rooms::topic(st.record.org, "message_stream", st.record.id),
              stream);
@@ -197,9 +218,15 @@ void trigger_agents(room_ptr self, const room_message& msg) {
         break;
       }
     }
-    if (p.auto_respond == "always"
-        || (p.auto_respond == "mention" && mentioned))
-      start_reply(self, p, &msg);
+    if (p.auto_respond != "always"
+        && !(p.auto_respond == "mention" && mentioned))
+      continue;
+    if (st.streams.size() >= max_streams_per_room) {
+      log()->warn("room {}: {} replies streaming already; {} does not answer",
+                  st.record.id, st.streams.size(), p.id);
+      continue;
+    }
+    start_reply(self, p, &msg);
   }
 }
 
@@ -297,7 +324,7 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
             self
               ->request(st.store, caf::infinite, append_atom::value,
                         st.record.org, st.record.id, msg)
-              .then([](const outcome&) {});
+              .then([](const outcome&) {}, store_error(self));
           }
         }
         for (auto& p : st.record.participants)
@@ -335,28 +362,46 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
                 room_record{}};
       if (st.record.participants.size() >= max_participants)
         return {outcome::fail("conflict", "the room is full"), room_record{}};
+      auto agents = std::count_if(st.record.participants.begin(),
+                                  st.record.participants.end(), [](auto& x) {
+                                    return x.is_agent();
+                                  });
+      if (p.is_agent() && static_cast<size_t>(agents) >= max_agents)
+        return {outcome::fail("conflict",
+                              "the room has " + std::to_string(max_agents)
+                                + " agents already"),
+                room_record{}};
       p.joined_at = node_context::unix_ms();
       auto updated = st.record;
       updated.participants.push_back(p);
       auto rp = self->make_response_promise<outcome, room_record>();
+      // await: changes of the participants apply one at a time, each to the
+      // record the one before left (a removal is never undone by a join
+      // that read the record before it).
       self->request(st.store, caf::infinite, put_atom::value, updated)
-        .then([self, rp, updated, p, who](const outcome& res) mutable {
-          auto& st = self->state;
-          if (!res.ok()) {
-            rp.deliver(res, room_record{});
-            return;
-          }
-          st.record = std::move(updated);
-          auto shown = to_json(p);
-          shown.erase("config");
-          announce(self, "participant_joined",
-                   {{"participant", shown}, {"by", who.user}},
-                   st.record.audience(), who.user);
-          if (p.is_agent())
-            spawn_agent(self, p);
-          audience_changed(self);
-          rp.deliver(outcome{}, st.record);
-        });
+        .await(
+          [self, rp, updated, p, who](const outcome& res) mutable {
+            auto& st = self->state;
+            if (!res.ok()) {
+              rp.deliver(res, room_record{});
+              return;
+            }
+            st.record = std::move(updated);
+            auto shown = to_json(p);
+            shown.erase("config");
+            announce(self, "participant_joined",
+                     {{"participant", shown}, {"by", who.user}},
+                     st.record.audience(), who.user);
+            if (p.is_agent())
+              spawn_agent(self, p);
+            audience_changed(self);
+            rp.deliver(outcome{}, st.record);
+          },
+          [self, rp](caf::error& err) mutable {
+            store_error(self)(err);
+            rp.deliver(outcome::fail("unavailable", "the store did not answer"),
+                       room_record{});
+          });
       return rp;
     },
     [self](leave_atom, const caller& who,
@@ -379,7 +424,7 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
                                  updated.participants.end());
       auto rp = self->make_response_promise<outcome>();
       self->request(st.store, caf::infinite, put_atom::value, updated)
-        .then(
+        .await(
           [self, rp, updated, gone, who, audience](const outcome& res) mutable {
             auto& st = self->state;
             if (!res.ok()) {
@@ -399,6 +444,11 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
                      audience, who.user);
             audience_changed(self);
             rp.deliver(outcome{});
+          },
+          [self, rp](caf::error& err) mutable {
+            store_error(self)(err);
+            rp.deliver(
+              outcome::fail("unavailable", "the store did not answer"));
           });
       return rp;
     },
@@ -428,18 +478,24 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
       self
         ->request(st.store, caf::infinite, append_atom::value, st.record.org,
                   st.record.id, msg)
-        .then([self, rp, msg](const outcome& res) mutable {
-          auto& st = self->state;
-          if (!res.ok()) {
-            rp.deliver(res, room_message{});
-            return;
-          }
-          remember(st, msg);
-          announce(self, "message_posted", posted_json(msg),
-                   st.record.audience(), msg.author);
-          trigger_agents(self, msg);
-          rp.deliver(outcome{}, msg);
-        });
+        .then(
+          [self, rp, msg](const outcome& res) mutable {
+            auto& st = self->state;
+            if (!res.ok()) {
+              rp.deliver(res, room_message{});
+              return;
+            }
+            remember(st, msg);
+            announce(self, "message_posted", posted_json(msg),
+                     st.record.audience(), msg.author);
+            trigger_agents(self, msg);
+            rp.deliver(outcome{}, msg);
+          },
+          [self, rp](caf::error& err) mutable {
+            store_error(self)(err);
+            rp.deliver(outcome::fail("unavailable", "the store did not answer"),
+                       room_message{});
+          });
       return rp;
     },
     [self](history_atom, const caller& who, uint64_t after,
@@ -511,15 +567,23 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
       self
         ->request(st.store, caf::infinite, append_atom::value, st.record.org,
                   st.record.id, reply)
-        .then([self, reply](const outcome& res) {
-          auto& st = self->state;
-          if (!res.ok())
-            log()->error("room {}: reply {} not stored: {}", st.record.id,
-                         reply.message_id, res.message);
-          remember(st, reply);
-          announce(self, "message_posted", posted_json(reply),
-                   st.record.audience(), reply.author);
-        });
+        .then(
+          [self, reply](const outcome& res) {
+            auto& st = self->state;
+            if (!res.ok()) {
+              // Announced only once stored, like every message: try again
+              // until the store takes it.
+              log()->error("room {}: reply {} not stored ({}); retrying",
+                           st.record.id, reply.message_id, res.message);
+              self->delayed_send(self, reply_store_retry,
+                                 stream_end_atom::value, reply);
+              return;
+            }
+            remember(st, reply);
+            announce(self, "message_posted", posted_json(reply),
+                     st.record.audience(), reply.author);
+          },
+          store_error(self));
     },
     [self](restart_atom, const std::string& agent_id) {
       auto& st = self->state;
@@ -531,10 +595,17 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
       spawn_agent(self, *p);
       st.agents[agent_id].crashes = crashes;
     },
-    [self](idle_atom, uint64_t activity) {
+    [self](idle_atom, uint64_t) {
       auto& st = self->state;
-      if (activity != st.activity || !st.streams.empty())
+      auto idle_for = self->clock().now() - st.last_activity;
+      auto timeout = st.ctx->cfg.room_idle_timeout;
+      if (idle_for < timeout || !st.streams.empty()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          timeout - idle_for);
+        self->delayed_send(self, std::max(left, std::chrono::milliseconds{1}),
+                           idle_atom::value, uint64_t{0});
         return;
+      }
       for (auto& kvp : st.agents)
         if (kvp.second.actor)
           self->send_exit(kvp.second.actor, caf::exit_reason::user_shutdown);

@@ -40,8 +40,9 @@ struct room_state {
   };
   /// Replies being generated, by message id.
   std::map<std::string, reply> streams;
-  /// Numbers the latest request, for the idle timer.
-  uint64_t activity = 0;
+  /// When the latest request came, for the idle timer.
+  caf::actor_clock::time_point last_activity;
+  bool idle_armed = false;
 
   static inline const char* name = "room";
 };
@@ -53,8 +54,14 @@ constexpr size_t agent_context_messages = 20;
 constexpr uint32_t max_history_page = 1000;
 constexpr uint32_t default_history_page = 100;
 
-/// Most participants in one room.
-constexpr size_t max_participants = 1000;
+/// Most participants in one room: a private room's events carry its user
+/// ids (the audience), so this bounds every such event to ~32 KiB.
+constexpr size_t max_participants = 256;
+
+/// Most agents in one room, and replies streaming at once in one room: one
+/// post starts at most that many replies.
+constexpr size_t max_agents = 16;
+constexpr size_t max_streams_per_room = 32;
 
 /// Serves room `record`: loads its history from `store` first (requests
 /// wait meanwhile) and ends when it failed to.

@@ -79,7 +79,7 @@ using stream_actor = caf::typed_actor<
   caf::reacts_to<cancel_atom>,
   // The room's participants changed: who may see its events.
   caf::reacts_to<audience_atom, std::vector<std::string>>,
-  // Its own stall timer: no token since the one numbered by the value.
+  // Its own stall timer.
   caf::reacts_to<stall_atom, int64_t>>;
 
 /// What an agent is asked to answer.
@@ -131,8 +131,8 @@ using room_actor = caf::typed_actor<
     with<outcome, room_message, stream_actor>,
   // From a stream actor: the reply's last state, to store and announce.
   caf::reacts_to<stream_end_atom, room_message>,
-  // Its own timers: restart a crashed agent; end the room actor when it
-  // has been idle since the activity numbered by the value.
+  // Its own timers: restart a crashed agent; end the room actor once it
+  // has been idle for the idle timeout.
   caf::reacts_to<restart_atom, std::string /*agent*/>,
   caf::reacts_to<idle_atom, uint64_t>>;
 
@@ -163,9 +163,8 @@ using room_directory_actor = caf::typed_actor<
 
 /// External agents over NATS (actors/agent_gateway.hpp): the messages of
 /// its NATS subscriptions, as received.
-using agent_gateway_actor
-  = caf::typed_actor<caf::reacts_to<input_atom, std::string /*subject*/,
-                                    std::string /*reply*/,
-                                    std::string /*data*/>>;
+using agent_gateway_actor = caf::typed_actor<
+  caf::reacts_to<input_atom, std::string /*subject*/, std::string /*reply*/,
+                 std::string /*data*/>>;
 
 } // namespace switchyard

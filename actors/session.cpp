@@ -348,11 +348,13 @@ void session_actor::on_unsubscribe(const std::string& id,
            caf::actor_cast<caf::actor>(this));
     subs_.erase(i);
     if (streams_) {
-      auto first = streams_->lower_bound({pattern, std::string{}});
+      auto first = streams_->views.lower_bound({pattern, std::string{}});
       auto last = first;
-      while (last != streams_->end() && last->first.first == pattern)
+      while (last != streams_->views.end() && last->first.first == pattern) {
+        streams_->held -= std::min(streams_->held, last->second.token.size());
         ++last;
-      streams_->erase(first, last);
+      }
+      streams_->views.erase(first, last);
     }
   }
   reply_ok(id); // idempotent, like subscribe
@@ -403,6 +405,8 @@ constexpr auto stream_flush_interval = std::chrono::milliseconds(50);
 bool in_audience(const event& ev, const std::string& user) {
   auto i = ev.headers.find(std::string{rooms::audience_header});
   if (i == ev.headers.end())
+    return false; // not of a room's making: rooms always say who may see
+  if (i->second == "*")
     return true; // a room that is not private
   auto list = nlohmann::json::parse(i->second, nullptr, false);
   if (!list.is_array())
@@ -457,11 +461,18 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   }
   bool done = header(ev, rooms::done_header) == "1";
   if (!streams_)
-    streams_ = std::make_unique<stream_views>();
-  else if (streams_->size() >= max_stream_views)
-    forget_idle_views(*streams_); // replies whose end this client missed
+    streams_ = std::make_unique<stream_state>();
+  else if (streams_->views.size() >= max_stream_views)
+    forget_idle_views(streams_->views); // replies whose end this client missed
   auto key = std::make_pair(pattern, message_id);
-  auto& view = (*streams_)[key];
+  if (index > 0 && streams_->views.count(key) == 0 && ctx_->rooms) {
+    // This client missed the start of the reply (it joined the room, or
+    // this subscription was in place before its subscribe completed):
+    // the text so far first.
+    lazy_catch_up(pattern, ev, message_id, index);
+    return;
+  }
+  auto& view = streams_->views[key];
   if (index <= view.sent)
     return; // covered by the catch-up
   bool lagging = conn_->backlog() > ctx_->cfg.stream_coalesce_bytes;
@@ -469,7 +480,7 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
     conn_->push(frames::encode_event(conn_->format(), pattern, ev));
     view.sent = index;
     if (done)
-      streams_->erase(key);
+      streams_->views.erase(key);
     return;
   }
   auto data = nlohmann::json::parse(ev.data, nullptr, false);
@@ -484,7 +495,15 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
       : 0;
     view.token.clear();
   }
-  view.token += text_of(data, "token");
+  auto token = text_of(data, "token");
+  streams_->held += token.size();
+  if (streams_->held > ctx_->cfg.outbound_queue_limit) {
+    // As the outbound queue would: this client reads slower than replies
+    // stream, for longer than the limit allows.
+    close(frames::close_code::slow_consumer, "slow consumer");
+    return;
+  }
+  view.token += token;
   view.index = index;
   view.done = done;
   view.state = text_of(data, "state");
@@ -508,7 +527,7 @@ void session_actor::flush_streams(bool force) {
     }
     return;
   }
-  for (auto i = streams_->begin(); i != streams_->end();) {
+  for (auto i = streams_->views.begin(); i != streams_->views.end();) {
     auto& view = i->second;
     if (!view.pending) {
       ++i;
@@ -528,12 +547,62 @@ void session_actor::flush_streams(bool force) {
     conn_->push(frames::encode_event(conn_->format(), i->first.first, ev));
     view.sent = view.index;
     view.pending = false;
+    streams_->held -= std::min(streams_->held, view.token.size());
     view.token.clear();
     if (view.done)
-      i = streams_->erase(i);
+      i = streams_->views.erase(i);
     else
       ++i;
   }
+}
+
+void session_actor::send_catch_up(const std::string& pattern,
+                                  const stream_snapshot& snap) {
+  event ev;
+  ev.id = ctx_->next_event_id();
+  ev.topic = snap.topic;
+  ev.ts = node_context::unix_ms();
+  ev.data = nlohmann::json{
+    {"message_id", snap.message_id},
+    {"seq", snap.seq},
+    {"index", snap.index},
+    {"text", snap.text},
+    {"done",
+     false}}.dump();
+  conn_->push(frames::encode_event(conn_->format(), pattern, ev));
+  if (!streams_)
+    streams_ = std::make_unique<stream_state>();
+  streams_->views[{pattern, snap.message_id}].sent = snap.index;
+}
+
+void session_actor::lazy_catch_up(const std::string& pattern, const event& ev,
+                                  const std::string& message_id,
+                                  int64_t index) {
+  // await: later events wait, so this one and those after it follow the
+  // catch-up in order.
+  auto resume = [this, pattern, ev, message_id,
+                 index](const std::vector<stream_snapshot>& snaps) {
+    if (phase_ != phase::open)
+      return;
+    bool caught = false;
+    for (auto& snap : snaps)
+      if (snap.message_id == message_id && snap.index >= 0) {
+        send_catch_up(pattern, snap);
+        caught = true;
+      }
+    if (!caught) // ended meanwhile: its text is in the history
+      streams_->views[{pattern, message_id}].sent = index - 1;
+    on_room_event(pattern, ev);
+  };
+  request(ctx_->rooms, std::chrono::seconds(10), catch_up_atom::value,
+          claims_->org, claims_->sub, ev.topic)
+    .await(
+      [resume](std::vector<stream_snapshot>& snaps) {
+        resume(snaps);
+      },
+      [resume](caf::error&) {
+        resume({});
+      });
 }
 
 void session_actor::catch_up(const std::string& pattern) {
@@ -544,21 +613,11 @@ void session_actor::catch_up(const std::string& pattern) {
     .await(
       [this, pattern](std::vector<stream_snapshot>& snaps) {
         for (auto& snap : snaps) {
-          event ev;
-          ev.id = ctx_->next_event_id();
-          ev.topic = snap.topic;
-          ev.ts = node_context::unix_ms();
-          ev.data = nlohmann::json{
-            {"message_id", snap.message_id},
-            {"seq", snap.seq},
-            {"index", snap.index},
-            {"text", snap.text},
-            {"done",
-             false}}.dump();
-          conn_->push(frames::encode_event(conn_->format(), pattern, ev));
-          if (!streams_)
-            streams_ = std::make_unique<stream_views>();
-          (*streams_)[{pattern, snap.message_id}].sent = snap.index;
+          // Tokens of it came already (the subscription was in place
+          // before this answer): the rest comes live.
+          if (streams_ && streams_->views.count({pattern, snap.message_id}))
+            continue;
+          send_catch_up(pattern, snap);
         }
       },
       [this, pattern](caf::error& err) {

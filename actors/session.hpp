@@ -74,6 +74,12 @@ private:
   /// Sends what is streaming now that `pattern` matches, as one event per
   /// reply with the text so far.
   void catch_up(const std::string& pattern);
+  /// Asks for the text so far of reply `message_id`, whose event `ev`
+  /// (numbered `index`) came first, sends it, then handles `ev`.
+  void lazy_catch_up(const std::string& pattern, const event& ev,
+                     const std::string& message_id, int64_t index);
+  /// Sends `snap` as the catch-up event of subscription `pattern`.
+  void send_catch_up(const std::string& pattern, const stream_snapshot& snap);
   /// Sends the coalesced tokens of lagging replies: all of them with
   /// `force`, else once the client's backlog allows.
   void flush_streams(bool force);
@@ -137,11 +143,15 @@ private:
     std::string state;
     std::string reason;
   };
-  /// (subscription, message id) -> view; made at the first reply token, so
-  /// that a session without any costs one pointer.
-  using stream_views
-    = std::map<std::pair<std::string, std::string>, stream_view>;
-  std::unique_ptr<stream_views> streams_;
+  struct stream_state {
+    /// (subscription, message id) -> view.
+    std::map<std::pair<std::string, std::string>, stream_view> views;
+    /// Bytes of tokens held back, over all views.
+    size_t held = 0;
+  };
+  /// Made at the first reply token, so that a session without any costs
+  /// one pointer.
+  std::unique_ptr<stream_state> streams_;
   bool flush_armed_ = false;
 };
 

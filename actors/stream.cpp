@@ -24,6 +24,9 @@ log_limiter& bus_log() {
 
 using stream_ptr = stream_actor::stateful_pointer<stream_state>;
 
+void finish(stream_ptr self, const std::string& state,
+            const std::string& reason);
+
 /// Publishes one `message_stream` event (numbered `index`; the last one
 /// `done`, with the reply's `state`). With `rp`, answers the agent's token
 /// once the bus took the event.
@@ -71,6 +74,10 @@ void publish(stream_ptr self, const std::string& token, bool done,
               std::move(ev), deadline)
     .then(
       [self, rp = *rp, on_status](const std::string& status) mutable {
+        // A token the watchers did not get would leave a gap in what they
+        // show: the reply fails instead (its text so far is kept).
+        if (!status.empty())
+          finish(self, "failed", "the event bus refused a token: " + status);
         rp.deliver(!self->state.ended);
         on_status(status);
       },
@@ -108,8 +115,8 @@ event room_event(node_context& ctx, std::string topic, std::string source,
   ev.ts = node_context::unix_ms();
   ev.source = std::move(source);
   ev.data = std::move(data);
-  if (is_private)
-    ev.headers.emplace(rooms::audience_header, nlohmann::json(audience).dump());
+  ev.headers.emplace(rooms::audience_header,
+                     is_private ? nlohmann::json(audience).dump() : "*");
   return ev;
 }
 
@@ -128,9 +135,10 @@ stream_actor::behavior_type stream_server(stream_ptr self, stream_spec spec) {
       finish(self, "failed", "agent crashed");
     });
   }
-  self->delayed_send(self, stall, stall_atom::value, int64_t{-1});
+  st.last_progress = self->clock().now();
+  self->delayed_send(self, stall, stall_atom::value, int64_t{0});
   return {
-    [self, stall](token_atom, std::string& token) -> caf::result<bool> {
+    [self](token_atom, std::string& token) -> caf::result<bool> {
       auto& st = self->state;
       if (st.ended)
         return false;
@@ -141,7 +149,9 @@ stream_actor::behavior_type stream_server(stream_ptr self, stream_spec spec) {
       }
       ++st.index;
       st.spec.reply.text += token;
-      self->delayed_send(self, stall, stall_atom::value, st.index);
+      // Empty tokens are no progress: they do not hold off the stall timer.
+      if (!token.empty())
+        st.last_progress = self->clock().now();
       auto rp = self->make_response_promise<bool>();
       publish(self, token, false, {}, {}, &rp);
       return rp;
@@ -154,8 +164,11 @@ stream_actor::behavior_type stream_server(stream_ptr self, stream_spec spec) {
     },
     [self](snapshot_atom) {
       auto& st = self->state;
+      // Once ended, `index` numbers the final (done) event, which is still
+      // on its way to the watchers: the snapshot covers the tokens only.
+      auto last_token = st.ended ? st.index - 1 : st.index;
       return stream_snapshot{st.topic, st.spec.reply.message_id,
-                             st.spec.reply.seq, st.index, st.spec.reply.text};
+                             st.spec.reply.seq, last_token, st.spec.reply.text};
     },
     [self](cancel_atom) {
       finish(self, "cancelled", {});
@@ -163,9 +176,20 @@ stream_actor::behavior_type stream_server(stream_ptr self, stream_spec spec) {
     [self](audience_atom, std::vector<std::string>& audience) {
       self->state.spec.audience = std::move(audience);
     },
-    [self](stall_atom, int64_t index) {
-      if (index == self->state.index)
+    [self, stall](stall_atom, int64_t) {
+      // One timer at a time, re-armed for what is left of the window.
+      auto& st = self->state;
+      if (st.ended)
+        return;
+      auto quiet = self->clock().now() - st.last_progress;
+      if (quiet >= stall) {
         finish(self, "failed", "agent stalled");
+        return;
+      }
+      auto left
+        = std::chrono::duration_cast<std::chrono::milliseconds>(stall - quiet);
+      self->delayed_send(self, std::max(left, std::chrono::milliseconds{1}),
+                         stall_atom::value, int64_t{0});
     },
   };
 }

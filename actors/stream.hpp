@@ -39,6 +39,8 @@ struct stream_state {
   /// Index of the last token; -1 before the first.
   int64_t index = -1;
   bool ended = false;
+  /// When the agent last sent a non-empty token (or the reply started).
+  caf::actor_clock::time_point last_progress;
   /// Events handed to the bus publisher and not yet answered.
   size_t publishing = 0;
 

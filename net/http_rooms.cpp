@@ -175,8 +175,8 @@ void http_router::rooms(const http_request& req, std::string_view path,
       });
     } else if (method == http::verb::get) { // the caller's rooms
       auto after = query_param(target, "after");
-      auto limit = number_param(target, "limit", 0);
-      if (!limit || *limit > max_room_page) {
+      auto limit = number_param(target, "limit", default_room_page);
+      if (!limit || *limit == 0 || *limit > max_room_page) {
         fail(done, http::status::bad_request, "bad_request",
              "limit must be a number from 1 to "
                + std::to_string(max_room_page));
@@ -196,7 +196,7 @@ void http_router::rooms(const http_request& req, std::string_view path,
                 arr.push_back(to_json(r));
               // A full page may have more after it.
               nlohmann::json next = nullptr;
-              if (!rooms.empty() && (n == 0 || rooms.size() == n))
+              if (!rooms.empty() && rooms.size() == n)
                 next = rooms.back().id;
               done(json(http::status::ok,
                         nlohmann::json{{"rooms", arr}, {"next", next}}.dump(),
@@ -315,8 +315,8 @@ void http_router::rooms(const http_request& req, std::string_view path,
   }
   if (segs[1] == "messages" && segs.size() == 2 && method == http::verb::get) {
     auto after = number_param(target, "after", 0);
-    auto limit = number_param(target, "limit", 0);
-    if (!after || !limit || *limit > max_history_page) {
+    auto limit = number_param(target, "limit", default_history_page);
+    if (!after || !limit || *limit == 0 || *limit > max_history_page) {
       fail(done, http::status::bad_request, "bad_request",
            "after must be a number, limit a number from 1 to "
              + std::to_string(max_history_page));

@@ -116,7 +116,11 @@ http_response http_router::error(http::status status, const char* code,
                                  const std::string& message, unsigned version,
                                  bool keep_alive) {
   nlohmann::json body{{"code", code}, {"message", message}};
-  return json(status, body.dump(), version, keep_alive);
+  // A message may quote a request's bytes (a path segment, say): never let
+  // invalid UTF-8 in it throw.
+  return json(
+    status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+    version, keep_alive);
 }
 
 void http_router::handle(const http_request& req,

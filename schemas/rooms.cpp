@@ -85,6 +85,10 @@ bool read(const nlohmann::json& j, const char* key, T& out) {
   } else if constexpr (std::is_same_v<T, bool>) {
     if (!i->is_boolean())
       return false;
+  } else if constexpr (std::is_unsigned_v<T>) {
+    // Sequence numbers: unsigned, and far from overflowing when counted on.
+    if (!i->is_number_unsigned() || i->template get<T>() > (T{1} << 53))
+      return false;
   } else {
     if (!i->is_number_integer())
       return false;

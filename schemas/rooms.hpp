@@ -181,8 +181,10 @@ std::string_view room_of_pattern(std::string_view pattern);
 /// Whether `pattern` can match a `message_stream` topic of org `org`.
 bool may_match_streams(std::string_view pattern, std::string_view org);
 
-/// Event headers of room events (never shown to clients): the user ids
-/// that may see a private room's event, as a JSON array; and the stream
+/// Event headers of room events (never shown to clients): who may see the
+/// event, the user ids of a private room as a JSON array or `*` for a room
+/// that is not private (an event without it is none of a room's); and the
+/// stream
 /// fields a watcher's session reads without parsing the payload.
 constexpr std::string_view audience_header = "audience";
 constexpr std::string_view message_header = "message_id";

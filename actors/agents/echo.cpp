@@ -115,8 +115,8 @@ std::string validate(const nlohmann::json& config) {
   auto i = config.find("delay_ms");
   if (i != config.end()
       && (!i->is_number_integer() || i->get<int64_t>() < 0
-          || i->get<int64_t>() > 60'000))
-    return "config.delay_ms must be an integer from 0 to 60000";
+          || i->get<int64_t>() > 10'000))
+    return "config.delay_ms must be an integer from 0 to 10000";
   return {};
 }
 

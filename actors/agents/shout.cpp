@@ -19,9 +19,14 @@ agent_actor::behavior_type shout_agent(agent_actor::pointer self,
       // (the agent's credit); only then is the reply complete.
       auto stream = req.stream;
       self->request(stream, caf::infinite, token_atom::value, std::move(text))
-        .then([self, stream](bool) {
-          self->send(stream, end_atom::value);
-        });
+        .then(
+          [self, stream](bool) {
+            self->send(stream, end_atom::value);
+          },
+          [](caf::error&) {
+            // The reply ended before its token (cancelled): nothing
+            // left to do.
+          });
     },
     [](tick_atom, uint64_t) {
       // no timers
