@@ -350,7 +350,8 @@ if streams:
       "which the node stamps when it publishes the token (same clock, whole milliseconds). "
       "CPU is utime + stime from /proc over the window, in % of one core; the generator is "
       "every client process; `machine` is every core's busy time from /proc/stat (200% is both "
-      "cores: node, generator, the kernel's loopback and anything else). `node threads` splits the "
+      "cores), and `other` what of it was neither the node nor the generator: near 0 in a clean "
+      "run, more when another program shared the machine. `node threads` splits the "
       "node's CPU in the last round (`caf.multiplexer` is CAF's name for its scheduler's worker "
       "threads, `caf.clock` runs the agents' timers, the `switchyard` threads are the HTTP and "
       "WebSocket I/O threads). A watcher more than `--stream-coalesce-bytes` behind gets "
@@ -359,7 +360,7 @@ if streams:
       "watcher checks that it got every word of every reply once, in order (`replies whole`, "
       "warm-up included). Medians of the rounds with min-max.\n")
     w("| scenario | command | tokens/s delivered, median [min-max] | offered | p50 [min-max] | "
-      "p99 [min-max] | max | node CPU [min-max] | generator CPU | machine | node threads | "
+      "p99 [min-max] | max | node CPU [min-max] | generator CPU | machine (other) | node threads | "
       "coalesced events / tokens (node) | disconnects | replies whole |")
     w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
 
@@ -374,7 +375,8 @@ if streams:
         w(f"| {r['rooms']:,} rooms x {r['watchers']} watchers, {r['tps']} tokens/s ({r['connections']:,} connections) | "
           f"{cmd} | {span(r['tokens_per_s'])}{note} | {r['offered_tokens_per_s']:,} | {span(r['p50_ms'])} ms | "
           f"{span(r['p99_ms'])} ms | {r['max_ms']['max']:.0f} ms | {span(r['node_cpu'])}% | {span(r['gen_cpu'])}% | "
-          f"{span(r['machine_cpu'])}% | {r['node_threads']} | "
+          f"{r['machine_cpu']['median']:.0f}% ({r['other_cpu']['median']:.0f}% [{r['other_cpu']['min']:.0f}-{r['other_cpu']['max']:.0f}]) | "
+          f"{r['node_threads']} | "
           f"{r['coalesced_events']:,} / {r['coalesced_metric']:,} | {r['disconnects']} | "
           f"{r['replies_whole']:,} of {r['replies_checked']:,} |")
     w(f"\nMeasured at commit {streams[0]['commit']}, {streams[0]['rounds']} rounds of "
