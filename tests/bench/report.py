@@ -372,10 +372,12 @@ if streams:
                f"--tps {r['tps']} --duration {r['duration']} --rounds {r['rounds']} --procs {r['procs']}"
                + (f" --node-args=\"{r['node_args']}\"" if r["node_args"] else "") + "`")
         note = "" if not r["window_outside_rounds"] else f" (window not inside the replies in {r['window_outside_rounds']} rounds)"
-        w(f"| {r['rooms']:,} rooms x {r['watchers']} watchers, {r['tps']} tokens/s ({r['connections']:,} connections) | "
+        procs = f", {r['procs']} client processes" if r["procs"] > 1 else ""
+        w(f"| {r['rooms']:,} rooms x {r['watchers']} watchers, {r['tps']} tokens/s ({r['connections']:,} connections{procs}) | "
           f"{cmd} | {span(r['tokens_per_s'])}{note} | {r['offered_tokens_per_s']:,} | {span(r['p50_ms'])} ms | "
           f"{span(r['p99_ms'])} ms | {r['max_ms']['max']:.0f} ms | {span(r['node_cpu'])}% | {span(r['gen_cpu'])}% | "
-          f"{r['machine_cpu']['median']:.0f}% ({r['other_cpu']['median']:.0f}% [{r['other_cpu']['min']:.0f}-{r['other_cpu']['max']:.0f}]) | "
+          f"{r['machine_cpu']['median']:.0f}% ({round(r['other_cpu']['median'])}% "
+          f"[{round(r['other_cpu']['min'])} to {round(r['other_cpu']['max'])}]) | "
           f"{r['node_threads']} | "
           f"{r['coalesced_events']:,} / {r['coalesced_metric']:,} | {r['disconnects']} | "
           f"{r['replies_whole']:,} of {r['replies_checked']:,} |")
