@@ -13,6 +13,11 @@ packages=(
   libjwt-dev nlohmann-json3-dev libbenchmark-dev
   nats-server curl ca-certificates openssl
   clang-14 libclang-rt-14-dev llvm-14
+  # The browser test (tests/e2e/browser.test.mjs) drives Debian's Chromium
+  # through playwright-core: npm's Playwright would download a browser build
+  # of its own, which this network does not reach. Fonts so that its
+  # screenshots show text (Chromium only recommends them).
+  chromium fonts-liberation
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
@@ -21,5 +26,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
-# WebSocket client for the end-to-end tests (npm registry).
+# WebSocket client and playwright-core for the end-to-end tests (npm registry).
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

@@ -335,6 +335,55 @@ for r in storm:
     w(f"| {name(r['target'])} | {r['conns']:,} | {r['conns_per_s']:,.0f} |")
 w("\n`swload --scenario storm --conns 10000 --procs 2 --shared`\n")
 
+streams = load("streams", "summary")
+if streams:
+    w("## 5. Token streaming\n")
+    w("Rooms with an echo agent streaming its reply to the room's watchers "
+      "(`tests/bench/streams.mjs`, Node.js clients with `ws`; the node on its in-process bus). "
+      "R private rooms, each with W watcher users (one user id and one connection each) "
+      "subscribed to the room's `message_stream` topic, and an echo agent writing T tokens/s "
+      "(`delay_ms` = 1000/T; each delay starts once the previous token was published, so the "
+      "agent writes a little under T). One reply per room warms the node up; then each round "
+      "posts a message in every room, long enough that every reply streams through the whole "
+      "measured window, and counts the tokens delivered to all watchers inside the window "
+      "(offered: R x W x T). Latency is the watcher's receive time minus the event's `ts`, "
+      "which the node stamps when it publishes the token (same clock, whole milliseconds). "
+      "CPU is utime + stime from /proc over the window, in % of one core; the generator is "
+      "every client process; `machine` is every core's busy time from /proc/stat (200% is both "
+      "cores), and `other` what of it was neither the node nor the generator: near 0 in a clean "
+      "run, more when another program shared the machine. `node threads` splits the "
+      "node's CPU in the last round (`caf.multiplexer` is CAF's name for its scheduler's worker "
+      "threads, `caf.clock` runs the agents' timers, the `switchyard` threads are the HTTP and "
+      "WebSocket I/O threads). A watcher more than `--stream-coalesce-bytes` behind gets "
+      "several tokens in one event: `coalesced` counts such events at the watchers and "
+      "`switchyard_stream_tokens_coalesced_total` (tokens held back) at the node. Every "
+      "watcher checks that it got every word of every reply once, in order (`replies whole`, "
+      "warm-up included). Medians of the rounds with min-max.\n")
+    w("| scenario | command | tokens/s delivered, median [min-max] | offered | p50 [min-max] | "
+      "p99 [min-max] | max | node CPU [min-max] | generator CPU | machine (other) | node threads | "
+      "coalesced events / tokens (node) | disconnects | replies whole |")
+    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+
+    def span(f, fmt="{:,.0f}"):
+        return f"{fmt.format(f['median'])} [{fmt.format(f['min'])}-{fmt.format(f['max'])}]"
+
+    for r in streams:
+        cmd = (f"`node tests/bench/streams.mjs --rooms {r['rooms']} --watchers {r['watchers']} "
+               f"--tps {r['tps']} --duration {r['duration']} --rounds {r['rounds']} --procs {r['procs']}"
+               + (f" --node-args=\"{r['node_args']}\"" if r["node_args"] else "") + "`")
+        note = "" if not r["window_outside_rounds"] else f" (window not inside the replies in {r['window_outside_rounds']} rounds)"
+        procs = f", {r['procs']} client processes" if r["procs"] > 1 else ""
+        w(f"| {r['rooms']:,} rooms x {r['watchers']} watchers, {r['tps']} tokens/s ({r['connections']:,} connections{procs}) | "
+          f"{cmd} | {span(r['tokens_per_s'])}{note} | {r['offered_tokens_per_s']:,} | {span(r['p50_ms'])} ms | "
+          f"{span(r['p99_ms'])} ms | {r['max_ms']['max']:.0f} ms | {span(r['node_cpu'])}% | {span(r['gen_cpu'])}% | "
+          f"{r['machine_cpu']['median']:.0f}% ({round(r['other_cpu']['median'])}% "
+          f"[{round(r['other_cpu']['min'])} to {round(r['other_cpu']['max'])}]) | "
+          f"{r['node_threads']} | "
+          f"{r['coalesced_events']:,} / {r['coalesced_metric']:,} | {r['disconnects']} | "
+          f"{r['replies_whole']:,} of {r['replies_checked']:,} |")
+    w(f"\nMeasured at commit {streams[0]['commit']}, {streams[0]['rounds']} rounds of "
+      f"{streams[0]['duration']} s each.\n")
+
 w("## Where the time goes\n")
 prof = os.path.join(bench, "profile.txt")
 if os.path.exists(prof):

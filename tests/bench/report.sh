@@ -3,14 +3,15 @@
 # Switchyard (in-process bus and NATS, each Switchyard subprotocol) and
 # nats-server's WebSocket listener, same generator, same run. Every server is
 # warmed before measuring and the targets alternate over ROUNDS rounds; the
-# page quotes medians with their spread. Takes ~30 minutes on 2 cores. Run as
-# root on the bench machine (perf needs it); nothing else may load the
-# machine meanwhile.
+# page quotes medians with their spread; the token-streaming scenarios
+# (tests/bench/streams.mjs, `ws` from tests/e2e's node_modules) follow.
+# Takes ~35 minutes on 2 cores. Run as root on the bench machine (perf needs
+# it); nothing else may load the machine meanwhile.
 #
 # Knobs (environment): ROUNDS (default 3), DURATION (seconds per measured
 # step, default 5), SUBPROTOCOLS (default json,ndjson,msgpack), SUBS_LARGE
 # (default 10000), QUICK=1 (fan-out only: no many-topics, idle, storm,
-# profile or micro-benchmarks; for checking this script).
+# token streaming, profile or micro-benchmarks; for checking this script).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v gnuplot >/dev/null || apt-get install -y -qq gnuplot-nox >/dev/null
@@ -18,7 +19,7 @@ command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
 ./deploy/build.sh >/dev/null
 out=build/bench
 mkdir -p "$out" docs/img
-rm -f "$out"/*.json
+rm -f "$out"/*.json "$out/streams.txt"
 git rev-parse --short HEAD >"$out/commit.txt" 2>/dev/null || true
 load=build/tests/bench/swload
 rounds=${ROUNDS:-3}
@@ -59,6 +60,16 @@ $load --scenario idle --conns 19500 --procs 2 --duration 5 \
 echo "connect storm" >&2
 $load --scenario storm --conns 10000 --procs 2 --shared \
   --json "$out/storm.json" --switchyard build/switchyard | tee "$out/storm.txt"
+
+echo "token streaming: rooms, watchers, echo agents" >&2
+# The first again with two client processes: how much of the latency is the
+# generator's own (one Node.js process near a full core).
+for scenario in "--rooms 100 --watchers 10 --tps 50" "--rooms 1000 --watchers 2 --tps 20" \
+  "--rooms 100 --watchers 10 --tps 50 --procs 2"; do
+  # shellcheck disable=SC2086 # the scenario is its flags
+  node tests/bench/streams.mjs $scenario --rounds "$rounds" \
+    --switchyard build/switchyard --json "$out/streams.json" | tee -a "$out/streams.txt"
+done
 
 echo "profile of the node at saturation (perf, cpu-clock)" >&2
 $load --scenario fanout --closed-loop --subs 10000 --targets switchyard-nats \
