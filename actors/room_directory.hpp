@@ -39,7 +39,7 @@ struct room_directory_state {
 
 /// How long the directory waits before it asks the store again after a
 /// failed first load (NATS down at start).
-constexpr std::chrono::milliseconds room_load_retry{1'000};
+constexpr std::chrono::milliseconds room_load_retry{250};
 
 /// Most rooms one list request returns, and the default.
 constexpr uint32_t max_room_page = 200;

@@ -17,6 +17,8 @@ struct echo_state {
   /// The reply being written: the front of `queue`.
   std::vector<std::string> tokens;
   size_t next = 0;
+  /// When the last token went to the stream.
+  caf::actor_clock::time_point sent_at;
   bool busy = false;
 
   static inline const char* name = "echo_agent";
@@ -51,6 +53,7 @@ void step(echo_ptr self) {
     start_next(self);
     return;
   }
+  st.sent_at = self->clock().now();
   self->request(stream, caf::infinite, token_atom::value, st.tokens[st.next])
     .then(
       [self](bool go_on) {
@@ -62,8 +65,14 @@ void step(echo_ptr self) {
           return;
         }
         ++st.next;
-        if (st.delay.count() > 0)
-          self->delayed_send(self, st.delay, tick_atom::value, uint64_t{0});
+        // Words `delay` apart: the wait for the answer counts toward it.
+        auto waited = self->clock().now() - st.sent_at;
+        if (waited < st.delay)
+          self->delayed_send(
+            self,
+            std::chrono::duration_cast<std::chrono::milliseconds>(st.delay
+                                                                  - waited),
+            tick_atom::value, uint64_t{0});
         else
           step(self);
       },

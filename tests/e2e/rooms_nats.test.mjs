@@ -64,7 +64,14 @@ describe('rooms on NATS JetStream', () => {
 
     node = await startNode(['--nats', ns.url, ...FAST_RECONNECT, '--dev'], { secret: node.secret });
     t.after(() => node.stop());
-    const got = await api(node, 'GET', `/v1/rooms/${room.id}`, alice, undefined, 200);
+    // 503 while the node loads the rooms from JetStream: retry, as a client would.
+    let got;
+    const deadline = Date.now() + 15000;
+    do {
+      got = await api(node, 'GET', `/v1/rooms/${room.id}`, alice);
+      if (got.status === 503) await new Promise((r) => setTimeout(r, 100));
+    } while (got.status === 503 && Date.now() < deadline);
+    assert.equal(got.status, 200, got.text);
     assert.deepEqual(got.json.participants.map((p) => p.id), ['alice', 'bob', 'agent_echo', 'agent_slow']);
     assert.equal(got.json.name, 'durable');
     const list = await api(node, 'GET', '/v1/rooms', alice, undefined, 200);
