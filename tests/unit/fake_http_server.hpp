@@ -70,6 +70,16 @@ public:
     return requests_;
   }
 
+  /// Waits until `n` requests have arrived.
+  bool
+  wait_requests(size_t n,
+                std::chrono::milliseconds timeout = std::chrono::seconds{5}) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    return cv_.wait_for(guard, timeout, [&] {
+      return requests_.size() >= n;
+    });
+  }
+
   /// Waits until `n` connections have ended their script.
   bool
   wait_served(size_t n,
@@ -82,9 +92,11 @@ public:
 
   // -- for scripts ------------------------------------------------------------
 
-  static void write(tcp::socket& sock, const std::string& bytes) {
+  /// False once the client closed the connection.
+  static bool write(tcp::socket& sock, const std::string& bytes) {
     boost::system::error_code ec;
     boost::asio::write(sock, boost::asio::buffer(bytes), ec);
+    return !ec;
   }
 
   static void sleep(int ms) {
@@ -137,6 +149,7 @@ private:
       {
         std::lock_guard<std::mutex> guard{mtx_};
         requests_.push_back(req);
+        cv_.notify_all();
       }
       run_(sock, req);
       sock.close(ec);
