@@ -9,6 +9,14 @@
 #include <string>
 #include <vector>
 
+#include <thread>
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "net/http_stream_client.hpp"
 #include "tests/unit/fake_http_server.hpp"
 
@@ -362,4 +370,54 @@ CAF_TEST(dropping the handle does not end the request) {
   CAF_CHECK_EQUAL(c.wait_done(), "");
   CAF_CHECK_EQUAL(c.got(), (strings{"late"}));
   CAF_CHECK_EQUAL(c.done_calls, 1);
+}
+
+namespace {
+
+/// A self-signed certificate for 127.0.0.1: no system trusts it.
+void use_self_signed(boost::asio::ssl::context& ctx) {
+  auto* key = EVP_EC_gen("P-256");
+  auto* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  auto* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(
+    name, "CN", MBSTRING_ASC,
+    reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509_sign(cert, key, EVP_sha256());
+  SSL_CTX_use_certificate(ctx.native_handle(), cert);
+  SSL_CTX_use_PrivateKey(ctx.native_handle(), key);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+}
+
+} // namespace
+
+CAF_TEST(https refuses a certificate the system does not trust) {
+  namespace ssl = boost::asio::ssl;
+  boost::asio::io_context io;
+  tcp::acceptor acceptor{io, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  ssl::context ctx{ssl::context::tls_server};
+  use_self_signed(ctx);
+  std::thread server{[&] {
+    ssl::stream<tcp::socket> stream{io, ctx};
+    boost::system::error_code ec;
+    acceptor.accept(stream.next_layer(), ec);
+    if (!ec)
+      stream.handshake(ssl::stream_base::server, ec);
+    // The client aborts the handshake: nothing more to serve.
+  }};
+  collector c;
+  auto req = post(c,
+                  "https://127.0.0.1:"
+                    + std::to_string(acceptor.local_endpoint().port())
+                    + "/v1/chat/completions");
+  CAF_CHECK_EQUAL(c.wait_done(),
+                  "TLS with 127.0.0.1: certificate verify failed");
+  server.join();
+  CAF_CHECK(c.got().empty());
 }
