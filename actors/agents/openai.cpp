@@ -19,17 +19,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-/// Input from the HTTP client's I/O thread: the data of one event, or (with
-/// `last`) the end of the request, `data` then empty or the error. Tagged
-/// with the reply it belongs to, so that input of a reply that ended is
-/// dropped.
-using input_atom = caf::atom_constant<caf::atom("input")>;
-constexpr input_atom input_atom_v = input_atom{};
-
-using openai_actor
-  = agent_actor::extend<caf::reacts_to<input_atom, uint64_t /*tag*/,
-                                       bool /*last*/, std::string /*data*/>>;
-
 constexpr size_t default_history = 10;
 constexpr size_t max_history = 100;
 constexpr int64_t default_timeout_ms = 30'000;
@@ -213,7 +202,7 @@ struct openai_state {
   static inline const char* name = "openai_agent";
 };
 
-using self_ptr = openai_actor::stateful_pointer<openai_state>;
+using self_ptr = agent_actor::stateful_pointer<openai_state>;
 
 void start_next(self_ptr self);
 
@@ -368,7 +357,7 @@ void start(self_ptr self, agent_request req) {
   // dropped.
   caf::weak_actor_ptr weak{self->ctrl()};
   auto send_input = [weak, tag](bool last, std::string data) {
-    if (auto hdl = caf::actor_cast<caf::actor>(weak))
+    if (auto hdl = caf::actor_cast<agent_actor>(weak))
       caf::anon_send(hdl, input_atom_v, tag, last, std::move(data));
   };
   logger("openai")->debug("agent {} of room {}: POST {} (model {})",
@@ -403,7 +392,7 @@ void start_next(self_ptr self) {
   }
 }
 
-openai_actor::behavior_type openai_agent(self_ptr self, agent_spec spec) {
+agent_actor::behavior_type openai_agent(self_ptr self, agent_spec spec) {
   auto& st = self->state;
   st.cfg = read_config(spec.config, st.config_error);
   if (st.cfg) {
@@ -424,6 +413,9 @@ openai_actor::behavior_type openai_agent(self_ptr self, agent_spec spec) {
       st.queue.push_back(std::move(req));
       start_next(self);
     },
+    // Input from the HTTP client's I/O thread: the data of one event, or
+    // (`last`) the end of the request, with its error if any. Tagged with
+    // the reply it belongs to: input of a reply that ended is dropped.
     [self](input_atom, uint64_t tag, bool last, std::string& data) {
       auto& st = self->state;
       if (!st.current || st.current->tag != tag)
@@ -437,6 +429,9 @@ openai_actor::behavior_type openai_agent(self_ptr self, agent_spec spec) {
         maybe_complete(self);
       }
     },
+    // No timers of its own: the HTTP client times out the server, request
+    // timeouts the stream.
+    [](tick_atom, uint64_t) {},
   };
 }
 
@@ -471,6 +466,10 @@ std::string openai_completions_url(std::string_view url) {
 
 agent_actor spawn_openai_agent(caf::actor_system& sys, agent_spec spec) {
   return sys.spawn(openai_agent, std::move(spec));
+}
+
+void register_openai_agent(agent_registry& registry) {
+  registry.add("openai", spawn_openai_agent, validate_openai_config);
 }
 
 } // namespace switchyard

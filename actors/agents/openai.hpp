@@ -24,6 +24,9 @@
 
 namespace switchyard {
 
+/// Registers `openai` with its validator.
+void register_openai_agent(agent_registry& registry);
+
 /// Empty when `config` is a usable `openai` config, else what is wrong with
 /// it, naming the field.
 std::string validate_openai_config(const nlohmann::json& config);
@@ -35,11 +38,5 @@ std::string openai_completions_url(std::string_view url);
 
 /// Spawns an `openai` agent: what the registry's factory does.
 agent_actor spawn_openai_agent(caf::actor_system& sys, agent_spec spec);
-
-/// Registers `openai` with its validator. Inline, so that code using the
-/// agent without a registry (the unit tests) links without one.
-inline void register_openai_agent(agent_registry& registry) {
-  registry.add("openai", spawn_openai_agent, validate_openai_config);
-}
 
 } // namespace switchyard
