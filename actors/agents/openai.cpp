@@ -288,7 +288,7 @@ void on_token(self_ptr self, std::string text) {
     return;
   }
   cur.waiting_bytes += text.size();
-  if (!cur.waiting.empty()
+  if (!cur.waiting.empty() && text.size() <= max_piece_size
       && cur.waiting.back().size() <= max_piece_size - text.size())
     cur.waiting.back() += text;
   else

@@ -16,14 +16,12 @@ const KEY = 'sk-e2e-test-key';
 const topic = (event, room) => `events.${ORG}.conversations.conversation.${event}.${room}`;
 
 describe('rooms: openai agent', () => {
-  let node, ai, token, noRoomApi;
+  let node, ai, token;
   before(async () => {
     ai = await startOpenAIServer({ delayMs: 5 });
     process.env[KEY_ENV] = KEY;
     node = await startNode([]);
     token = node.token({ sub: 'u_1', org: ORG });
-    // Until the node serves the room API, there is nothing to test here.
-    noRoomApi = (await node.http('GET', '/v1/rooms', { token })).status === 404;
   });
   after(async () => {
     await node?.stop();
@@ -73,7 +71,6 @@ describe('rooms: openai agent', () => {
     );
 
   it('streams the reply token by token, then posts and stores it complete', T, async (t) => {
-    if (noRoomApi) return t.skip('the node has no room API yet (GET /v1/rooms -> 404)');
     const before = ai.requests.length;
     const { id, c } = await room(t, config());
     await post(id, 'hello there');
@@ -100,7 +97,6 @@ describe('rooms: openai agent', () => {
   });
 
   it('sends the system prompt and the recent messages with their roles', T, async (t) => {
-    if (noRoomApi) return t.skip('the node has no room API yet (GET /v1/rooms -> 404)');
     const { id, c } = await room(t, config({ system: 'be brief', history: 2 }));
     await post(id, 'first');
     await reply(c, id);
@@ -116,7 +112,6 @@ describe('rooms: openai agent', () => {
   });
 
   it('a server error fails the reply with the status and the body', T, async (t) => {
-    if (noRoomApi) return t.skip('the node has no room API yet (GET /v1/rooms -> 404)');
     ai.mode = 'fail';
     t.after(() => (ai.mode = 'ok'));
     const { id } = await room(t, config());
@@ -127,7 +122,6 @@ describe('rooms: openai agent', () => {
   });
 
   it('a stalled server fails the reply after timeout_ms', T, async (t) => {
-    if (noRoomApi) return t.skip('the node has no room API yet (GET /v1/rooms -> 404)');
     ai.mode = 'stall';
     t.after(() => (ai.mode = 'ok'));
     const { id } = await room(t, config({ timeout_ms: 500 }));
@@ -140,7 +134,6 @@ describe('rooms: openai agent', () => {
   });
 
   it('an unset key fails the reply and names the variable', T, async (t) => {
-    if (noRoomApi) return t.skip('the node has no room API yet (GET /v1/rooms -> 404)');
     const { id } = await room(t, config({ api_key_env: 'SWITCHYARD_E2E_UNSET_KEY' }));
     await post(id, 'hello');
     const msg = await settled(id);
@@ -149,7 +142,6 @@ describe('rooms: openai agent', () => {
   });
 
   it('an invalid config is refused with the field it lacks', T, async (t) => {
-    if (noRoomApi) return t.skip('the node has no room API yet (GET /v1/rooms -> 404)');
     const r = await node.http('POST', '/v1/rooms', { token, body: { name: 'y', private: true } });
     assert.equal(r.status, 201, r.text);
     for (const [cfg, field] of [
