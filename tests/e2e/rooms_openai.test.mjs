@@ -77,7 +77,11 @@ describe('rooms: openai agent', () => {
     const posted = await reply(c, id);
     assert.equal(posted.data.author, 'agent_ai');
     assert.equal(posted.data.text, 'you said: hello there');
-    const stream = c.events((e) => e.topic === topic('message_stream', id) && e.data?.message_id === posted.data.message_id);
+    const ofReply = (e) => e.topic === topic('message_stream', id) && e.data?.message_id === posted.data.message_id;
+    // The two topics are not ordered with each other: the stream's end may
+    // come after the posted message.
+    await c.waitEvent((e) => ofReply(e) && e.data.done === true, { what: 'the end of the stream', consume: false });
+    const stream = c.events(ofReply);
     assert.ok(stream.length >= 2, `expected several stream events, got ${JSON.stringify(stream.map((e) => e.data))}`);
     assert.equal(stream.map((e) => e.data.token ?? '').join(''), posted.data.text, 'the tokens make up the text');
     assert.equal(stream.at(-1).data.done, true, 'the last stream event is done');
