@@ -1,6 +1,7 @@
 #include "actors/agents/registry.hpp"
 
 #include "actors/agents/echo.hpp"
+#include "actors/agents/openai.hpp"
 #include "actors/agents/shout.hpp"
 
 namespace switchyard {
@@ -42,6 +43,7 @@ std::string agent_registry::names() const {
 
 void register_builtin_agents(agent_registry& registry) {
   register_echo_agent(registry);
+  register_openai_agent(registry);
   register_shout_agent(registry);
 }
 
