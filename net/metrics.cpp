@@ -36,9 +36,10 @@ std::string render_metrics(const node_context& ctx) {
          "Socket gather-writes (frames_written / this = batch size).",
          s.socket_writes.load(r));
   metric("switchyard_rooms_active", "gauge",
-         "Room actors in memory (rooms used recently).", s.rooms_active.load(r));
-  metric("switchyard_streams_active", "gauge",
-         "Agent replies being generated.", s.streams_active.load(r));
+         "Room actors in memory (rooms used recently).",
+         s.rooms_active.load(r));
+  metric("switchyard_streams_active", "gauge", "Agent replies being generated.",
+         s.streams_active.load(r));
   metric("switchyard_agents_running", "gauge", "Agent actors running.",
          s.agents_running.load(r));
   metric("switchyard_stream_tokens_coalesced_total", "counter",

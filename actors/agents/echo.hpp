@@ -1,5 +1,6 @@
 // The `echo` agent: replies with the message it answers, streamed a word at
-// a time, `config.delay_ms` milliseconds apart (default 0, at most 10000: well under the stall timeout).
+// a time, `config.delay_ms` milliseconds apart (default 0, at most 10000: well
+// under the stall timeout).
 
 #pragma once
 
