@@ -53,6 +53,17 @@ std::string rule_key(const std::string& org, const std::string& id) {
   return org + '.' + id;
 }
 
+/// Sets the gauges of rule actors and notifiers.
+void gauges(self_ptr self) {
+  auto& st = self->state;
+  if (auto* stats = st.deps.stats) {
+    stats->rule_actors.store(static_cast<int64_t>(st.rule_actors.size()),
+                             std::memory_order_relaxed);
+    stats->notifiers.store(static_cast<int64_t>(st.notifiers.size()),
+                           std::memory_order_relaxed);
+  }
+}
+
 /// The notifier of a user, spawned if need be, for one message more.
 notifier_actor notifier_of(self_ptr self, const std::string& org,
                            const std::string& user) {
@@ -61,8 +72,9 @@ notifier_actor notifier_of(self_ptr self, const std::string& org,
   if (!entry.hdl) {
     auto& d = st.deps;
     entry.hdl = self->system().spawn(notifier, org, user, d.cfg, d.store,
-                                     d.sessions, d.channels);
+                                     d.sessions, d.channels, d.stats);
     self->monitor(entry.hdl);
+    gauges(self);
   }
   ++entry.sent;
   return entry.hdl;
@@ -78,6 +90,7 @@ void apply_rule(self_ptr self, const notification_rule& r) {
       self->demonitor(i->second.address());
       self->send_exit(i->second, caf::exit_reason::user_shutdown);
       st.rule_actors.erase(i);
+      gauges(self);
     }
     return;
   }
@@ -90,6 +103,7 @@ void apply_rule(self_ptr self, const notification_rule& r) {
     caf::actor_cast<notification_directory_actor>(self), st.deps.rooms);
   self->monitor(hdl);
   st.rule_actors.emplace(key, std::move(hdl));
+  gauges(self);
 }
 
 void drop_rule(self_ptr self, const std::string& key) {
@@ -100,6 +114,7 @@ void drop_rule(self_ptr self, const std::string& key) {
     st.rule_actors.erase(i);
   }
   st.rules.erase(key);
+  gauges(self);
 }
 
 void load(self_ptr self) {
@@ -207,6 +222,7 @@ notification_directory_actor::behavior_type notification_directory(
         // Its notifications stay in the store: reload what is pending.
         auto org_user = i->first;
         st.notifiers.erase(i);
+        gauges(self);
         if (dm.reason == caf::exit_reason::normal)
           return;
         log()->error("notifier of {} ended: {}; resuming its deliveries",
@@ -218,6 +234,7 @@ notification_directory_actor::behavior_type notification_directory(
       if (i->second.address() == dm.source) {
         auto key = i->first;
         st.rule_actors.erase(i);
+        gauges(self);
         log()->error("rule actor {} ended: {}; restarting it", key,
                      to_string(dm.reason));
         if (auto r = st.rules.find(key); r != st.rules.end())
@@ -403,7 +420,11 @@ notification_directory_actor::behavior_type notification_directory(
       self->request(st.deps.store, store_timeout, create_atom::value, x)
         .then(
           [self, x](const outcome& res) mutable {
+            auto* stats = self->state.deps.stats;
             if (res.code == "conflict") {
+              if (stats)
+                stats->notifications_duplicate.fetch_add(
+                  1, std::memory_order_relaxed);
               log()->debug("notification {} exists (made here or on another "
                            "node): not delivered again",
                            x.id);
@@ -416,6 +437,9 @@ notification_directory_actor::behavior_type notification_directory(
               self->delayed_send(self, retry_delay, notify_atom::value, x);
               return;
             }
+            if (stats)
+              stats->notifications_created.fetch_add(1,
+                                                     std::memory_order_relaxed);
             auto hdl = notifier_of(self, x.org, x.user);
             self->send(hdl, notify_atom::value, std::move(x));
           },
@@ -438,6 +462,7 @@ notification_directory_actor::behavior_type notification_directory(
                 || i->second.sent != received)
               return;
             st.notifiers.erase(i);
+            gauges(self);
             self->demonitor(hdl.address());
             self->send_exit(hdl, caf::exit_reason::normal);
           });

@@ -13,6 +13,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/metrics.hpp"
 #include "actors/notification_channels.hpp"
 #include "actors/notification_interfaces.hpp"
 
@@ -28,6 +29,8 @@ struct notification_deps {
   caf::actor sessions;
   room_directory_actor rooms;
   std::shared_ptr<delivery_channels> channels;
+  /// The node's counters (outlive every actor of the node).
+  metrics* stats = nullptr;
 };
 
 /// State of the notification directory.

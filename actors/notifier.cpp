@@ -161,6 +161,14 @@ bool rate_limited(self_ptr self, int64_t now) {
   return st.recent.size() >= st.cfg.rate_limit;
 }
 
+void count(self_ptr self,
+           std::array<std::atomic<uint64_t>, 3> metrics::*counter,
+           std::string_view channel) {
+  if (auto* stats = self->state.stats)
+    (stats->*counter)[notify_channel_index(channel)].fetch_add(
+      1, std::memory_order_relaxed);
+}
+
 /// Hands a channel's answer to the notifier as a message.
 delivery_channels::done_handler answer_to(self_ptr self, std::string channel,
                                           std::vector<std::string> ids) {
@@ -239,6 +247,7 @@ void route(self_ptr self, const std::vector<caf::actor>& sessions) {
           for (auto& session : sessions)
             caf::anon_send(session, frame_atom::value, frame);
           mark(x.websocket, "sent", now);
+          count(self, &metrics::notify_sent, "websocket");
           break;
         }
         case route_action::push:
@@ -307,8 +316,9 @@ void run(self_ptr self) {
 }
 
 /// Takes a channel's answer for notification `x`.
-void settle_channel(self_ptr self, notification& x, channel_state& c,
-                    const std::string& error, bool permanent, int64_t now) {
+void settle_channel(self_ptr self, notification& x, const std::string& channel,
+                    channel_state& c, const std::string& error, bool permanent,
+                    int64_t now) {
   auto& cfg = self->state.cfg;
   if (!is(c, "sending") && !is(c, "queued"))
     return;
@@ -316,19 +326,24 @@ void settle_channel(self_ptr self, notification& x, channel_state& c,
     c.state = "sent";
     c.error.clear();
     c.next_at = 0;
+    count(self, &metrics::notify_sent, channel);
     return;
   }
   if (permanent) {
     mark(c, "failed", now, error);
-    log()->warn("notification {}: gave up: {}", x.id, error);
+    count(self, &metrics::notify_failed, channel);
+    log()->warn("notification {}: {} refused for good: {}", x.id, channel,
+                error);
     return;
   }
   if (now - c.at >= cfg.give_up_after.count()) {
     mark(c, "failed", now, "still failing after the give-up time: " + error);
-    log()->warn("notification {}: gave up after {} attempts: {}", x.id,
-                c.attempts, error);
+    count(self, &metrics::notify_failed, channel);
+    log()->warn("notification {}: {} given up after {} attempts: {}", x.id,
+                channel, c.attempts, error);
     return;
   }
+  count(self, &metrics::notify_retried, channel);
   c.state = "pending";
   c.error = error;
   c.next_at = now + retry_delay_ms(c.attempts, cfg.retry_max_delay.count());
@@ -341,7 +356,8 @@ void settle_channel(self_ptr self, notification& x, channel_state& c,
 notifier_actor::behavior_type
 notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string org,
          std::string user, notify_settings cfg, notification_store_actor store,
-         caf::actor sessions, std::shared_ptr<delivery_channels> channels) {
+         caf::actor sessions, std::shared_ptr<delivery_channels> channels,
+         metrics* stats) {
   auto& st = self->state;
   st.org = std::move(org);
   st.user = std::move(user);
@@ -349,6 +365,7 @@ notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string org,
   st.store = std::move(store);
   st.sessions = std::move(sessions);
   st.channels = std::move(channels);
+  st.stats = stats;
   st.base_unix = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
@@ -472,7 +489,7 @@ notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string org,
           c.state = "sending";
           c.attempts = st.digest_attempts + 1;
         }
-        settle_channel(self, x, c, error, permanent, now);
+        settle_channel(self, x, channel, c, error, permanent, now);
         persist(self, x);
       }
       run(self);

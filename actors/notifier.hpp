@@ -15,6 +15,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/metrics.hpp"
 #include "actors/notification_channels.hpp"
 #include "actors/notification_interfaces.hpp"
 
@@ -74,6 +75,7 @@ struct notifier_state {
   /// live sessions.
   caf::actor sessions;
   std::shared_ptr<delivery_channels> channels;
+  metrics* stats = nullptr;
   contact who;
   /// The notifications with something left to do.
   std::map<std::string, notification> pending;
@@ -101,6 +103,7 @@ struct notifier_state {
 notifier_actor::behavior_type
 notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string org,
          std::string user, notify_settings cfg, notification_store_actor store,
-         caf::actor sessions, std::shared_ptr<delivery_channels> channels);
+         caf::actor sessions, std::shared_ptr<delivery_channels> channels,
+         metrics* stats);
 
 } // namespace switchyard

@@ -30,8 +30,8 @@
 #include "actors/topic_root.hpp"
 #include "net/config.hpp"
 #include "net/jetstream_store.hpp"
-#include "net/notification_channels.hpp"
 #include "net/listener.hpp"
+#include "net/notification_channels.hpp"
 #include "schemas/messages.hpp"
 
 namespace asio = boost::asio;
@@ -279,11 +279,11 @@ int run_node(node_options opts) {
             opts.channels.smtp.host.empty()
               ? std::string{"off (no --smtp-host)"}
               : "via " + opts.channels.smtp.host + ":"
-                  + opts.channels.smtp.port);
+                + opts.channels.smtp.port);
   ctx->notifications = sys.spawn(
     notification_directory,
     notification_deps{ctx->cfg.notify, notify_store_actor, ctx->topics,
-                      ctx->sessions, ctx->rooms, channels});
+                      ctx->sessions, ctx->rooms, channels, &ctx->stats});
   agent_gateway_actor gateway;
   if (nats)
     gateway = sys.spawn<caf::detached>(agent_gateway, ctx, nats);

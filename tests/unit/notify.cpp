@@ -166,10 +166,10 @@ struct fixture : test_coordinator_fixture<test_config> {
                            std::make_shared<memory_room_store>());
     ctx->rooms = sys.spawn(room_directory, ctx, room_store);
     store = sys.spawn(notification_store_server, memory);
-    ctx->notifications
-      = sys.spawn(notification_directory,
-                  notification_deps{ctx->cfg.notify, store, ctx->topics,
-                                    ctx->sessions, ctx->rooms, channels});
+    ctx->notifications = sys.spawn(
+      notification_directory,
+      notification_deps{ctx->cfg.notify, store, ctx->topics, ctx->sessions,
+                        ctx->rooms, channels, &ctx->stats});
     sched.run();
   }
 
@@ -571,10 +571,10 @@ CAF_TEST(pending deliveries resume from the store after a restart) {
   // The node stops while the email waits for the ack timeout.
   caf::anon_send_exit(ctx->notifications, caf::exit_reason::user_shutdown);
   sched.run();
-  ctx->notifications
-    = sys.spawn(notification_directory,
-                notification_deps{ctx->cfg.notify, store, ctx->topics,
-                                  ctx->sessions, ctx->rooms, channels});
+  ctx->notifications = sys.spawn(
+    notification_directory,
+    notification_deps{ctx->cfg.notify, store, ctx->topics, ctx->sessions,
+                      ctx->rooms, channels, &ctx->stats});
   sched.run();
   advance(milliseconds(1500));
   CAF_CHECK_EQUAL(channels->count("push"), 1u);
