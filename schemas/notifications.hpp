@@ -38,6 +38,19 @@ constexpr size_t max_devices = 16;
 /// Longest device token (APNs tokens are 64 hex digits, FCM's ~160 bytes,
 /// a Web Push subscription's JSON under 1 KiB).
 constexpr size_t max_device_token_size = 2048;
+/// Longest operand of a condition (its JSON text: an `in` list of a few
+/// hundred ids fits) and most arrays and objects nested in it. Operands are
+/// parsed again for every event they are matched against, so both stay
+/// small.
+constexpr size_t max_condition_value_size = 8192;
+constexpr size_t max_condition_value_depth = 16;
+/// Most users `direct_recipients` returns: the fields an event names may
+/// hold arrays of any length; one event notifies at most this many.
+constexpr size_t max_direct_recipients = 1000;
+/// Longest email address (RFC 5321's limit on a path).
+constexpr size_t max_email_size = 254;
+/// Longest time zone name (the longest IANA name has 32 bytes).
+constexpr size_t max_tz_size = 64;
 
 // -- priorities and channels --------------------------------------------------
 
@@ -118,9 +131,16 @@ typename Inspector::result_type inspect(Inspector& f, notification_rule& x) {
 
 /// Reads a rule from an HTTP body (`POST` or `PUT /v1/notification-rules`)
 /// for `org`. `id` is the path's id for PUT, else empty (the body's `id` or
-/// a generated one). On error returns nothing and sets `error` to a message
-/// naming the wrong field, e.g. `when[1].op: unknown operator "foo"`.
-/// Defaults: priority normal, all channels, enabled, no conditions.
+/// a generated one: 16 hex digits). On error returns nothing and sets
+/// `error` to a message naming the wrong field, e.g.
+/// `when[1].op: unknown operator "foo"`; a field the rule does not have is
+/// an error too. Required: `topic` (a pattern `subscribe` would accept
+/// from a token of `org`), `recipients` (naming someone) and a non-empty
+/// `title`. Defaults: empty body, priority normal, all channels, enabled,
+/// no conditions. The fields `to_json` adds (`org`, which must then be
+/// `org`, `created_at`, `updated_at`) are accepted and ignored, so a rule
+/// read with GET may be sent back with PUT; the result's times are 0 (the
+/// caller sets them).
 std::optional<notification_rule>
 parse_rule(const nlohmann::json& body, const std::string& org,
            const std::string& id, std::string& error);
@@ -131,8 +151,14 @@ bool valid_rule_id(std::string_view id);
 nlohmann::json to_json(const notification_rule& x);
 
 /// Reads what `to_json` wrote (the store's records); nothing when a field
-/// is missing or of the wrong type.
+/// is missing or of the wrong type, or a condition's operand exceeds the
+/// limits above.
 std::optional<notification_rule> rule_from_json(const nlohmann::json& j);
+
+/// Whether `path` is a field path as `rule_condition::field` describes (a
+/// bare `data` is the whole payload), at most `max_field_path_size` bytes
+/// and `max_field_path_steps` steps, none empty; `why` says what is wrong.
+bool valid_field_path(std::string_view path, std::string* why = nullptr);
 
 /// The value at `path` of the event (`data` is `ev.data` parsed), or
 /// nothing when there is none.
@@ -140,9 +166,13 @@ std::optional<nlohmann::json> event_field(const event& ev,
                                           const nlohmann::json& data,
                                           std::string_view path);
 
-/// Whether every condition of `rule` holds for the event. Conditions on a
-/// missing field fail (except `exists: false`); comparisons of values of
-/// different types fail.
+/// Whether the event's topic matches the rule's and every condition of
+/// `rule` holds for it (`enabled` is the caller's to check). Conditions on
+/// a missing field fail (except `exists: false`); `exists` counts a null
+/// field as present. Equality is JSON equality with numbers compared by
+/// value (1 equals 1.0), so `not_equals` holds for a value of another
+/// type; `contains` on a field that is neither a string nor an array, and
+/// gt/gte/lt/lte on anything but two numbers, fail.
 bool matches(const notification_rule& rule, const event& ev,
              const nlohmann::json& data);
 
@@ -154,16 +184,18 @@ bool matches(const notification_rule& rule, const event& ev,
 std::string render(std::string_view tmpl, const event& ev,
                    const nlohmann::json& data, bool html, size_t limit);
 
-/// The explicit users and those the event's fields name, valid user ids
-/// only (`valid_participant_id(id, false)` of schemas/rooms.hpp), each
-/// once, in order of first appearance.
+/// The explicit users and those the event's fields name (a string, or an
+/// array of them; other values are ignored), valid user ids only
+/// (`valid_participant_id(id, false)` of schemas/rooms.hpp), each once, in
+/// order of first appearance, at most `max_direct_recipients`.
 std::vector<std::string> direct_recipients(const notification_rule& rule,
                                            const event& ev,
                                            const nlohmann::json& data);
 
 /// The id of the notification `rule` makes of event `event_id` for `user`:
 /// the same inputs give the same id, on every node, so that a notification
-/// is created once however often its event is seen. 32 hex digits.
+/// is created once however often its event is seen. 32 hex digits: the
+/// first half of the SHA-256 of the three, each prefixed by its length.
 std::string notification_id(std::string_view rule_id,
                             std::string_view event_id, std::string_view user);
 
@@ -214,9 +246,13 @@ typename Inspector::result_type inspect(Inspector& f, contact& x) {
 }
 
 /// Reads `PUT /v1/users/{id}/contact`; on error returns nothing and sets
-/// `error` naming the field (`devices[0].platform: ...`). The email must
-/// look like `local@domain` without spaces, CR, LF, `<` or `>`; the time
-/// zone must be one the system's tz database knows.
+/// `error` naming the field (`devices[0].platform: ...`); a field the
+/// contact does not have is an error too. Every field is optional; a null
+/// or missing `quiet_hours` is none. The email must look like
+/// `local@domain`, one `@`, at most `max_email_size` bytes, without
+/// control characters, spaces or any of `<>,;"()\` (so that it can go
+/// into a mail header as it is); times are "HH:MM" from 00:00 to 23:59;
+/// the time zone must be one the system's tz database knows.
 std::optional<contact> parse_contact(const nlohmann::json& body,
                                      const std::string& org,
                                      const std::string& user,
@@ -227,8 +263,12 @@ nlohmann::json to_json(const contact& x);
 std::optional<contact> contact_from_json(const nlohmann::json& j);
 
 /// When `unix_ms` lies within the quiet hours `q`: the unix time in
-/// milliseconds at which they end; else 0 (also for no quiet hours or an
-/// unknown zone). Daylight saving time moves with the zone.
+/// milliseconds at which they end (the next local `end`; where daylight
+/// saving time skips it, the instant of the skip; where it repeats it, the
+/// first one after `unix_ms`); else 0 (also for no quiet hours, an unknown
+/// zone or a time before 1970). Thread-safe; zones are looked up once.
+/// The tz database is read as Howard Hinnant's date library reads the
+/// system's: transitions through 2037, after that a zone's last offset.
 int64_t quiet_until(const quiet_hours& q, int64_t unix_ms);
 
 // -- notifications ------------------------------------------------------------
@@ -296,8 +336,9 @@ typename Inspector::result_type inspect(Inspector& f, notification& x) {
 /// Whether `x` allows `channel`.
 bool allows(const notification& x, std::string_view channel);
 
-/// Whether nothing is left to do for `x`: acked, or every channel sent,
-/// skipped or failed.
+/// Whether nothing is left to do for `x`: acked or read, or every channel
+/// sent, skipped or failed (a channel `x` does not allow counts as
+/// skipped, whatever its state).
 bool settled(const notification& x);
 
 /// The store's and the inbox's form (`GET /v1/notifications`): every field,
@@ -306,8 +347,9 @@ nlohmann::json to_json(const notification& x);
 
 std::optional<notification> notification_from_json(const nlohmann::json& j);
 
-/// The frame a connected client gets:
-/// `{"type":"notification","id","title","body","priority","data","ts"}`.
+/// The frame a connected client gets, compact JSON in this order:
+/// `{"type":"notification","id","title","body","priority","data","ts"}`
+/// (`data` as JSON; null when it is not valid JSON).
 std::string notification_frame(const notification& x);
 
 } // namespace switchyard
