@@ -7,6 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "schemas/ingest.hpp"
 
 namespace switchyard {
 
@@ -94,6 +97,12 @@ struct metrics {
   /// Refused input per source: malformed at even, too deep at odd indexes.
   std::array<std::atomic<uint64_t>, 2 * input_source_names.size()>
     input_rejected{};
+  /// `POST /v1/ingest/{source}` per configured source (in config order) and
+  /// outcome; sized once at start (node_context), never resized.
+  std::vector<std::array<std::atomic<uint64_t>, ingest::outcome_names.size()>>
+    ingest_requests;
+  /// `POST /v1/ingest/{source}` naming no configured source (404).
+  std::atomic<uint64_t> ingest_unknown_source{0};
 
   /// Counts one close with `code` (unknown codes land in "other").
   void count_close(uint16_t code) {
@@ -101,6 +110,12 @@ struct metrics {
     while (i < counted_close_codes.size() && counted_close_codes[i] != code)
       ++i;
     closes[i].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Counts one request to the ingest source at `index` that ended as `x`.
+  void count_ingest(size_t index, ingest::outcome x) {
+    ingest_requests[index][static_cast<size_t>(x)].fetch_add(
+      1, std::memory_order_relaxed);
   }
 
   /// Counts one refused input from `source`.

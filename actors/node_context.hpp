@@ -20,6 +20,7 @@
 #include "actors/notification_channels.hpp"
 #include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
+#include "schemas/ingest.hpp"
 #include "schemas/token.hpp"
 
 namespace switchyard {
@@ -108,6 +109,11 @@ struct settings {
   size_t max_reply_text = default_max_reply_text;
   size_t stream_coalesce_bytes = default_stream_coalesce_bytes;
   notify_settings notify;
+  /// Largest body of `POST /v1/ingest/{source}` (other requests keep
+  /// `max_frame_size`).
+  size_t max_ingest_body = ingest::default_max_body;
+  /// Webhook sources (`[ingest.<source>]` sections of the config file).
+  std::vector<ingest::source> ingest_sources;
 };
 
 /// Maps local session actors to their connection: topic actors find a

@@ -15,6 +15,7 @@
 
 #include "net/http_stream_client.hpp"
 #include "schemas/duration.hpp"
+#include "schemas/ingest.hpp"
 #include "schemas/token.hpp"
 #include "schemas/topic.hpp"
 
@@ -69,9 +70,11 @@ void add_secret_options(po::options_description& desc) {
     "config file (INI: key = value, keys as the long flags)");
 }
 
-/// Reads flags, environment and config file into `vm`.
+/// Reads flags, environment and config file into `vm`; the keys of the
+/// file's `[ingest.<source>]` sections go to `ingest` (ignored when null).
 bool load(po::options_description& desc, int argc, char** argv,
-          po::variables_map& vm) {
+          po::variables_map& vm,
+          std::vector<ingest::config_entry>* ingest = nullptr) {
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     po::store(po::parse_environment(desc, env_mapper(desc)), vm);
@@ -82,7 +85,20 @@ bool load(po::options_description& desc, int argc, char** argv,
         std::cerr << "switchyard: cannot read config file " << path << "\n";
         return false;
       }
-      po::store(po::parse_config_file(in, desc), vm);
+      // Unregistered keys are allowed only for the webhook sections, whose
+      // names (the sources) no flag table can list.
+      auto parsed = po::parse_config_file(in, desc, true);
+      for (auto& opt : parsed.options) {
+        if (!opt.unregistered)
+          continue;
+        if (opt.string_key.rfind("ingest.", 0) != 0)
+          throw po::unknown_option(opt.string_key);
+        if (ingest != nullptr)
+          ingest->emplace_back(opt.string_key,
+                               opt.value.empty() ? std::string{}
+                                                 : opt.value.front());
+      }
+      po::store(parsed, vm);
     }
     po::notify(vm);
     return true;
@@ -286,6 +302,9 @@ parsed_options parse_node_options(int argc, char** argv) {
     "max-json-depth", po::value<size_t>()->default_value(c.max_json_depth),
     "deepest nesting of arrays and objects in client frames, HTTP bodies "
     "and NATS envelopes (2 to 1024)")(
+    "max-ingest-body", po::value<size_t>()->default_value(c.max_ingest_body),
+    "largest body of POST /v1/ingest/{source}, bytes (413 beyond); the "
+    "sources are [ingest.<source>] sections of the --config file")(
     "io-threads", po::value<unsigned>()->default_value(hw / 2),
     "Asio threads for sockets")("actor-threads",
                                 po::value<unsigned>()->default_value(hw / 2),
@@ -378,7 +397,8 @@ parsed_options parse_node_options(int argc, char** argv) {
   desc.add(notify_desc);
   add_secret_options(desc);
   po::variables_map vm;
-  if (!load(desc, argc, argv, vm)) {
+  std::vector<ingest::config_entry> ingest_entries;
+  if (!load(desc, argc, argv, vm, &ingest_entries)) {
     result.exit_code = 2;
     return result;
   }
@@ -518,6 +538,12 @@ parsed_options parse_node_options(int argc, char** argv) {
   c.max_json_depth = vm["max-json-depth"].as<size_t>();
   if (c.max_json_depth < 2 || c.max_json_depth > 1024)
     return fail("--max-json-depth must be between 2 and 1024");
+  c.max_ingest_body = vm["max-ingest-body"].as<size_t>();
+  if (c.max_ingest_body < 1024)
+    return fail("--max-ingest-body must be at least 1024 bytes");
+  if (auto err = ingest::parse_sources(ingest_entries, c.ingest_sources);
+      !err.empty())
+    return fail("--config: " + err);
   if (!secret_from(vm, c.jwt_keys.secret)) {
     result.exit_code = 2;
     return result;

@@ -5,12 +5,16 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/beast/http.hpp>
 
+#include "actors/log_limiter.hpp"
 #include "actors/node_context.hpp"
 #include "schemas/token.hpp"
 
@@ -39,6 +43,18 @@ public:
                              const std::string& message, unsigned version,
                              bool keep_alive);
 
+  /// Largest body a request for `target` may have: `max_ingest_body` for a
+  /// configured webhook source, else `max_frame_size`.
+  size_t body_limit(std::string_view target) const;
+
+  /// The largest `body_limit` of any target: what a request head may
+  /// announce before its target is known.
+  size_t largest_body_limit() const;
+
+  /// The 413 for a request to `target` whose body is over `body_limit`
+  /// (counted and logged for a webhook source); closes the connection.
+  http_response too_large(std::string_view target, unsigned version);
+
 private:
   void publish(const http_request& req,
                std::function<void(http_response)>& done);
@@ -48,6 +64,16 @@ private:
   /// and below (net/http_notifications.cpp).
   void notifications(const http_request& req, std::string_view path,
                      std::function<void(http_response)>& done);
+  /// POST /v1/ingest/{source}: verifies a webhook and publishes its event.
+  void ingest(const http_request& req, std::string_view name,
+              std::function<void(http_response)>& done);
+  /// Index of the configured source `name` in `cfg.ingest_sources`.
+  std::optional<size_t> ingest_index(std::string_view name) const;
+  /// Counts, logs (rate-limited) and answers a refused webhook of
+  /// `body_size` bytes (0: not read).
+  http_response refuse_webhook(size_t index, ingest::outcome x,
+                               const std::string& why, size_t body_size,
+                               unsigned version, bool keep_alive);
   /// /v1/rooms and below (net/http_rooms.cpp).
   void rooms(const http_request& req, std::string_view path,
              std::function<void(http_response)>& done);
@@ -65,6 +91,10 @@ private:
   node_context_ptr ctx_;
   std::mutex cache_mtx_;
   std::unordered_map<std::string, claims> token_cache_;
+  /// Log limits of refused webhooks, one per source (a noisy source hides
+  /// no other), and one for unknown sources.
+  std::vector<std::unique_ptr<log_limiter>> ingest_logs_;
+  log_limiter unknown_source_log_;
 };
 
 /// Whether a browser at `origin` (a request's non-empty `Origin` header) may

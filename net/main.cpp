@@ -288,6 +288,13 @@ int run_node(node_options opts) {
   if (nats)
     gateway = sys.spawn<caf::detached>(agent_gateway, ctx, nats);
   log_origin_policy(ctx->cfg);
+  for (auto& src : ctx->cfg.ingest_sources)
+    log->info("webhook source {}: POST /v1/ingest/{} publishes to "
+              "events.{}.{}.>, signed in {}{}",
+              src.name, src.name, src.org, src.name, src.signature_header,
+              src.timestamp_header.empty()
+                ? std::string{}
+                : ", timestamp in " + src.timestamp_header);
 
   lst->run();
   if (opts.dev_secret)

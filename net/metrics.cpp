@@ -122,6 +122,24 @@ std::string render_metrics(const node_context& ctx) {
     out += std::to_string(s.input_rejected[i].load(r));
     out += '\n';
   }
+  metric("switchyard_ingest_unknown_source_total", "counter",
+         "Webhooks (POST /v1/ingest/{source}) for no configured source (404).",
+         s.ingest_unknown_source.load(r));
+  // Sources come from the config file: the label set is bounded.
+  out += "# HELP switchyard_ingest_requests_total Webhooks (POST "
+         "/v1/ingest/{source}) by source and result.\n"
+         "# TYPE switchyard_ingest_requests_total counter\n";
+  for (size_t i = 0; i < s.ingest_requests.size(); ++i) {
+    for (size_t j = 0; j < ingest::outcome_names.size(); ++j) {
+      out += "switchyard_ingest_requests_total{source=\"";
+      out += ctx.cfg.ingest_sources[i].name;
+      out += "\",result=\"";
+      out += ingest::outcome_names[j];
+      out += "\"} ";
+      out += std::to_string(s.ingest_requests[i][j].load(r));
+      out += '\n';
+    }
+  }
   return out;
 }
 
