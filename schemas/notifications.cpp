@@ -201,7 +201,9 @@ const json* lookup(const event& ev, const json& data, std::string_view path,
   }
   auto rest = path.substr(dot + 1);
   if (root == "headers") {
-    if (!valid_field_path(path))
+    // Who may see a private room's event is for the node alone: as a
+    // field it would show a room's participants, or test for them.
+    if (rest == rooms::audience_header || !valid_field_path(path))
       return nullptr;
     auto i = ev.headers.find(std::string{rest});
     if (i == ev.headers.end())

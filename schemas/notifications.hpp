@@ -161,7 +161,8 @@ std::optional<notification_rule> rule_from_json(const nlohmann::json& j);
 bool valid_field_path(std::string_view path, std::string* why = nullptr);
 
 /// The value at `path` of the event (`data` is `ev.data` parsed), or
-/// nothing when there is none.
+/// nothing when there is none. `headers.audience` (schemas/rooms.hpp) is
+/// never there: rules and templates see no room's participant list.
 std::optional<nlohmann::json> event_field(const event& ev,
                                           const nlohmann::json& data,
                                           std::string_view path);

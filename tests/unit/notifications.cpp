@@ -498,6 +498,11 @@ CAF_TEST(event_field reads data paths and the envelope) {
   CAF_CHECK_EQUAL(value_at(data, "ts"), 1700000000123);
   CAF_CHECK_EQUAL(value_at(data, "headers.trace"), "abc");
   CAF_CHECK(!event_field(ev, data, "headers.none"));
+  auto private_room = ev;
+  private_room.headers["audience"] = R"(["alice","bob"])";
+  CAF_CHECK(!event_field(private_room, data, "headers.audience"));
+  CAF_CHECK_EQUAL(render("{{headers.audience}}", private_room, data, false, 99),
+                  "");
   CAF_CHECK(!event_field(ev, data, "nope"));
   json discarded(json::value_t::discarded);
   CAF_CHECK(!event_field(ev, discarded, "data"));
