@@ -1,5 +1,6 @@
 #include "actors/rule.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -140,6 +141,14 @@ rule_actor::behavior_type rule(rule_actor::stateful_pointer<rule_state> self,
         return;
       ++st.matched;
       auto users = direct_recipients(st.rule, ev, data);
+      // A room event notifies only who may see it, as a subscription would
+      // deliver it: nobody learns of a private room by rule.
+      if (rooms::is_room_topic(ev.topic))
+        users.erase(std::remove_if(users.begin(), users.end(),
+                                   [&ev](const std::string& user) {
+                                     return !rooms::in_audience(ev, user);
+                                   }),
+                    users.end());
       if (st.rule.recipients.room_participants
           && rooms::is_room_topic(ev.topic))
         notify_room(self, ev, std::move(data), std::move(users));

@@ -410,22 +410,6 @@ namespace {
 /// How often a lagging client's coalesced tokens are offered again.
 constexpr auto stream_flush_interval = std::chrono::milliseconds(50);
 
-/// Whether user `user` is in the audience of a private room's event.
-bool in_audience(const event& ev, const std::string& user) {
-  auto i = ev.headers.find(std::string{rooms::audience_header});
-  if (i == ev.headers.end())
-    return false; // not of a room's making: rooms always say who may see
-  if (i->second == "*")
-    return true; // a room that is not private
-  auto list = nlohmann::json::parse(i->second, nullptr, false);
-  if (!list.is_array())
-    return false;
-  for (auto& x : list)
-    if (x.is_string() && x.get_ref<const std::string&>() == user)
-      return true;
-  return false;
-}
-
 /// Most replies a session follows at once; past it, views without held
 /// tokens are forgotten (at worst a duplicate token after a catch-up).
 constexpr size_t max_stream_views = 256;
@@ -452,7 +436,7 @@ std::string header(const event& ev, std::string_view key) {
 } // namespace
 
 void session_actor::on_room_event(const std::string& pattern, const event& ev) {
-  if (!in_audience(ev, claims_->sub))
+  if (!rooms::in_audience(ev, claims_->sub))
     return;
   if (rooms::event_of(ev.topic) != "message_stream") {
     // Whatever a reply's watcher had held back goes first: a reply's

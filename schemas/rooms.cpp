@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "schemas/messages.hpp"
 #include "schemas/topic.hpp"
 
 namespace switchyard {
@@ -232,6 +233,21 @@ bool valid_participant_id(std::string_view id, bool agent) {
   return std::none_of(id.begin(), id.end(), [](char c) {
     return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   });
+}
+
+bool in_audience(const event& ev, const std::string& user) {
+  auto i = ev.headers.find(std::string{audience_header});
+  if (i == ev.headers.end())
+    return false;
+  if (i->second == "*")
+    return true;
+  auto list = nlohmann::json::parse(i->second, nullptr, false);
+  if (!list.is_array())
+    return false;
+  for (auto& x : list)
+    if (x.is_string() && x.get_ref<const std::string&>() == user)
+      return true;
+  return false;
 }
 
 } // namespace rooms

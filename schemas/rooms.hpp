@@ -17,6 +17,8 @@
 
 namespace switchyard {
 
+struct event;
+
 /// The answer of a room operation: an empty `code` on success, else a
 /// protocol error code (`not_found`, `forbidden`, `bad_request`,
 /// `conflict`, `unavailable`) and a message a client can act on.
@@ -187,6 +189,11 @@ bool may_match_streams(std::string_view pattern, std::string_view org);
 /// stream
 /// fields a watcher's session reads without parsing the payload.
 constexpr std::string_view audience_header = "audience";
+
+/// Whether `user` may see the room event `ev`: its audience header is `*`
+/// (a room that is not private) or lists the user. An event without the
+/// header is not of a room's making and is for nobody.
+bool in_audience(const event& ev, const std::string& user);
 constexpr std::string_view message_header = "message_id";
 constexpr std::string_view index_header = "index";
 constexpr std::string_view done_header = "done";

@@ -529,11 +529,11 @@ CAF_TEST(reading a notification acks it and marks it read) {
   CAF_CHECK_EQUAL(missing.code, "not_found");
 }
 
-CAF_TEST(room participants except the author are notified) {
+CAF_TEST(room participants except the author are notified and no outsider) {
   add_rule(R"({
     "id": "chat",
     "topic": "events.org_1.conversations.conversation.message_posted.*",
-    "recipients": {"room_participants": true},
+    "recipients": {"users": ["carol"], "room_participants": true},
     "title": "{{data.author}} wrote",
     "body": "{{data.text}}",
     "channels": ["push"]
@@ -559,6 +559,8 @@ CAF_TEST(room participants except the author are notified) {
   CAF_CHECK_EQUAL(channels->calls[0].titles[0], "alice wrote");
   CAF_CHECK_EQUAL(inbox("bob").size(), 1u);
   CAF_CHECK_EQUAL(inbox("alice").size(), 0u);
+  // Named by the rule, but not in the private room: nothing.
+  CAF_CHECK_EQUAL(inbox("carol").size(), 0u);
 }
 
 CAF_TEST(pending deliveries resume from the store after a restart) {
