@@ -45,6 +45,16 @@ void append_metric(std::string& out, const char* name, const char* type,
 }
 
 /// Counters and gauges of one node.
+/// The channels of notifications, as metric labels.
+constexpr std::array<const char*, 3> notify_channel_names{"websocket", "push",
+                                                          "email"};
+
+/// The index of `channel` in `notify_channel_names` (email for anything
+/// else: digests are emails).
+inline size_t notify_channel_index(std::string_view channel) {
+  return channel == "websocket" ? 0 : channel == "push" ? 1 : 2;
+}
+
 struct metrics {
   std::atomic<int64_t> connections{0};
   std::atomic<int64_t> sessions_authenticated{0};
@@ -72,6 +82,17 @@ struct metrics {
   std::atomic<int64_t> rooms_active{0};
   std::atomic<int64_t> streams_active{0};
   std::atomic<int64_t> agents_running{0};
+  /// Notifications: rule actors and notifiers alive; notifications made
+  /// and those found made already (a repeat event, another node).
+  std::atomic<int64_t> rule_actors{0};
+  std::atomic<int64_t> notifiers{0};
+  std::atomic<uint64_t> notifications_created{0};
+  std::atomic<uint64_t> notifications_duplicate{0};
+  /// Per channel (`notify_channel_names`): delivered, failed for good, and
+  /// attempts that failed and will be retried.
+  std::array<std::atomic<uint64_t>, 3> notify_sent{};
+  std::array<std::atomic<uint64_t>, 3> notify_failed{};
+  std::array<std::atomic<uint64_t>, 3> notify_retried{};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
   /// Refused input per source: malformed at even, too deep at odd indexes.
   std::array<std::atomic<uint64_t>, 2 * input_source_names.size()>

@@ -216,6 +216,12 @@ void http_router::handle(const http_request& req,
       introspect(req, path == "/v1/introspect/sessions", done);
   } else if (path == "/v1/rooms" || path.substr(0, 10) == "/v1/rooms/") {
     rooms(req, path, done);
+  } else if (path == "/v1/notification-rules"
+             || path.substr(0, 23) == "/v1/notification-rules/"
+             || path == "/v1/notifications"
+             || path.substr(0, 18) == "/v1/notifications/"
+             || path.substr(0, 10) == "/v1/users/") {
+    notifications(req, path, done);
   } else if (path.substr(0, ingest_path.size()) == ingest_path) {
     ingest(req, path.substr(ingest_path.size()), done);
   } else if (path == "/v1/ws") {

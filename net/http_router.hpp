@@ -60,6 +60,10 @@ private:
                std::function<void(http_response)>& done);
   void introspect(const http_request& req, bool sessions,
                   std::function<void(http_response)>& done);
+  /// /v1/notification-rules, /v1/users/{id}/contact, /v1/notifications
+  /// and below (net/http_notifications.cpp).
+  void notifications(const http_request& req, std::string_view path,
+                     std::function<void(http_response)>& done);
   /// POST /v1/ingest/{source}: verifies a webhook and publishes its event.
   void ingest(const http_request& req, std::string_view name,
               std::function<void(http_response)>& done);
@@ -105,6 +109,14 @@ std::string url_decode(std::string_view raw);
 
 /// Returns the value of `key` in the query string of `target`, decoded.
 std::string query_param(std::string_view target, std::string_view key);
+
+/// The HTTP status of an `outcome` code (schemas/rooms.hpp).
+http::status status_of(const std::string& code);
+
+/// `/v1/rooms/a/b` after `/v1/rooms` -> {"a", "b"}, each segment
+/// percent-decoded.
+std::vector<std::string> segments_after(std::string_view path,
+                                        std::string_view prefix);
 
 /// Renders the node's metrics in Prometheus text format.
 std::string render_metrics(const node_context& ctx);

@@ -3,10 +3,8 @@
 #include <array>
 #include <atomic>
 #include <cctype>
-#include <thread>
 
 #include <boost/asio/connect.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -24,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "actors/log.hpp"
+#include "net/io_thread.hpp"
 #include "net/sse.hpp"
 
 namespace switchyard::net {
@@ -36,62 +35,27 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-/// The process's client I/O: one thread, one io_context, one TLS context.
-/// A function-local static, so the first request starts it and exit stops
-/// it: the thread is joined and every request still pending is destroyed
-/// with the io_context, which keeps LeakSanitizer's exit check clean.
-class client_runtime {
-public:
-  static client_runtime& get() {
-    static client_runtime instance;
-    return instance;
-  }
-
-  ~client_runtime() {
-    guard_.reset();
-    io.stop();
-    if (thread_.joinable())
-      thread_.join();
-  }
-
-  /// Declared before `io`, so destroyed after the requests that use it.
-  ssl::context tls{ssl::context::tls_client};
-  asio::io_context io{1};
-
-private:
-  client_runtime() : guard_(asio::make_work_guard(io)) {
+/// The TLS context of https requests: verifies against the system's trust
+/// store. Each request holds a reference, so the context outlives every
+/// request still pending on the I/O thread at exit (net/io_thread.hpp).
+std::shared_ptr<ssl::context> client_tls() {
+  static auto instance = [] {
+    auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
     error_code ec;
-    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
-                      | ssl::context::no_sslv3 | ssl::context::no_tlsv1
-                      | ssl::context::no_tlsv1_1,
-                    ec);
-    tls.set_verify_mode(ssl::verify_peer, ec);
-    tls.set_default_verify_paths(ec);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
+                       | ssl::context::no_sslv3 | ssl::context::no_tlsv1
+                       | ssl::context::no_tlsv1_1,
+                     ec);
+    tls->set_verify_mode(ssl::verify_peer, ec);
+    tls->set_default_verify_paths(ec);
     if (ec)
       logger("http")->error("cannot load the system's trust store: {}; "
                             "https requests will fail verification",
                             ec.message());
-    thread_ = std::thread{[this] {
-      run();
-    }};
-  }
-
-  /// A handler that throws (a callback, say) is logged and the loop goes
-  /// on: the other requests must not die with it.
-  void run() {
-    for (;;) {
-      try {
-        io.run();
-        return;
-      } catch (const std::exception& e) {
-        logger("http")->error("HTTP client handler failed: {}", e.what());
-      }
-    }
-  }
-
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
+    return tls;
+  }();
+  return instance;
+}
 
 /// Whether the media type of `content_type` (parameters aside) is
 /// text/event-stream, in any case.
@@ -119,14 +83,15 @@ public:
   exchange(http_url url, header_list headers, std::string body,
            http_stream_options opts, event_handler on_event,
            done_handler on_done)
-    : rt_(client_runtime::get()),
+    : io_(client_io()),
+      tls_context_(client_tls()),
       url_(std::move(url)),
       opts_(opts),
       on_event_(std::move(on_event)),
       on_done_(std::move(on_done)),
-      resolver_(rt_.io),
-      socket_(rt_.io),
-      timer_(rt_.io),
+      resolver_(io_),
+      socket_(io_),
+      timer_(io_),
       // Room for the largest header the parser accepts plus one read.
       buffer_(header_limit + chunk_size) {
     parser_.header_limit(header_limit);
@@ -142,7 +107,8 @@ public:
     req_.set(http::field::host, host);
     req_.set(http::field::user_agent, "switchyard");
     req_.set(http::field::content_type, "application/json");
-    req_.set(http::field::accept, "text/event-stream");
+    req_.set(http::field::accept, opts_.event_stream ? "text/event-stream"
+                                                      : "application/json");
     for (auto& [name, value] : headers)
       req_.set(name, value);
     req_.keep_alive(false);
@@ -152,7 +118,7 @@ public:
 
   /// Begins on the I/O thread: the request, or its failure with `error`.
   void start(std::string error) {
-    asio::post(rt_.io,
+    asio::post(io_,
                [self = shared_from_this(), error = std::move(error)]() mutable {
                  if (error.empty())
                    self->resolve();
@@ -164,7 +130,7 @@ public:
   void cancel() override {
     if (cancelled_.exchange(true))
       return;
-    asio::post(rt_.io, [self = shared_from_this()] {
+    asio::post(io_, [self = shared_from_this()] {
       self->finish("cancelled");
     });
   }
@@ -234,7 +200,7 @@ private:
       return;
     if (!url_.tls)
       return send();
-    tls_.emplace(socket_, rt_.tls);
+    tls_.emplace(socket_, *tls_context_);
     auto* ssl = tls_->native_handle();
     error_code ec;
     asio::ip::make_address(url_.host, ec);
@@ -289,7 +255,8 @@ private:
     if (status < 200 || status > 299) {
       error_prefix_ = "HTTP " + std::to_string(status) + ": ";
     } else if (auto type = res[http::field::content_type];
-               !type.empty() && !is_event_stream({type.data(), type.size()})) {
+               opts_.event_stream && !type.empty()
+               && !is_event_stream({type.data(), type.size()})) {
       error_prefix_ = "unexpected content type "
         + std::string{type.data(), type.size()} + " (want text/event-stream): ";
     }
@@ -333,7 +300,7 @@ private:
       error_body_.append(got.substr(0, room));
       if (error_body_.size() == max_error_body)
         return on_body_done();
-    } else if (!deliver(got)) {
+    } else if (opts_.event_stream && !deliver(got)) {
       return;
     }
     if (parser_.is_done())
@@ -402,7 +369,9 @@ private:
       on_done(std::move(error));
   }
 
-  client_runtime& rt_;
+  asio::io_context& io_;
+  /// Declared before the stream, so destroyed after it.
+  std::shared_ptr<ssl::context> tls_context_;
   http_url url_;
   http_stream_options opts_;
   event_handler on_event_;

@@ -2,8 +2,8 @@
 // hands the `text/event-stream` response to its caller event by event, as
 // it arrives (the way OpenAI-compatible servers stream completions).
 //
-// Every request runs on one process-wide I/O thread with an io_context of
-// its own, started by the first request and stopped at exit; callers on
+// Every request runs on the process-wide client I/O thread
+// (net/io_thread.hpp), with an io_context of its own; callers on
 // other threads (actors) never block. Callbacks run on that I/O thread, so
 // they must only hand their data on (an actor sends itself a message).
 
@@ -51,6 +51,9 @@ struct http_stream_options {
   std::chrono::milliseconds idle_timeout{30'000};
   /// Largest body, chunked or not; a longer one fails the request.
   size_t max_response_size = 16 * 1024 * 1024;
+  /// False for a plain request (a webhook, a push gateway): any content
+  /// type, the body read and dropped, `on_event` never called.
+  bool event_stream = true;
 };
 
 /// One POST with a streamed response.
