@@ -4,6 +4,7 @@
 // each channel is checked where they would see it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { startPushServer } from './lib/push_server.mjs';
 import { haveAiosmtpd, startSmtpServer } from './lib/smtp.mjs';
 
 const T = { timeout: 90000 };
+const HOOK_SECRET = 'hook-secret-for-the-notification-test';
 const ORG = 'org_123';
 const skip = haveAiosmtpd() ? false : 'python3-aiosmtpd is not installed';
 
@@ -225,6 +227,55 @@ describe('notifications', { skip }, () => {
     await api(env.node, 'PUT', '/v1/users/alice/contact', user, { email: 'a@example.com' }, 403);
     await api(env.node, 'PUT', '/v1/users/alice/contact', env.admin, { email: 'not an address' }, 400);
     await api(env.node, 'PUT', '/v1/users/alice/contact', env.admin, { quiet_hours: { start: '22:00', end: '07:00', tz: 'Mars/Olympus' } }, 400);
+  });
+
+  it('a signed webhook reaches a subscriber and a rule; a badly signed one neither', T, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-hook-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const config = path.join(dir, 'node.ini');
+    fs.writeFileSync(config, [
+      '[ingest.github]', `org = ${ORG}`, `secret = ${HOOK_SECRET}`,
+      'signature-header = X-Hub-Signature-256', 'signature-prefix = sha256=',
+      'event = {header.X-GitHub-Event}', 'resource = repository',
+      'resource-id = {body.repository.id}', 'id = {header.X-GitHub-Delivery}', '',
+    ].join('\n'));
+    const env = await setup(t, { extra: ['--config', config] });
+    const topic = `events.${ORG}.github.repository.*.*`;
+    await addRule(env, {
+      id: 'reviews', topic, recipients: { fields: ['data.requested_reviewer.login'] },
+      title: 'Review {{data.pull_request.title}}', body: '{{data.sender.login}} asks for your review',
+      priority: 'normal', channels: ['push'],
+    });
+    await setContact(env, 'hana', { devices: [{ platform: 'webpush', token: 'dev-hana' }] });
+    const watcher = await env.node.connect({ t, token: env.node.token({ sub: 'watcher', org: ORG }) });
+    watcher.send({ type: 'subscribe', id: 's', topic });
+    await watcher.waitFor((f) => f.type === 'ok' && f.id === 's', { what: 'the subscribe ok' });
+    const send = (payload, delivery, secret = HOOK_SECRET) => {
+      const body = JSON.stringify(payload);
+      const sig = crypto.createHmac('sha256', secret).update(body).digest('hex');
+      return fetch(`${env.node.httpUrl}/v1/ingest/github`, {
+        method: 'POST', body,
+        headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'review', 'X-GitHub-Delivery': delivery, 'X-Hub-Signature-256': `sha256=${sig}` },
+      });
+    };
+    const forged = { repository: { id: 7 }, pull_request: { title: 'forged' }, sender: { login: 'mallory' }, requested_reviewer: { login: 'hana' } };
+    assert.equal((await send(forged, 'd-1', 'wrong secret')).status, 401);
+    const real = { repository: { id: 7 }, pull_request: { title: 'Fix the build' }, sender: { login: 'ivan' }, requested_reviewer: { login: 'hana' } };
+    assert.equal((await send(real, 'd-2')).status, 202);
+    const ev = await watcher.waitFor((f) => f.type === 'event', { what: 'the webhook event' });
+    assert.equal(ev.topic, `events.${ORG}.github.repository.review.7`);
+    assert.equal(ev.id, 'd-2');
+    assert.equal(ev.data.pull_request.title, 'Fix the build');
+    const pushed = await waitUntil(() => env.push.delivered[0], { message: 'the push of the rule' });
+    assert.equal(pushed.user, 'hana');
+    assert.equal(pushed.title, 'Review Fix the build');
+    assert.equal(pushed.body, 'ivan asks for your review');
+    // The forged one reached neither: the only event is the real one, and
+    // so is the only notification.
+    assert.equal(watcher.history.filter((f) => f.type === 'event').length, 1);
+    const box = await inboxUntil(env, 'hana', (n) => settled(n), 'the notification to settle');
+    assert.equal(box.event_id, 'd-2');
+    assert.equal((await inbox(env, 'hana')).length, 1);
   });
 
   it('rules survive a restart and reading marks a notification read', T, async (t) => {
