@@ -7,6 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "schemas/ingest.hpp"
 
 namespace switchyard {
 
@@ -42,6 +45,16 @@ void append_metric(std::string& out, const char* name, const char* type,
 }
 
 /// Counters and gauges of one node.
+/// The channels of notifications, as metric labels.
+constexpr std::array<const char*, 3> notify_channel_names{"websocket", "push",
+                                                          "email"};
+
+/// The index of `channel` in `notify_channel_names` (email for anything
+/// else: digests are emails).
+inline size_t notify_channel_index(std::string_view channel) {
+  return channel == "websocket" ? 0 : channel == "push" ? 1 : 2;
+}
+
 struct metrics {
   std::atomic<int64_t> connections{0};
   std::atomic<int64_t> sessions_authenticated{0};
@@ -69,10 +82,27 @@ struct metrics {
   std::atomic<int64_t> rooms_active{0};
   std::atomic<int64_t> streams_active{0};
   std::atomic<int64_t> agents_running{0};
+  /// Notifications: rule actors and notifiers alive; notifications made
+  /// and those found made already (a repeat event, another node).
+  std::atomic<int64_t> rule_actors{0};
+  std::atomic<int64_t> notifiers{0};
+  std::atomic<uint64_t> notifications_created{0};
+  std::atomic<uint64_t> notifications_duplicate{0};
+  /// Per channel (`notify_channel_names`): delivered, failed for good, and
+  /// attempts that failed and will be retried.
+  std::array<std::atomic<uint64_t>, 3> notify_sent{};
+  std::array<std::atomic<uint64_t>, 3> notify_failed{};
+  std::array<std::atomic<uint64_t>, 3> notify_retried{};
   std::array<std::atomic<uint64_t>, counted_close_codes.size() + 1> closes{};
   /// Refused input per source: malformed at even, too deep at odd indexes.
   std::array<std::atomic<uint64_t>, 2 * input_source_names.size()>
     input_rejected{};
+  /// `POST /v1/ingest/{source}` per configured source (in config order) and
+  /// outcome; sized once at start (node_context), never resized.
+  std::vector<std::array<std::atomic<uint64_t>, ingest::outcome_names.size()>>
+    ingest_requests;
+  /// `POST /v1/ingest/{source}` naming no configured source (404).
+  std::atomic<uint64_t> ingest_unknown_source{0};
 
   /// Counts one close with `code` (unknown codes land in "other").
   void count_close(uint16_t code) {
@@ -80,6 +110,12 @@ struct metrics {
     while (i < counted_close_codes.size() && counted_close_codes[i] != code)
       ++i;
     closes[i].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// Counts one request to the ingest source at `index` that ended as `x`.
+  void count_ingest(size_t index, ingest::outcome x) {
+    ingest_requests[index][static_cast<size_t>(x)].fetch_add(
+      1, std::memory_order_relaxed);
   }
 
   /// Counts one refused input from `source`.

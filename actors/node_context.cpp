@@ -37,6 +37,8 @@ void sink_registry::close_all(uint16_t code, const std::string& reason) {
 }
 
 node_context::node_context(settings config) : cfg(std::move(config)) {
+  stats.ingest_requests
+    = decltype(stats.ingest_requests)(cfg.ingest_sources.size());
   std::random_device rd;
   auto r = (static_cast<uint64_t>(rd()) << 32) | rd();
   static constexpr char hex[] = "0123456789abcdef";

@@ -17,7 +17,10 @@
 
 #include "actors/connection_port.hpp"
 #include "actors/metrics.hpp"
+#include "actors/notification_channels.hpp"
+#include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
+#include "schemas/ingest.hpp"
 #include "schemas/token.hpp"
 
 namespace switchyard {
@@ -105,6 +108,12 @@ struct settings {
   size_t max_message_text = default_max_message_text;
   size_t max_reply_text = default_max_reply_text;
   size_t stream_coalesce_bytes = default_stream_coalesce_bytes;
+  notify_settings notify;
+  /// Largest body of `POST /v1/ingest/{source}` (other requests keep
+  /// `max_frame_size`).
+  size_t max_ingest_body = ingest::default_max_body;
+  /// Webhook sources (`[ingest.<source>]` sections of the config file).
+  std::vector<ingest::source> ingest_sources;
 };
 
 /// Maps local session actors to their connection: topic actors find a
@@ -187,6 +196,8 @@ struct node_context {
   caf::actor publisher;
   /// The rooms (room_directory actor).
   room_directory_actor rooms;
+  /// Rules, contact points and notifiers (notification_directory actor).
+  notification_directory_actor notifications;
   /// The agent behaviors rooms may use.
   std::shared_ptr<const agent_registry> agents;
 

@@ -158,6 +158,20 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       }
       return {outcome{}, hdl};
     },
+    [self](get_atom, const caller& who,
+           const std::string& id) -> caf::result<outcome, room_record> {
+      auto& st = self->state;
+      if (!st.loaded)
+        return {loading(), room_record{}};
+      auto i = st.rooms.find(id);
+      if (i == st.rooms.end() || i->second.org != who.org)
+        return {outcome::fail("not_found", "no such room"), room_record{}};
+      if (!i->second.visible_to(who))
+        return {outcome::fail("forbidden",
+                              "not a participant of this private room"),
+                room_record{}};
+      return {outcome{}, i->second};
+    },
     [self](access_atom, const std::string& org, const std::string& user,
            const std::string& id) {
       auto& st = self->state;

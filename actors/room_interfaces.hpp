@@ -147,6 +147,10 @@ using room_directory_actor = caf::typed_actor<
                   uint32_t /*limit*/>::with<outcome, std::vector<room_record>>,
   caf::replies_to<resolve_atom, caller, std::string /*room*/>::with<outcome,
                                                                     room_actor>,
+  // A room's record as the directory knows it, without activating the room
+  // (the notification rules' "room participants").
+  caf::replies_to<get_atom, caller, std::string /*room*/>::with<outcome,
+                                                                room_record>,
   // Whether `user` of `org` may see room `room` (true for a room that does
   // not exist: its events, should it come to be, are fenced per event).
   caf::replies_to<access_atom, std::string /*org*/, std::string /*user*/,

@@ -72,6 +72,11 @@ caf::behavior session_actor::make_behavior() {
       phase_ = phase::closed;
       quit();
     },
+    [this](frame_atom, const std::string& frame) {
+      // A notification of this session's user.
+      if (phase_ == phase::open)
+        conn_->send_text(frame);
+    },
     [this](publish_atom, const std::string& subscription, const event& ev) {
       // A room event, or an event from a topic actor on another node.
       if (phase_ != phase::open)
@@ -169,6 +174,10 @@ bool session_actor::on_frame(client_frame frame, size_t size, size_t capacity) {
       on_unsubscribe(frame.id, frame.topic);
       break;
     case client_frame_type::publish: return on_publish(frame, capacity);
+    case client_frame_type::ack:
+      send(ctx_->notifications, ack_atom::value, claims_->org, claims_->sub,
+           frame.id);
+      break;
     case client_frame_type::none: break; // refused above: no type
   }
   return true;

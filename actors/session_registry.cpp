@@ -37,9 +37,16 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
     auto i = st.sessions.find(dm.source);
     if (i == st.sessions.end())
       return;
-    auto u = st.per_user.find(i->second);
-    if (u != st.per_user.end() && --u->second == 0)
-      st.per_user.erase(u);
+    if (auto u = st.per_user.find(i->second); u != st.per_user.end()) {
+      auto& list = u->second;
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&dm](auto& x) {
+                                  return x.address() == dm.source;
+                                }),
+                 list.end());
+      if (list.empty())
+        st.per_user.erase(u);
+    }
     st.sessions.erase(i);
   });
   return {
@@ -49,10 +56,10 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
       if (st.sessions.count(session.address()) != 0)
         return true;
       auto user = user_key(org, sub);
-      auto& count = st.per_user[user];
-      if (count >= st.ctx->cfg.max_connections_per_user)
+      auto& list = st.per_user[user];
+      if (list.size() >= st.ctx->cfg.max_connections_per_user)
         return false;
-      ++count;
+      list.push_back(session);
       self->monitor(session);
       st.sessions.emplace(session.address(), std::move(user));
       st.buckets[st.next_bucket++ % st.buckets.size()].push_back(session);
@@ -76,6 +83,11 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
         ++i;
       }
       self->delayed_send(self, step, tick_atom::value);
+    },
+    [self](sessions_atom, const std::string& user) {
+      auto& st = self->state;
+      auto i = st.per_user.find(user);
+      return i != st.per_user.end() ? i->second : std::vector<caf::actor>{};
     },
     [self](sessions_atom atm) -> caf::result<std::vector<session_info>> {
       auto& st = self->state;

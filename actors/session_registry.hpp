@@ -22,7 +22,7 @@ struct session_registry_state {
   /// Session -> user key (see `user_key`).
   std::unordered_map<caf::actor_addr, std::string> sessions;
   /// Live sessions per user key.
-  std::unordered_map<std::string, uint32_t> per_user;
+  std::unordered_map<std::string, std::vector<caf::actor>> per_user;
   /// The heartbeat wheel: every session sits in one bucket; one bucket is
   /// ticked per step, so each session gets `(tick_atom)` once per heartbeat
   /// interval, and `(pong_due_atom)` the heartbeat timeout after it (rounded
@@ -40,6 +40,8 @@ struct session_registry_state {
 ///   when the user (`sub` of `org`: the same `sub` in two orgs is two users)
 ///   is at the connection limit;
 /// - `(sessions_atom) -> std::vector<session_info>`: asks every session;
+/// - `(sessions_atom, user_key) -> std::vector<caf::actor>`: the live
+///   sessions of one user (its notifier delivers to them);
 /// - `(tick_atom)`: internal, one step of the heartbeat wheel: `tick` to the
 ///   sessions of one bucket, `pong_due` to those pinged one heartbeat
 ///   timeout ago.

@@ -11,6 +11,8 @@ packages=(
   libcaf-dev libboost-dev libboost-program-options-dev
   libnats-dev libspdlog-dev libssl-dev
   libjwt-dev nlohmann-json3-dev libbenchmark-dev
+  # Time zones of quiet hours: date/tz reading the system's tz database.
+  libhowardhinnant-date-dev tzdata
   nats-server curl ca-certificates openssl
   clang-14 libclang-rt-14-dev llvm-14
   # The browser test (tests/e2e/browser.test.mjs) drives Debian's Chromium

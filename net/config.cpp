@@ -13,7 +13,9 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
+#include "net/http_stream_client.hpp"
 #include "schemas/duration.hpp"
+#include "schemas/ingest.hpp"
 #include "schemas/token.hpp"
 #include "schemas/topic.hpp"
 
@@ -68,9 +70,11 @@ void add_secret_options(po::options_description& desc) {
     "config file (INI: key = value, keys as the long flags)");
 }
 
-/// Reads flags, environment and config file into `vm`.
+/// Reads flags, environment and config file into `vm`; the keys of the
+/// file's `[ingest.<source>]` sections go to `ingest` (ignored when null).
 bool load(po::options_description& desc, int argc, char** argv,
-          po::variables_map& vm) {
+          po::variables_map& vm,
+          std::vector<ingest::config_entry>* ingest = nullptr) {
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     po::store(po::parse_environment(desc, env_mapper(desc)), vm);
@@ -81,7 +85,20 @@ bool load(po::options_description& desc, int argc, char** argv,
         std::cerr << "switchyard: cannot read config file " << path << "\n";
         return false;
       }
-      po::store(po::parse_config_file(in, desc), vm);
+      // Unregistered keys are allowed only for the webhook sections, whose
+      // names (the sources) no flag table can list.
+      auto parsed = po::parse_config_file(in, desc, true);
+      for (auto& opt : parsed.options) {
+        if (!opt.unregistered)
+          continue;
+        if (opt.string_key.rfind("ingest.", 0) != 0)
+          throw po::unknown_option(opt.string_key);
+        if (ingest != nullptr)
+          ingest->emplace_back(opt.string_key,
+                               opt.value.empty() ? std::string{}
+                                                 : opt.value.front());
+      }
+      po::store(parsed, vm);
     }
     po::notify(vm);
     return true;
@@ -285,6 +302,9 @@ parsed_options parse_node_options(int argc, char** argv) {
     "max-json-depth", po::value<size_t>()->default_value(c.max_json_depth),
     "deepest nesting of arrays and objects in client frames, HTTP bodies "
     "and NATS envelopes (2 to 1024)")(
+    "max-ingest-body", po::value<size_t>()->default_value(c.max_ingest_body),
+    "largest body of POST /v1/ingest/{source}, bytes (413 beyond); the "
+    "sources are [ingest.<source>] sections of the --config file")(
     "io-threads", po::value<unsigned>()->default_value(hw / 2),
     "Asio threads for sockets")("actor-threads",
                                 po::value<unsigned>()->default_value(hw / 2),
@@ -333,9 +353,52 @@ parsed_options parse_node_options(int argc, char** argv) {
     po::value<int>()->default_value(n.delivery_threads),
     "nats.c threads that decode and hand messages to topic actors");
   desc.add(nats_desc);
+  auto& ns = c.notify;
+  auto& ch = opts.channels;
+  po::options_description notify_desc{
+    "Notifications (push and email off unless configured)"};
+  notify_desc.add_options()(
+    "push-url", po::value<std::string>(),
+    "push gateway URL (http:// or https://); one POST per notification")(
+    "push-header", po::value<std::vector<std::string>>()->composing(),
+    "extra header of push requests, 'Name: value' (repeatable; prefer "
+    "SWITCHYARD_PUSH_HEADER for credentials)")(
+    "smtp-host", po::value<std::string>(), "mail server for email")(
+    "smtp-port", po::value<std::string>()->default_value(ch.smtp.port),
+    "mail server port (465 with --smtp-tls implicit)")(
+    "smtp-tls", po::value<std::string>()->default_value("starttls"),
+    "starttls (when offered), required, implicit or off")(
+    "smtp-user", po::value<std::string>(), "SMTP AUTH user")(
+    "smtp-password", po::value<std::string>(),
+    "SMTP AUTH password (prefer SWITCHYARD_SMTP_PASSWORD)")(
+    "smtp-ca-file", po::value<std::string>(),
+    "extra CA certificates for the mail server (PEM)")(
+    "smtp-no-verify", po::bool_switch(),
+    "do not verify the mail server's certificate (tests only)")(
+    "smtp-from", po::value<std::string>(),
+    "sender address of notification emails")(
+    "smtp-from-name", po::value<std::string>()->default_value("Switchyard"),
+    "sender name of notification emails")(
+    "notify-ack-timeout",
+    po::value<std::string>()->default_value(dur(ns.ack_timeout)),
+    "wait this long for an ack before the next channel")(
+    "notify-digest-window",
+    po::value<std::string>()->default_value(dur(ns.digest_window)),
+    "low priority emails of a user go out together after this long")(
+    "notify-rate-limit",
+    po::value<uint32_t>()->default_value(ns.rate_limit),
+    "pushes and emails of low and normal priority per user and hour")(
+    "notify-retry-max-delay",
+    po::value<std::string>()->default_value(dur(ns.retry_max_delay)),
+    "longest wait between retries of a push or email")(
+    "notify-give-up-after",
+    po::value<std::string>()->default_value(dur(ns.give_up_after)),
+    "a push or email still failing this long is marked failed");
+  desc.add(notify_desc);
   add_secret_options(desc);
   po::variables_map vm;
-  if (!load(desc, argc, argv, vm)) {
+  std::vector<ingest::config_entry> ingest_entries;
+  if (!load(desc, argc, argv, vm, &ingest_entries)) {
     result.exit_code = 2;
     return result;
   }
@@ -371,6 +434,10 @@ parsed_options parse_node_options(int argc, char** argv) {
                    {"room-idle-timeout", &c.room_idle_timeout},
                    {"nats-reconnect-wait", &n.reconnect_wait},
                    {"nats-reconnect-wait-max", &n.reconnect_wait_max},
+                   {"notify-ack-timeout", &ns.ack_timeout},
+                   {"notify-digest-window", &ns.digest_window},
+                   {"notify-retry-max-delay", &ns.retry_max_delay},
+                   {"notify-give-up-after", &ns.give_up_after},
                    {"jwt-leeway", &c.jwt_leeway, true}};
   for (auto& d : durations) {
     auto parsed = parse_duration(vm[d.name].as<std::string>());
@@ -399,6 +466,44 @@ parsed_options parse_node_options(int argc, char** argv) {
   str("nats-tls-cert", n.tls_cert);
   str("nats-tls-key", n.tls_key);
   n.tls = vm["nats-tls"].as<bool>();
+  str("push-url", ch.push_url);
+  if (!ch.push_url.empty()) {
+    std::string error;
+    if (!net::parse_http_url(ch.push_url, error))
+      return fail("--push-url: " + error);
+  }
+  if (vm.count("push-header"))
+    for (auto& h : vm["push-header"].as<std::vector<std::string>>()) {
+      auto colon = h.find(':');
+      auto bad = h.find_first_of("\r\n") != std::string::npos;
+      if (colon == std::string::npos || colon == 0 || bad)
+        return fail("--push-header needs 'Name: value', not '" + h + "'");
+      auto value = h.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      ch.push_headers.emplace_back(h.substr(0, colon), value);
+    }
+  str("smtp-host", ch.smtp.host);
+  ch.smtp.port = vm["smtp-port"].as<std::string>();
+  auto tls_mode = vm["smtp-tls"].as<std::string>();
+  if (tls_mode == "starttls")
+    ch.smtp.tls = net::smtp_config::tls_mode::starttls;
+  else if (tls_mode == "required")
+    ch.smtp.tls = net::smtp_config::tls_mode::required;
+  else if (tls_mode == "implicit")
+    ch.smtp.tls = net::smtp_config::tls_mode::implicit;
+  else if (tls_mode == "off")
+    ch.smtp.tls = net::smtp_config::tls_mode::off;
+  else
+    return fail("--smtp-tls is starttls, required, implicit or off");
+  str("smtp-user", ch.smtp.username);
+  str("smtp-password", ch.smtp.password);
+  str("smtp-ca-file", ch.smtp.ca_file);
+  ch.smtp.verify_peer = !vm["smtp-no-verify"].as<bool>();
+  str("smtp-from", ch.smtp.from);
+  ch.smtp.from_name = vm["smtp-from-name"].as<std::string>();
+  if (!ch.smtp.host.empty() && ch.smtp.from.empty())
+    return fail("--smtp-host needs --smtp-from (the sender address)");
+  ns.rate_limit = vm["notify-rate-limit"].as<uint32_t>();
   n.pending_msgs = vm["nats-pending-msgs"].as<int>();
   n.pending_bytes = vm["nats-pending-bytes"].as<int64_t>();
   n.delivery_threads = std::max(1, vm["nats-delivery-threads"].as<int>());
@@ -433,6 +538,12 @@ parsed_options parse_node_options(int argc, char** argv) {
   c.max_json_depth = vm["max-json-depth"].as<size_t>();
   if (c.max_json_depth < 2 || c.max_json_depth > 1024)
     return fail("--max-json-depth must be between 2 and 1024");
+  c.max_ingest_body = vm["max-ingest-body"].as<size_t>();
+  if (c.max_ingest_body < 1024)
+    return fail("--max-ingest-body must be at least 1024 bytes");
+  if (auto err = ingest::parse_sources(ingest_entries, c.ingest_sources);
+      !err.empty())
+    return fail("--config: " + err);
   if (!secret_from(vm, c.jwt_keys.secret)) {
     result.exit_code = 2;
     return result;

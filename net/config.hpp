@@ -10,6 +10,7 @@
 
 #include "actors/node_context.hpp"
 #include "net/nats_client.hpp"
+#include "net/notification_channels.hpp"
 
 namespace switchyard {
 
@@ -29,6 +30,8 @@ struct node_options {
   std::string tls_key;
   /// NATS connection; no servers means the in-process bus.
   net::nats_settings nats;
+  /// The push gateway and the mail server of notifications.
+  net::channel_config channels;
 };
 
 /// Result of parsing: options, or an exit code after printing help/errors.

@@ -21,6 +21,30 @@ using reply_fn = std::function<void(http_response)>;
 /// How long a request may wait for the directory and the room.
 constexpr auto room_timeout = std::chrono::seconds(10);
 
+/// Reads a decimal query parameter; `fallback` when absent, nothing when
+/// it is not a number.
+std::optional<uint64_t> number_param(std::string_view target,
+                                     std::string_view key, uint64_t fallback) {
+  auto text = query_param(target, key);
+  if (text.empty())
+    return fallback;
+  uint64_t value = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(),
+                                    value);
+  if (err != std::errc{} || end != text.data() + text.size())
+    return std::nullopt;
+  return value;
+}
+
+nlohmann::json messages_json(const std::vector<room_message>& xs) {
+  auto arr = nlohmann::json::array();
+  for (auto& x : xs)
+    arr.push_back(to_json(x));
+  return arr;
+}
+
+} // namespace
+
 http::status status_of(const std::string& code) {
   if (code == "not_found")
     return http::status::not_found;
@@ -51,30 +75,6 @@ std::vector<std::string> segments_after(std::string_view path,
   }
   return out;
 }
-
-/// Reads a decimal query parameter; `fallback` when absent, nothing when
-/// it is not a number.
-std::optional<uint64_t> number_param(std::string_view target,
-                                     std::string_view key, uint64_t fallback) {
-  auto text = query_param(target, key);
-  if (text.empty())
-    return fallback;
-  uint64_t value = 0;
-  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(),
-                                    value);
-  if (err != std::errc{} || end != text.data() + text.size())
-    return std::nullopt;
-  return value;
-}
-
-nlohmann::json messages_json(const std::vector<room_message>& xs) {
-  auto arr = nlohmann::json::array();
-  for (auto& x : xs)
-    arr.push_back(to_json(x));
-  return arr;
-}
-
-} // namespace
 
 void http_router::rooms(const http_request& req, std::string_view path,
                         reply_fn& done) {

@@ -1,5 +1,7 @@
 #include "net/http_router.hpp"
 
+#include <algorithm>
+
 #include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +43,16 @@ int hex_value(char c) {
 
 /// How long a browser may cache a preflight answer (Chrome caps it at 2 h).
 constexpr auto cors_max_age = "600";
+
+/// Webhooks: `POST /v1/ingest/{source}`.
+constexpr std::string_view ingest_path = "/v1/ingest/";
+
+/// `s` cut to 64 bytes, for a log line or a message about request bytes.
+std::string clipped(std::string_view s) {
+  constexpr size_t most = 64;
+  return s.size() <= most ? std::string{s}
+                          : std::string{s.substr(0, most)} + "...";
+}
 
 } // namespace
 
@@ -98,7 +110,8 @@ std::string query_param(std::string_view target, std::string_view key) {
 
 http_router::http_router(caf::actor_system& sys, node_context_ptr ctx)
   : sys_(sys), ctx_(std::move(ctx)) {
-  // nop
+  for (size_t i = 0; i < ctx_->cfg.ingest_sources.size(); ++i)
+    ingest_logs_.push_back(std::make_unique<log_limiter>());
 }
 
 http_response http_router::json(http::status status, std::string body,
@@ -203,6 +216,14 @@ void http_router::handle(const http_request& req,
       introspect(req, path == "/v1/introspect/sessions", done);
   } else if (path == "/v1/rooms" || path.substr(0, 10) == "/v1/rooms/") {
     rooms(req, path, done);
+  } else if (path == "/v1/notification-rules"
+             || path.substr(0, 23) == "/v1/notification-rules/"
+             || path == "/v1/notifications"
+             || path.substr(0, 18) == "/v1/notifications/"
+             || path.substr(0, 10) == "/v1/users/") {
+    notifications(req, path, done);
+  } else if (path.substr(0, ingest_path.size()) == ingest_path) {
+    ingest(req, path.substr(ingest_path.size()), done);
   } else if (path == "/v1/ws") {
     done(error(http::status::upgrade_required, "bad_request",
                "GET /v1/ws expects a WebSocket upgrade", v, ka));
@@ -296,6 +317,119 @@ void http_router::publish(const http_request& req,
   }
   nlohmann::json res{{"id", id}};
   done(json(http::status::accepted, res.dump(), v, ka));
+}
+
+std::optional<size_t> http_router::ingest_index(std::string_view name) const {
+  auto& sources = ctx_->cfg.ingest_sources;
+  for (size_t i = 0; i < sources.size(); ++i)
+    if (sources[i].name == name)
+      return i;
+  return std::nullopt;
+}
+
+size_t http_router::body_limit(std::string_view target) const {
+  auto path = path_of(target);
+  if (path.substr(0, ingest_path.size()) == ingest_path
+      && ingest_index(path.substr(ingest_path.size())))
+    return ctx_->cfg.max_ingest_body;
+  return ctx_->cfg.max_frame_size;
+}
+
+size_t http_router::largest_body_limit() const {
+  auto& cfg = ctx_->cfg;
+  return cfg.ingest_sources.empty()
+    ? cfg.max_frame_size
+    : std::max(cfg.max_frame_size, cfg.max_ingest_body);
+}
+
+http_response http_router::too_large(std::string_view target,
+                                     unsigned version) {
+  auto path = path_of(target);
+  if (path.substr(0, ingest_path.size()) == ingest_path)
+    if (auto index = ingest_index(path.substr(ingest_path.size())))
+      return refuse_webhook(*index, ingest::outcome::too_large,
+                            "body larger than max-ingest-body ("
+                              + std::to_string(ctx_->cfg.max_ingest_body)
+                              + " bytes)",
+                            0, version, false);
+  return error(http::status::payload_too_large, "bad_request",
+               "body larger than max-frame-size", version, false);
+}
+
+http_response http_router::refuse_webhook(size_t index, ingest::outcome x,
+                                          const std::string& why,
+                                          size_t body_size, unsigned version,
+                                          bool keep_alive) {
+  ctx_->stats.count_ingest(index, x);
+  auto& name = ctx_->cfg.ingest_sources[index].name;
+  if (uint64_t held = 0; ingest_logs_[index]->admit(held))
+    log()->warn("ingest source {}: refused a webhook{} ({}: {}); {} more "
+                "refused since the last such line",
+                name,
+                body_size == 0 ? std::string{}
+                               : " of " + std::to_string(body_size) + " bytes",
+                ingest::outcome_names[static_cast<size_t>(x)], why, held);
+  return error(static_cast<http::status>(ingest::http_status(x)),
+               ingest::error_code(x), why, version, keep_alive);
+}
+
+void http_router::ingest(const http_request& req, std::string_view name,
+                         std::function<void(http_response)>& done) {
+  auto v = req.version();
+  auto ka = req.keep_alive();
+  auto index = ingest_index(name);
+  if (!index) {
+    ctx_->stats.ingest_unknown_source.fetch_add(1, std::memory_order_relaxed);
+    if (uint64_t held = 0; unknown_source_log_.admit(held))
+      log()->warn("refused a webhook for unknown source '{}'; {} more "
+                  "refused since the last such line",
+                  clipped(name), held);
+    done(error(http::status::not_found, "not_found",
+               "no webhook source '" + clipped(name) + "' on this node", v,
+               ka));
+    return;
+  }
+  auto& src = ctx_->cfg.ingest_sources[*index];
+  auto size = req.body().size();
+  if (req.method() != http::verb::post) {
+    done(refuse_webhook(*index, ingest::outcome::method_not_allowed,
+                        "method not allowed; webhooks are POST", size, v, ka));
+    return;
+  }
+  auto headers = [&req](std::string_view field) {
+    auto i = req.find(boost::beast::string_view{field.data(), field.size()});
+    return i == req.end()
+      ? std::optional<std::string_view>{}
+      : std::string_view{i->value().data(), i->value().size()};
+  };
+  auto now = node_context::unix_ms();
+  auto verdict = ingest::handle(src, req.body(), headers, now,
+                                ctx_->cfg.max_json_depth);
+  if (verdict.result != ingest::outcome::accepted) {
+    done(refuse_webhook(*index, verdict.result, verdict.message, size, v, ka));
+    return;
+  }
+  auto& mapped = verdict.event;
+  event ev;
+  ev.id = mapped.id.empty() ? ctx_->next_event_id() : std::move(mapped.id);
+  ev.topic = std::move(mapped.topic);
+  ev.ts = now;
+  ev.source = std::string{ingest::event_source_prefix} + src.name;
+  ev.data = std::move(mapped.data);
+  ev.headers = std::move(mapped.headers);
+  nlohmann::json res{{"id", ev.id}, {"topic", ev.topic}};
+  // The same call as POST /v1/publish: over NATS to every node, or to this
+  // node's subscribers on the in-process bus.
+  auto status = ctx_->publish(std::move(ev));
+  if (!status.empty()) {
+    done(refuse_webhook(*index, ingest::outcome::unavailable, status, size, v,
+                        ka));
+    return;
+  }
+  ctx_->stats.count_ingest(*index, ingest::outcome::accepted);
+  done(json(http::status::accepted,
+            res.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            v, ka));
 }
 
 void http_router::introspect(const http_request& req, bool sessions,

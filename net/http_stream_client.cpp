@@ -107,7 +107,8 @@ public:
     req_.set(http::field::host, host);
     req_.set(http::field::user_agent, "switchyard");
     req_.set(http::field::content_type, "application/json");
-    req_.set(http::field::accept, "text/event-stream");
+    req_.set(http::field::accept, opts_.event_stream ? "text/event-stream"
+                                                      : "application/json");
     for (auto& [name, value] : headers)
       req_.set(name, value);
     req_.keep_alive(false);
@@ -254,7 +255,8 @@ private:
     if (status < 200 || status > 299) {
       error_prefix_ = "HTTP " + std::to_string(status) + ": ";
     } else if (auto type = res[http::field::content_type];
-               !type.empty() && !is_event_stream({type.data(), type.size()})) {
+               opts_.event_stream && !type.empty()
+               && !is_event_stream({type.data(), type.size()})) {
       error_prefix_ = "unexpected content type "
         + std::string{type.data(), type.size()} + " (want text/event-stream): ";
     }
@@ -298,7 +300,7 @@ private:
       error_body_.append(got.substr(0, room));
       if (error_body_.size() == max_error_body)
         return on_body_done();
-    } else if (!deliver(got)) {
+    } else if (opts_.event_stream && !deliver(got)) {
       return;
     }
     if (parser_.is_done())

@@ -51,6 +51,9 @@ struct http_stream_options {
   std::chrono::milliseconds idle_timeout{30'000};
   /// Largest body, chunked or not; a longer one fails the request.
   size_t max_response_size = 16 * 1024 * 1024;
+  /// False for a plain request (a webhook, a push gateway): any content
+  /// type, the body read and dropped, `on_event` never called.
+  bool event_stream = true;
 };
 
 /// One POST with a streamed response.

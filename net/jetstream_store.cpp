@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/log.hpp"
+#include "schemas/notifications.hpp"
 #include "schemas/rooms.hpp"
 
 namespace switchyard::net {
@@ -23,6 +24,12 @@ auto& log() {
 }
 
 constexpr const char* bucket = "switchyard_rooms";
+constexpr const char* rules_bucket = "switchyard_notification_rules";
+constexpr const char* contacts_bucket = "switchyard_contacts";
+constexpr const char* notifications_bucket = "switchyard_notifications";
+
+/// How long a notification stays in the store (and the inbox).
+constexpr int64_t notification_max_age_ms = int64_t{30} * 86'400'000;
 constexpr const char* stream = "SWITCHYARD_ROOM_MESSAGES";
 constexpr const char* stream_subjects = "switchyard.rooms.>";
 constexpr std::string_view subject_prefix = "switchyard.rooms.";
@@ -112,6 +119,56 @@ std::string subject_of(const std::string& org, const std::string& room) {
   return result;
 }
 
+/// Opens the KV bucket `name` into `kv` unless open, creating it (values
+/// kept `max_age_ms`, 0 for ever) when missing.
+outcome open_bucket(jsCtx* js, const char* name, int64_t max_age_ms,
+                    kvStore*& kv) {
+  if (kv != nullptr)
+    return {};
+  auto s = js_KeyValue(&kv, js, name);
+  if (s == NATS_NOT_FOUND) {
+    kvConfig kv_cfg;
+    s = kvConfig_Init(&kv_cfg);
+    if (s == NATS_OK) {
+      kv_cfg.Bucket = name;
+      kv_cfg.History = 1;
+      kv_cfg.TTL = max_age_ms;
+      kv_cfg.StorageType = js_FileStorage;
+      s = js_CreateKeyValue(&kv, js, &kv_cfg);
+    }
+  }
+  if (s != NATS_OK) {
+    kv = nullptr;
+    return unavailable(std::string{"opening KV bucket "} + name, s);
+  }
+  return {};
+}
+
+/// User ids may hold any printable character; KV keys only [-/_=.A-Za-z0-9].
+std::string hex_of(const std::string& x) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(x.size() * 2);
+  for (unsigned char c : x) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 0xf]);
+  }
+  return out;
+}
+
+std::string user_key_of(const std::string& org, const std::string& user) {
+  return org + '.' + hex_of(user);
+}
+
+outcome check_user(const std::string& org, const std::string& user) {
+  if (valid_id(org) && !user.empty() && user.size() <= 128)
+    return {};
+  return outcome::fail("bad_request",
+                       "org ids are 1 or more of [A-Za-z0-9_-], user ids 1 "
+                       "to 128 bytes");
+}
+
+
 } // namespace
 
 // -- constructors -------------------------------------------------------------
@@ -168,8 +225,9 @@ jetstream_store::~jetstream_store() {
   // Subscriptions live within load_messages only. The bucket and the context
   // use the connection, so they go first; destroying the connection closes
   // it and joins nats.c's reconnect thread, the last reader of cfg_.
-  if (kv_ != nullptr)
-    kvStore_Destroy(kv_);
+  for (auto* kv : {kv_, notify_.rules, notify_.contacts, notify_.notifications})
+    if (kv != nullptr)
+      kvStore_Destroy(kv);
   if (js_ != nullptr)
     jsCtx_Destroy(js_);
   if (conn_ != nullptr)
@@ -179,6 +237,7 @@ jetstream_store::~jetstream_store() {
 // -- room_store ---------------------------------------------------------------
 
 outcome jetstream_store::put_room(const room_record& room) {
+  std::lock_guard<std::mutex> guard{mtx_};
   if (auto ids = check_ids(room.org, room.id); !ids.ok())
     return ids;
   if (auto up = ready(); !up.ok())
@@ -195,6 +254,7 @@ outcome jetstream_store::put_room(const room_record& room) {
 outcome jetstream_store::append_message(const std::string& org,
                                         const std::string& room,
                                         const room_message& msg) {
+  std::lock_guard<std::mutex> guard{mtx_};
   if (auto ids = check_ids(org, room); !ids.ok())
     return ids;
   auto payload = dump(to_json(msg));
@@ -221,6 +281,7 @@ outcome jetstream_store::append_message(const std::string& org,
 outcome jetstream_store::load_messages(const std::string& org,
                                        const std::string& room,
                                        std::vector<room_message>& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
   if (auto ids = check_ids(org, room); !ids.ok())
     return ids;
   if (auto up = ready(); !up.ok())
@@ -288,6 +349,7 @@ outcome jetstream_store::load_messages(const std::string& org,
 }
 
 outcome jetstream_store::load_rooms(std::vector<room_record>& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
   if (auto up = ready(); !up.ok())
     return up;
   kvWatchOptions watch_opts;
@@ -329,13 +391,235 @@ outcome jetstream_store::load_rooms(std::vector<room_record>& out) {
   return {};
 }
 
+// -- notification_store -------------------------------------------------------
+
+outcome jetstream_store::put_rule(const notification_rule& rule) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!valid_id(rule.org) || !valid_id(rule.id))
+    return outcome::fail("bad_request", "invalid org or rule id");
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  auto key = rule.org + '.' + rule.id;
+  auto value = dump(to_json(rule));
+  if (auto s = kvStore_Put(nullptr, notify_.rules, key.c_str(), value.data(),
+                           static_cast<int>(value.size()));
+      s != NATS_OK)
+    return failed("storing rule " + key, s);
+  return {};
+}
+
+outcome jetstream_store::remove_rule(const std::string& org,
+                                     const std::string& id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!valid_id(org) || !valid_id(id))
+    return outcome::fail("bad_request", "invalid org or rule id");
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  auto key = org + '.' + id;
+  if (auto s = kvStore_Delete(notify_.rules, key.c_str()); s != NATS_OK)
+    return failed("deleting rule " + key, s);
+  return {};
+}
+
+outcome jetstream_store::load_rules(std::vector<notification_rule>& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  std::vector<std::string> values;
+  if (auto res = watch_values(notify_.rules, ">", values); !res.ok())
+    return res;
+  out.clear();
+  size_t unreadable = 0;
+  for (auto& v : values) {
+    auto j = parse(v.data(), static_cast<int>(v.size()));
+    std::optional<notification_rule> rule;
+    if (!j.is_discarded())
+      rule = rule_from_json(j);
+    if (rule)
+      out.push_back(std::move(*rule));
+    else
+      ++unreadable;
+  }
+  if (unreadable > 0)
+    log()->warn("skipped {} unreadable rules in {}", unreadable, rules_bucket);
+  return {};
+}
+
+outcome jetstream_store::put_contact(const contact& x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto ids = check_user(x.org, x.user); !ids.ok())
+    return ids;
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  auto key = user_key_of(x.org, x.user);
+  auto value = dump(to_json(x));
+  if (auto s = kvStore_Put(nullptr, notify_.contacts, key.c_str(),
+                           value.data(), static_cast<int>(value.size()));
+      s != NATS_OK)
+    return failed("storing contact points " + key, s);
+  return {};
+}
+
+outcome jetstream_store::get_contact(const std::string& org,
+                                     const std::string& user, contact& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto ids = check_user(org, user); !ids.ok())
+    return ids;
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  auto key = user_key_of(org, user);
+  kvEntry* raw_entry = nullptr;
+  auto s = kvStore_Get(&raw_entry, notify_.contacts, key.c_str());
+  if (s == NATS_NOT_FOUND)
+    return {};
+  if (s != NATS_OK)
+    return failed("reading contact points " + key, s);
+  owned<kvEntry, kvEntry_Destroy> entry{raw_entry};
+  auto j = parse(kvEntry_Value(raw_entry), kvEntry_ValueLen(raw_entry));
+  if (auto x = j.is_discarded() ? std::nullopt : contact_from_json(j))
+    out = std::move(*x);
+  else
+    log()->warn("unreadable contact points {} in {}", key, contacts_bucket);
+  return {};
+}
+
+outcome jetstream_store::create_notification(const notification& x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto ids = check_user(x.org, x.user); !ids.ok())
+    return ids;
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  auto key = user_key_of(x.org, x.user) + '.' + x.id;
+  auto value = dump(to_json(x));
+  auto s = kvStore_Create(nullptr, notify_.notifications, key.c_str(),
+                          value.data(), static_cast<int>(value.size()));
+  if (s == NATS_OK)
+    return {};
+  // Refused: made before (here or on another node), or NATS failed.
+  kvEntry* raw_entry = nullptr;
+  if (kvStore_Get(&raw_entry, notify_.notifications, key.c_str()) == NATS_OK) {
+    kvEntry_Destroy(raw_entry);
+    return outcome::fail("conflict", "notification " + x.id + " exists");
+  }
+  return failed("creating notification " + key, s);
+}
+
+outcome jetstream_store::put_notification(const notification& x) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto ids = check_user(x.org, x.user); !ids.ok())
+    return ids;
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  auto key = user_key_of(x.org, x.user) + '.' + x.id;
+  auto value = dump(to_json(x));
+  if (auto s = kvStore_Put(nullptr, notify_.notifications, key.c_str(),
+                           value.data(), static_cast<int>(value.size()));
+      s != NATS_OK)
+    return failed("storing notification " + key, s);
+  return {};
+}
+
+namespace {
+
+/// Reads notification records, oldest first.
+std::vector<notification> notifications_of(std::vector<std::string>& values) {
+  std::vector<notification> out;
+  for (auto& v : values) {
+    auto j = parse(v.data(), static_cast<int>(v.size()));
+    if (auto x = j.is_discarded() ? std::nullopt : notification_from_json(j))
+      out.push_back(std::move(*x));
+  }
+  if (out.size() < values.size())
+    log()->warn("skipped {} unreadable notifications in {}",
+                values.size() - out.size(), notifications_bucket);
+  std::stable_sort(out.begin(), out.end(),
+                   [](auto& x, auto& y) { return x.ts < y.ts; });
+  return out;
+}
+
+} // namespace
+
+outcome jetstream_store::load_notifications(const std::string& org,
+                                            const std::string& user,
+                                            std::vector<notification>& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto ids = check_user(org, user); !ids.ok())
+    return ids;
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  std::vector<std::string> values;
+  auto keys = user_key_of(org, user) + ".*";
+  if (auto res = watch_values(notify_.notifications, keys, values); !res.ok())
+    return res;
+  out = notifications_of(values);
+  return {};
+}
+
+outcome jetstream_store::load_pending(std::vector<notification>& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto up = notifications_ready(); !up.ok())
+    return up;
+  std::vector<std::string> values;
+  if (auto res = watch_values(notify_.notifications, ">", values); !res.ok())
+    return res;
+  out = notifications_of(values);
+  out.erase(std::remove_if(out.begin(), out.end(),
+                           [](auto& x) { return settled(x); }),
+            out.end());
+  return {};
+}
+
+outcome jetstream_store::watch_values(kvStore* kv, const std::string& keys,
+                                      std::vector<std::string>& out) {
+  kvWatchOptions opts;
+  if (auto s = kvWatchOptions_Init(&opts); s != NATS_OK)
+    return unavailable("watch options", s);
+  opts.IgnoreDeletes = true;
+  opts.Timeout = timeout_ms;
+  kvWatcher* raw_watcher = nullptr;
+  if (auto s = kvStore_Watch(&raw_watcher, kv, keys.c_str(), &opts);
+      s != NATS_OK)
+    return failed("watching " + keys, s);
+  owned<kvWatcher, kvWatcher_Destroy> watcher{raw_watcher};
+  // The current values, then a null entry: the initial state is complete.
+  for (size_t n = 0; n < max_records; ++n) {
+    kvEntry* raw_entry = nullptr;
+    auto s = kvWatcher_Next(&raw_entry, raw_watcher, timeout_ms);
+    if (s != NATS_OK)
+      return failed("reading " + keys, s);
+    if (raw_entry == nullptr)
+      return {};
+    owned<kvEntry, kvEntry_Destroy> entry{raw_entry};
+    if (kvEntry_Operation(raw_entry) != kvOp_Put)
+      continue;
+    auto* data = static_cast<const char*>(kvEntry_Value(raw_entry));
+    out.emplace_back(data, data + kvEntry_ValueLen(raw_entry));
+  }
+  log()->warn("read only the first {} values of {}", max_records, keys);
+  return {};
+}
+
+outcome jetstream_store::notifications_ready() {
+  if (auto up = ready(); !up.ok())
+    return up;
+  if (auto res = open_bucket(js_, rules_bucket, 0, notify_.rules); !res.ok())
+    return res;
+  if (auto res = open_bucket(js_, contacts_bucket, 0, notify_.contacts);
+      !res.ok())
+    return res;
+  return open_bucket(js_, notifications_bucket, notification_max_age_ms,
+                     notify_.notifications);
+}
+
 // -- helpers ------------------------------------------------------------------
 
 outcome jetstream_store::failed(const std::string& what, natsStatus s) {
-  if (kv_ != nullptr) {
-    kvStore_Destroy(kv_);
-    kv_ = nullptr;
-  }
+  for (auto** kv : {&kv_, &notify_.rules, &notify_.contacts,
+                    &notify_.notifications})
+    if (*kv != nullptr) {
+      kvStore_Destroy(*kv);
+      *kv = nullptr;
+    }
   stream_ready_ = false;
   return unavailable(what, s);
 }
@@ -347,23 +631,8 @@ outcome jetstream_store::ready() {
                          "(reconnecting in the background)");
   // Both are created only when missing: one made by another node, or by an
   // operator with limits of their own, is used as it is.
-  if (kv_ == nullptr) {
-    auto s = js_KeyValue(&kv_, js_, bucket);
-    if (s == NATS_NOT_FOUND) {
-      kvConfig kv_cfg;
-      s = kvConfig_Init(&kv_cfg);
-      if (s == NATS_OK) {
-        kv_cfg.Bucket = bucket;
-        kv_cfg.History = 1;
-        kv_cfg.StorageType = js_FileStorage;
-        s = js_CreateKeyValue(&kv_, js_, &kv_cfg);
-      }
-    }
-    if (s != NATS_OK) {
-      kv_ = nullptr;
-      return unavailable(std::string{"opening KV bucket "} + bucket, s);
-    }
-  }
+  if (auto res = open_bucket(js_, bucket, 0, kv_); !res.ok())
+    return res;
   if (!stream_ready_) {
     jsStreamInfo* raw_info = nullptr;
     auto s = js_GetStreamInfo(&raw_info, js_, stream, nullptr, nullptr);

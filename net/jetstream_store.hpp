@@ -1,16 +1,21 @@
-// The room store of nodes run with --nats: room records in a JetStream KV
-// bucket, message histories in a JetStream stream. Its calls block (a few
+// The room and notification store of nodes run with --nats: room records,
+// notification rules, contact points and notifications in JetStream KV
+// buckets, message histories in a JetStream stream. Its calls block (a few
 // seconds at most), so it has a NATS connection of its own rather than
-// sharing the event bus's, and the store actor that calls it runs detached.
+// sharing the event bus's, and the store actors that call it run detached
+// (one for rooms, one for notifications; a mutex takes their calls in
+// turn).
 
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <nats/nats.h>
 
+#include "actors/notification_store.hpp"
 #include "actors/room_store.hpp"
 #include "net/nats_client.hpp"
 
@@ -19,10 +24,14 @@ namespace switchyard::net {
 /// Rooms in the KV bucket `switchyard_rooms` (key `<org>.<room>`, value the
 /// JSON of the room_record); message records in the stream
 /// `SWITCHYARD_ROOM_MESSAGES`, one per NATS message on
-/// `switchyard.rooms.<org>.<room>`. Creates the bucket and the stream when
-/// missing, on the first call that finds NATS up. While NATS is down, every
-/// call answers `unavailable` at once.
-class jetstream_store : public room_store {
+/// `switchyard.rooms.<org>.<room>`. Rules in `switchyard_notification_rules`
+/// (key `<org>.<id>`), contact points in `switchyard_contacts` (key
+/// `<org>.<hex of the user id>`), notifications in
+/// `switchyard_notifications` (key `<org>.<hex of the user id>.<id>`, kept
+/// 30 days). Creates the buckets and the stream when missing, on the first
+/// call that finds NATS up. While NATS is down, every call answers
+/// `unavailable` at once.
+class jetstream_store : public room_store, public notification_store {
 public:
   // -- constructors -----------------------------------------------------------
 
@@ -54,7 +63,42 @@ public:
 
   outcome load_rooms(std::vector<room_record>& out) override;
 
+  // -- notification_store -----------------------------------------------------
+
+  outcome put_rule(const notification_rule& rule) override;
+
+  outcome remove_rule(const std::string& org, const std::string& id) override;
+
+  outcome load_rules(std::vector<notification_rule>& out) override;
+
+  outcome put_contact(const contact& x) override;
+
+  outcome get_contact(const std::string& org, const std::string& user,
+                      contact& out) override;
+
+  outcome create_notification(const notification& x) override;
+
+  outcome put_notification(const notification& x) override;
+
+  outcome load_notifications(const std::string& org, const std::string& user,
+                             std::vector<notification>& out) override;
+
+  outcome load_pending(std::vector<notification>& out) override;
+
 private:
+  /// The notification buckets, opened (or created) on first use.
+  struct buckets {
+    kvStore* rules = nullptr;
+    kvStore* contacts = nullptr;
+    kvStore* notifications = nullptr;
+  };
+
+  /// Succeeds once connected with the notification buckets in place.
+  outcome notifications_ready();
+
+  /// Reads every value of `kv` under the key filter `keys` into `out`.
+  outcome watch_values(kvStore* kv, const std::string& keys,
+                       std::vector<std::string>& out);
   explicit jetstream_store(const nats_settings& cfg);
 
   /// Succeeds once connected, with the bucket and the stream in place.
@@ -72,6 +116,10 @@ private:
   /// Null until a call found NATS up and opened (or created) the bucket.
   kvStore* kv_ = nullptr;
   bool stream_ready_ = false;
+  buckets notify_;
+  /// Held by every call: the room and the notification store actors call
+  /// from their own threads.
+  std::mutex mtx_;
 };
 
 } // namespace switchyard::net

@@ -77,11 +77,36 @@ private:
       });
   }
 
+  // The head first, then the body with the limit of its target: webhooks
+  // (`max_ingest_body`) may be larger than every other body
+  // (`max_frame_size`).
   void do_read() {
     parser_.emplace();
     parser_->header_limit(http_header_limit);
-    parser_->body_limit(ctx_->cfg.max_frame_size);
+    // Checked against Content-Length as the head completes; the target's
+    // own limit follows in on_header.
+    parser_->body_limit(router_->largest_body_limit());
     beast::get_lowest_layer(stream_).expires_after(http_read_timeout);
+    http::async_read_header(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&http_session::on_header,
+                                this->shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, size_t bytes) {
+    if (ec) {
+      on_read(ec, bytes);
+      return;
+    }
+    auto target = parser_->get().target();
+    auto limit = router_->body_limit({target.data(), target.size()});
+    if (auto announced = parser_->content_length();
+        announced && *announced > limit) {
+      on_read(http::error::body_limit, bytes);
+      return;
+    }
+    // What the body may still add (nothing of it is parsed yet).
+    parser_->body_limit(limit);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read,
                                                this->shared_from_this()));
@@ -94,8 +119,10 @@ private:
       return;
     }
     if (ec == http::error::body_limit) {
-      write(http_router::error(http::status::payload_too_large, "bad_request",
-                               "body larger than max-frame-size", 11, false));
+      // The head parsed (the limit is checked only after it), so its target
+      // is known.
+      auto target = parser_->get().target();
+      write(router_->too_large({target.data(), target.size()}, 11));
       return;
     }
     if (ec) {

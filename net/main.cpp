@@ -22,6 +22,8 @@
 #include "actors/bus_publisher.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/log.hpp"
+#include "actors/notification_directory.hpp"
+#include "actors/notification_store.hpp"
 #include "actors/room_directory.hpp"
 #include "actors/room_store.hpp"
 #include "actors/session_registry.hpp"
@@ -29,6 +31,7 @@
 #include "net/config.hpp"
 #include "net/jetstream_store.hpp"
 #include "net/listener.hpp"
+#include "net/notification_channels.hpp"
 #include "schemas/messages.hpp"
 
 namespace asio = boost::asio;
@@ -142,6 +145,8 @@ void stop_actors(caf::actor_system& sys, const node_context& ctx) {
       caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
   if (ctx.rooms)
     caf::anon_send_exit(ctx.rooms, caf::exit_reason::user_shutdown);
+  if (ctx.notifications)
+    caf::anon_send_exit(ctx.notifications, caf::exit_reason::user_shutdown);
   auto deadline = std::chrono::steady_clock::now() + actor_stop_timeout;
   while (sys.registry().running() > 0
          && std::chrono::steady_clock::now() < deadline)
@@ -240,27 +245,56 @@ int run_node(node_options opts) {
   register_builtin_agents(*agents);
   ctx->agents = agents;
   std::shared_ptr<room_store> store;
+  std::shared_ptr<notification_store> notify_store;
   if (nats) {
     std::string error;
-    store = net::jetstream_store::make(opts.nats, error);
-    if (!store) {
-      log->error("cannot store rooms in JetStream: {}", error);
+    auto js = net::jetstream_store::make(opts.nats, error);
+    if (!js) {
+      log->error("cannot store rooms and notifications in JetStream: {}",
+                 error);
       return exit_start_failed;
     }
-    log->info("rooms stored in NATS JetStream (KV bucket switchyard_rooms, "
-              "stream SWITCHYARD_ROOM_MESSAGES)");
+    store = js;
+    notify_store = js;
+    log->info("rooms and notifications stored in NATS JetStream (KV buckets "
+              "switchyard_rooms, switchyard_notification_rules, "
+              "switchyard_contacts, switchyard_notifications; stream "
+              "SWITCHYARD_ROOM_MESSAGES)");
   } else {
     store = std::make_shared<memory_room_store>();
-    log->warn("rooms kept in memory (no --nats): rooms, participants and "
-              "histories are gone when the node stops");
+    notify_store = std::make_shared<memory_notification_store>();
+    log->warn("rooms and notifications kept in memory (no --nats): rooms, "
+              "histories, rules and pending notifications are gone when the "
+              "node stops");
   }
   // Detached: the JetStream store blocks in nats.c calls.
   auto store_actor = sys.spawn<caf::detached>(room_store_server, store);
   ctx->rooms = sys.spawn(room_directory, ctx, store_actor);
+  auto notify_store_actor = sys.spawn<caf::detached>(notification_store_server,
+                                                     notify_store);
+  auto channels = std::make_shared<net::network_channels>(opts.channels);
+  log->info("notifications: push {}, email {}",
+            opts.channels.push_url.empty() ? std::string{"off (no --push-url)"}
+                                           : "to " + opts.channels.push_url,
+            opts.channels.smtp.host.empty()
+              ? std::string{"off (no --smtp-host)"}
+              : "via " + opts.channels.smtp.host + ":"
+                + opts.channels.smtp.port);
+  ctx->notifications = sys.spawn(
+    notification_directory,
+    notification_deps{ctx->cfg.notify, notify_store_actor, ctx->topics,
+                      ctx->sessions, ctx->rooms, channels, &ctx->stats});
   agent_gateway_actor gateway;
   if (nats)
     gateway = sys.spawn<caf::detached>(agent_gateway, ctx, nats);
   log_origin_policy(ctx->cfg);
+  for (auto& src : ctx->cfg.ingest_sources)
+    log->info("webhook source {}: POST /v1/ingest/{} publishes to "
+              "events.{}.{}.>, signed in {}{}",
+              src.name, src.name, src.org, src.name, src.signature_header,
+              src.timestamp_header.empty()
+                ? std::string{}
+                : ", timestamp in " + src.timestamp_header);
 
   lst->run();
   if (opts.dev_secret)
@@ -321,6 +355,7 @@ int run_node(node_options opts) {
   // Actors first: the bus bridge and the gateway call into the NATS client
   // until they exit.
   caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(notify_store_actor, caf::exit_reason::user_shutdown);
   if (gateway)
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
   stop_actors(sys, *ctx);
@@ -328,7 +363,9 @@ int run_node(node_options opts) {
   // the actor system's destructor waits for that thread: drop the handle.
   ctx->publisher = nullptr;
   ctx->rooms = nullptr;
+  ctx->notifications = nullptr;
   store_actor = nullptr;
+  notify_store_actor = nullptr;
   gateway = nullptr;
   if (nats)
     nats->close();

@@ -63,6 +63,42 @@ std::string render_metrics(const node_context& ctx) {
   metric("switchyard_origin_rejected_total", "counter",
          "WebSocket upgrades and CORS preflights refused for their Origin.",
          s.origin_rejected.load(r));
+  metric("switchyard_rule_actors", "gauge",
+         "Notification rule actors (one per enabled rule).",
+         s.rule_actors.load(r));
+  metric("switchyard_notifiers", "gauge", "Per-user notifier actors in memory.",
+         s.notifiers.load(r));
+  metric("switchyard_notifications_created_total", "counter",
+         "Notifications made by rules and stored.",
+         s.notifications_created.load(r));
+  metric("switchyard_notifications_duplicate_total", "counter",
+         "Notifications a rule made again and the store already held "
+         "(a repeated event, or another node).",
+         s.notifications_duplicate.load(r));
+  struct {
+    const char* name;
+    const char* help;
+    const std::array<std::atomic<uint64_t>, 3>* values;
+  } per_channel[] = {
+    {"switchyard_notifications_sent_total",
+     "Notifications delivered, by channel.", &s.notify_sent},
+    {"switchyard_notifications_failed_total",
+     "Notification channels given up, by channel.", &s.notify_failed},
+    {"switchyard_notifications_retried_total",
+     "Failed delivery attempts that will be retried, by channel.",
+     &s.notify_retried},
+  };
+  for (auto& m : per_channel) {
+    out += "# HELP ";
+    out.append(m.name).append(" ").append(m.help).append("\n# TYPE ");
+    out.append(m.name).append(" counter\n");
+    for (size_t i = 0; i < notify_channel_names.size(); ++i) {
+      out.append(m.name).append("{channel=\"");
+      out.append(notify_channel_names[i]).append("\"} ");
+      out += std::to_string((*m.values)[i].load(r));
+      out += '\n';
+    }
+  }
   ctx.extra_metrics(out);
   out += "# HELP switchyard_closes_total Closed connections by close code.\n"
          "# TYPE switchyard_closes_total counter\n";
@@ -85,6 +121,24 @@ std::string render_metrics(const node_context& ctx) {
                       : "\",reason=\"too_deep\"} ";
     out += std::to_string(s.input_rejected[i].load(r));
     out += '\n';
+  }
+  metric("switchyard_ingest_unknown_source_total", "counter",
+         "Webhooks (POST /v1/ingest/{source}) for no configured source (404).",
+         s.ingest_unknown_source.load(r));
+  // Sources come from the config file: the label set is bounded.
+  out += "# HELP switchyard_ingest_requests_total Webhooks (POST "
+         "/v1/ingest/{source}) by source and result.\n"
+         "# TYPE switchyard_ingest_requests_total counter\n";
+  for (size_t i = 0; i < s.ingest_requests.size(); ++i) {
+    for (size_t j = 0; j < ingest::outcome_names.size(); ++j) {
+      out += "switchyard_ingest_requests_total{source=\"";
+      out += ctx.cfg.ingest_sources[i].name;
+      out += "\",result=\"";
+      out += ingest::outcome_names[j];
+      out += "\"} ";
+      out += std::to_string(s.ingest_requests[i][j].load(r));
+      out += '\n';
+    }
   }
   return out;
 }

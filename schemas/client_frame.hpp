@@ -21,7 +21,8 @@ enum class client_frame_type : uint8_t {
   auth,
   subscribe,
   unsubscribe,
-  publish
+  publish,
+  ack
 };
 
 /// A decoded client frame, or why it was refused.
@@ -32,7 +33,7 @@ struct client_frame {
   /// so first.
   client_frame_type type = client_frame_type::none;
   /// Request id for the reply: a string, or an integer in decimal; empty
-  /// when absent or of another type.
+  /// when absent or of another type. For `ack`, the notification's id.
   std::string id;
   /// `token` of an auth frame.
   std::string token;

@@ -14,6 +14,7 @@
 #include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
 
 namespace switchyard {
@@ -113,10 +114,18 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (switchyard::room_directory_actor))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::agent_gateway_actor))
 
+  // Notifications (actors/notification_interfaces.hpp).
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::notification_rule))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::contact))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::notification))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::notification_rule>))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::notification>))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::notification_store_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::notifier_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::rule_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::notification_directory_actor))
+
   // Subscriptions and publishing.
-  CAF_ADD_ATOM(switchyard, switchyard, subscribe_atom, "subscribe")
-  CAF_ADD_ATOM(switchyard, switchyard, unsubscribe_atom, "unsubscrib")
-  CAF_ADD_ATOM(switchyard, switchyard, publish_atom, "publish")
   CAF_ADD_ATOM(switchyard, switchyard, count_atom, "count")
   // Connection I/O to session actor.
   CAF_ADD_ATOM(switchyard, switchyard, text_atom, "text")

@@ -47,7 +47,7 @@ describe('rooms on NATS JetStream', () => {
     const ns = await startJetStream(t);
     let node = await startBridgedNode(t, ns, ['--dev']);
     const alice = node.token({ sub: 'alice', org: ORG });
-    assert.match(node.stderr, /rooms stored in NATS JetStream/);
+    assert.match(node.stderr, /rooms and notifications stored in NATS JetStream/);
     const room = (await api(node, 'POST', '/v1/rooms', alice, { name: 'durable' }, 201)).json;
     await api(node, 'POST', `/v1/rooms/${room.id}/participants`, alice, { id: 'bob', kind: 'user' }, 201);
     await api(node, 'POST', `/v1/rooms/${room.id}/participants`, alice,
