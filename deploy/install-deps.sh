@@ -20,6 +20,8 @@ packages=(
   # of its own, which this network does not reach. Fonts so that its
   # screenshots show text (Chromium only recommends them).
   chromium fonts-liberation
+  # The SMTP server of the SMTP client's tests (tests/e2e/lib/smtp_server.py).
+  python3-aiosmtpd
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)

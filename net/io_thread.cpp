@@ -4,6 +4,7 @@
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <openssl/ssl.h>
 
 #include "actors/log.hpp"
 
@@ -14,6 +15,12 @@ namespace {
 class io_thread {
 public:
   io_thread() : guard_(boost::asio::make_work_guard(io)) {
+    // OpenSSL registers its exit handler at its first initialisation. Were
+    // that after this object's construction, the handler would run first at
+    // exit, and the thread-local state of the TLS connections this thread
+    // ran would leak when it ends: initialised here, it runs after the
+    // thread was joined.
+    OPENSSL_init_ssl(0, nullptr);
     thread_ = std::thread{[this] {
       run();
     }};

@@ -1066,20 +1066,11 @@ private:
   }
 
   void time_out(const std::string& what) {
-    if (closed_)
-      return;
-    // After the message was accepted only QUIT is left: just close.
-    if (reported_)
-      return close();
     fail(phase_, what, false);
   }
 
   /// Fails with the error of an I/O operation, or the timer's.
   void fail_io(error_code ec, const std::string& during) {
-    if (closed_)
-      return;
-    if (reported_)
-      return close();
     std::string why = ec == asio::error::eof
         || ec == ssl::error::stream_truncated
       ? "the server closed the connection"
@@ -1089,17 +1080,24 @@ private:
 
   /// Fails with a reply the phase did not expect; permanent when 5xx.
   void fail_reply(const smtp_reply& r) {
-    if (reported_)
-      return close();
     fail(phase_, "the server answered " + r.quoted(), r.code >= 500);
   }
 
+  /// Ends the dialogue and reports the error, unless the message was
+  /// already accepted: then only QUIT failed, which changes nothing.
   void fail(const std::string& phase, const std::string& why, bool permanent) {
+    if (closed_)
+      return;
+    close();
+    if (reported_) {
+      log()->debug("{}: {} after the message was accepted: {}", message_id_,
+                   phase, why);
+      return;
+    }
     auto error = "SMTP " + cfg_.host + ":" + cfg_.port + " " + phase + ": "
       + why;
     log()->warn("{}: {}", message_id_, error);
     report({std::move(error), permanent});
-    close();
   }
 
   /// Hands `result` to the caller, once.

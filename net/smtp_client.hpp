@@ -71,8 +71,9 @@ struct email {
   /// The text/html part, UTF-8 (already escaped by the caller). Empty: the
   /// message has a text/plain body only.
   std::string html;
-  /// Without <>, e.g. "<id>@switchyard"; used as Message-ID. Empty: one is
-  /// made from a hash of the message and the time.
+  /// Without the angle brackets, e.g. "n_42@switchyard"; used as
+  /// Message-ID. Empty: one is made from a hash of the message and the time,
+  /// in the sender's domain.
   std::string message_id;
 };
 

@@ -12,7 +12,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 build=${2:-${FUZZ_BUILD_DIR:-$root/build-fuzz}}
-read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ws_parser fuzz_client_frame fuzz_envelope fuzz_token fuzz_topic fuzz_rooms fuzz_rules fuzz_sse fuzz_ingest}"
+read -r -a targets <<< "${FUZZ_TARGETS:-fuzz_ws_parser fuzz_client_frame fuzz_envelope fuzz_token fuzz_topic fuzz_rooms fuzz_rules fuzz_sse fuzz_ingest fuzz_smtp}"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 for t in "${targets[@]}"; do

@@ -3,17 +3,26 @@
 #include <caf/test/dsl.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "net/smtp_client.hpp"
+#include "tests/unit/fake_http_server.hpp"
 
 using namespace switchyard;
 using net::compose_email;
 using net::smtp_config;
 using net::smtp_reply;
 using net::smtp_reply_reader;
+using net::smtp_result;
+using namespace std::chrono_literals;
+using server = test::fake_http_server;
+using tcp = boost::asio::ip::tcp;
 
 namespace {
 
@@ -251,6 +260,112 @@ std::string crlf(const std::string& s) {
   return out;
 }
 
+// -- scripted dialogues -------------------------------------------------------
+
+/// One line from the client, CRLF stripped; "<closed>" at EOF.
+std::string read_line(tcp::socket& sock) {
+  std::string line;
+  char c;
+  for (;;) {
+    auto n = ::recv(sock.native_handle(), &c, 1, 0);
+    if (n <= 0)
+      return line.empty() ? "<closed>" : line;
+    if (c == '\n')
+      break;
+    line += c;
+  }
+  if (!line.empty() && line.back() == '\r')
+    line.pop_back();
+  return line;
+}
+
+/// The DATA bytes up to and with the terminating ".\r\n".
+std::string read_data(tcp::socket& sock) {
+  std::string data;
+  char buf[4096];
+  while (data.size() < 5
+         || data.compare(data.size() - 5, 5, "\r\n.\r\n") != 0) {
+    auto n = ::recv(sock.native_handle(), buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+/// The lines a script saw, for the test to check after the result.
+struct transcript {
+  std::mutex mtx;
+  strings lines;
+  std::string data;
+
+  void add(const std::string& line) {
+    std::lock_guard<std::mutex> guard{mtx};
+    lines.push_back(line);
+  }
+
+  strings got() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return lines;
+  }
+};
+
+/// The rest of a plain dialogue after the greeting and EHLO: MAIL, RCPT,
+/// DATA and QUIT, each answered with success.
+void accept_mail(tcp::socket& sock, transcript& t) {
+  t.add(read_line(sock));
+  server::write(sock, "250 2.1.0 Ok\r\n");
+  t.add(read_line(sock));
+  server::write(sock, "250 2.1.5 Ok\r\n");
+  t.add(read_line(sock));
+  server::write(sock, "354 End data with <CR><LF>.<CR><LF>\r\n");
+  auto data = read_data(sock);
+  {
+    std::lock_guard<std::mutex> guard{t.mtx};
+    t.data = data;
+  }
+  server::write(sock, "250 2.0.0 Ok: queued as 1\r\n");
+  t.add(read_line(sock));
+  server::write(sock, "221 2.0.0 Bye\r\n");
+}
+
+smtp_result send_and_wait(const smtp_config& cfg,
+                          const net::email& m = mail()) {
+  struct state {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::vector<smtp_result> results;
+  };
+  auto st = std::make_shared<state>();
+  net::send_email(cfg, m, [st](smtp_result res) {
+    std::lock_guard<std::mutex> guard{st->mtx};
+    st->results.push_back(std::move(res));
+    st->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> guard{st->mtx};
+  if (!st->cv.wait_for(guard, 10s, [&] {
+        return !st->results.empty();
+      }))
+    return {"<no result>", false};
+  st->cv.wait_for(guard, 50ms, [&] {
+    return st->results.size() > 1;
+  });
+  CAF_CHECK_EQUAL(st->results.size(), 1u);
+  return st->results.front();
+}
+
+smtp_config local(const server& srv) {
+  auto cfg = config();
+  cfg.host = "127.0.0.1";
+  cfg.port = std::to_string(srv.port());
+  cfg.tls = smtp_config::tls_mode::off;
+  cfg.timeout = 2s;
+  return cfg;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 } // namespace
 
 // -- replies ------------------------------------------------------------------
@@ -680,4 +795,245 @@ CAF_TEST(other invalid input is refused) {
   auto m = mail();
   m.text = std::string(net::smtp_max_message, 'x');
   CAF_CHECK_NOT_EQUAL(net::validate_email(config(), m), "");
+}
+
+// -- dialogues with a scripted server -----------------------------------------
+
+CAF_TEST(a server without EHLO gets HELO and the message) {
+  transcript t;
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               server::write(sock, "220 old.example.com SMTP\r\n");
+               t.add(read_line(sock));
+               server::write(sock,
+                             "502 5.5.2 Error: command not recognized\r\n");
+               t.add(read_line(sock));
+               server::write(sock, "250 old.example.com\r\n");
+               accept_mail(sock, t);
+             },
+             false};
+  auto res = send_and_wait(local(srv));
+  CAF_CHECK_EQUAL(res.error, "");
+  CAF_CHECK_EQUAL(t.got(),
+                  (strings{"EHLO switchyard", "HELO switchyard",
+                           "MAIL FROM:<noreply@example.com>",
+                           "RCPT TO:<alice@example.org>", "DATA", "QUIT"}));
+  std::lock_guard<std::mutex> guard{t.mtx};
+  CAF_CHECK_EQUAL(t.data.substr(0, 6), "Date: ");
+  CAF_CHECK_EQUAL(t.data.substr(t.data.size() - 5), "\r\n.\r\n");
+}
+
+CAF_TEST(MAIL FROM names the size when the server takes SIZE) {
+  transcript t;
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               server::write(sock, "220 mx ESMTP\r\n");
+               t.add(read_line(sock));
+               server::write(sock,
+                             "250-mx\r\n250-SIZE 1000000\r\n250 8BITMIME\r\n");
+               accept_mail(sock, t);
+             },
+             false};
+  auto res = send_and_wait(local(srv));
+  CAF_CHECK_EQUAL(res.error, "");
+  auto lines = t.got();
+  CAF_REQUIRE_GREATER(lines.size(), 1u);
+  std::lock_guard<std::mutex> guard{t.mtx};
+  CAF_CHECK_EQUAL(lines[1],
+                  "MAIL FROM:<noreply@example.com> SIZE="
+                    + std::to_string(t.data.size() - 3));
+}
+
+CAF_TEST(a message over the server SIZE fails permanently before MAIL) {
+  transcript t;
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               server::write(sock, "220 mx ESMTP\r\n");
+               t.add(read_line(sock));
+               server::write(sock, "250-mx\r\n250 SIZE 100\r\n");
+               t.add(read_line(sock));
+             },
+             false};
+  auto res = send_and_wait(local(srv));
+  CAF_CHECK(res.permanent);
+  CAF_CHECK(contains(res.error, "over the server's SIZE limit of 100"));
+  CAF_CHECK(srv.wait_served(1));
+  CAF_CHECK_EQUAL(t.got(), (strings{"EHLO switchyard", "<closed>"}));
+}
+
+CAF_TEST(bytes after the STARTTLS reply are taken for an injection) {
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               server::write(sock, "220 mx ESMTP\r\n");
+               read_line(sock);
+               server::write(sock, "250-mx\r\n250 STARTTLS\r\n");
+               read_line(sock);
+               server::write(sock,
+                             "220 Go ahead\r\n250-mx\r\n250 AUTH PLAIN\r\n");
+               read_line(sock);
+             },
+             false};
+  auto cfg = local(srv);
+  cfg.tls = smtp_config::tls_mode::starttls;
+  auto res = send_and_wait(cfg);
+  CAF_CHECK(!res.permanent);
+  CAF_CHECK(
+    contains(res.error, "STARTTLS: the server sent more than the reply"));
+}
+
+CAF_TEST(a 554 greeting fails permanently and a 421 one for now) {
+  for (auto [greeting, permanent] :
+       {std::pair{"554 5.7.1 No SMTP service here\r\n", true},
+        std::pair{"421 4.3.2 Too busy\r\n", false}}) {
+    server srv{[&, g = std::string{greeting}](tcp::socket& sock,
+                                              const std::string&) {
+                 server::write(sock, g);
+                 server::wait_closed(sock);
+               },
+               false};
+    auto res = send_and_wait(local(srv));
+    CAF_CHECK_EQUAL(res.permanent, permanent);
+    CAF_CHECK(contains(
+      res.error, "greeting: the server answered " + std::string{greeting, 3}));
+  }
+}
+
+CAF_TEST(broken replies and a closed connection fail for now) {
+  for (std::string reply : {std::string{"HTTP/1.1 400 Bad Request\r\n"},
+                            "220 " + std::string(2000, 'x') + "\r\n",
+                            std::string{"220-a\r\n221 b\r\n"}, std::string{}}) {
+    server srv{[&](tcp::socket& sock, const std::string&) {
+                 server::write(sock, reply);
+               },
+               false};
+    auto res = send_and_wait(local(srv));
+    CAF_CHECK(!res.error.empty());
+    CAF_CHECK(!res.permanent);
+    CAF_CHECK(contains(res.error, "greeting: "));
+    if (reply.empty())
+      CAF_CHECK(contains(res.error, "the server closed the connection"));
+    if (reply.size() > 1000)
+      CAF_CHECK(contains(res.error, "reply line over 1000 bytes"));
+  }
+}
+
+CAF_TEST(4xx and 5xx replies name the phase and say whether to retry) {
+  for (auto [reply, permanent] : {std::pair{"451 4.3.0 Try later\r\n", false},
+                                  std::pair{"554 5.6.0 Rejected\r\n", true}}) {
+    server srv{[&, r = std::string{reply}](tcp::socket& sock,
+                                           const std::string&) {
+                 server::write(sock, "220 mx\r\n");
+                 read_line(sock);
+                 server::write(sock, "250 mx\r\n");
+                 read_line(sock);
+                 server::write(sock, "250 ok\r\n");
+                 read_line(sock);
+                 server::write(sock, "250 ok\r\n");
+                 read_line(sock);
+                 server::write(sock, "354 go\r\n");
+                 read_data(sock);
+                 server::write(sock, r);
+                 server::wait_closed(sock);
+               },
+               false};
+    auto res = send_and_wait(local(srv));
+    CAF_CHECK_EQUAL(res.permanent, permanent);
+    CAF_CHECK(contains(res.error,
+                       "message: the server answered "
+                         + std::string{reply}.substr(0, 3)));
+  }
+}
+
+CAF_TEST(a reply sent a byte at a time counts against one timeout) {
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               for (char c : std::string{"220 a slow greeting\r\n"}) {
+                 if (!server::write(sock, std::string(1, c)))
+                   return;
+                 server::sleep(50);
+               }
+               server::wait_closed(sock);
+             },
+             false};
+  auto cfg = local(srv);
+  cfg.timeout = 300ms;
+  auto start = std::chrono::steady_clock::now();
+  auto res = send_and_wait(cfg);
+  CAF_CHECK_LESS(std::chrono::steady_clock::now() - start, 900ms);
+  CAF_CHECK(!res.permanent);
+  CAF_CHECK(contains(res.error, "greeting: no greeting within 300 ms"));
+}
+
+CAF_TEST(the whole dialogue is bounded by five timeouts) {
+  // Each reply comes within the timeout, but nine of them take longer than
+  // five timeouts together.
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               auto reply = [&](const std::string& r) {
+                 server::sleep(280);
+                 return server::write(sock, r);
+               };
+               if (!reply("220 mx\r\n"))
+                 return;
+               read_line(sock);
+               reply("250-mx\r\n250 AUTH LOGIN\r\n");
+               for (auto r :
+                    {"334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n",
+                     "235 ok\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n"}) {
+                 if (read_line(sock) == "<closed>" || !reply(r))
+                   return;
+               }
+               read_data(sock);
+               reply("250 ok\r\n");
+               server::wait_closed(sock);
+             },
+             false};
+  auto cfg = local(srv);
+  cfg.timeout = 400ms;
+  cfg.username = "u";
+  cfg.password = "p";
+  auto start = std::chrono::steady_clock::now();
+  auto res = send_and_wait(cfg);
+  auto took = std::chrono::steady_clock::now() - start;
+  CAF_CHECK(!res.permanent);
+  CAF_CHECK(contains(res.error, "the dialogue took over 2000 ms"));
+  CAF_CHECK_GREATER_OR_EQUAL(took, 2000ms);
+  CAF_CHECK_LESS(took, 2600ms);
+}
+
+CAF_TEST(AUTH LOGIN sends the user name and password base64 encoded) {
+  transcript t;
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               server::write(sock, "220 mx\r\n");
+               t.add(read_line(sock));
+               server::write(sock, "250-mx\r\n250 AUTH CRAM-MD5 LOGIN\r\n");
+               t.add(read_line(sock));
+               server::write(sock, "334 VXNlcm5hbWU6\r\n");
+               t.add(read_line(sock));
+               server::write(sock, "334 UGFzc3dvcmQ6\r\n");
+               t.add(read_line(sock));
+               server::write(sock, "235 2.7.0 ok\r\n");
+               accept_mail(sock, t);
+             },
+             false};
+  auto cfg = local(srv);
+  cfg.username = "user@example.com";
+  cfg.password = "pa:ss word";
+  auto res = send_and_wait(cfg);
+  CAF_CHECK_EQUAL(res.error, "");
+  auto lines = t.got();
+  CAF_REQUIRE_GREATER(lines.size(), 4u);
+  CAF_CHECK_EQUAL(lines[1], "AUTH LOGIN");
+  CAF_CHECK_EQUAL(lines[2], net::base64_encode(cfg.username));
+  CAF_CHECK_EQUAL(lines[3], net::base64_encode(cfg.password));
+}
+
+CAF_TEST(an AUTH mechanism the client lacks fails the send) {
+  server srv{[&](tcp::socket& sock, const std::string&) {
+               server::write(sock, "220 mx\r\n");
+               read_line(sock);
+               server::write(sock, "250-mx\r\n250 AUTH CRAM-MD5 XOAUTH2\r\n");
+               server::wait_closed(sock);
+             },
+             false};
+  auto cfg = local(srv);
+  cfg.username = "u";
+  cfg.password = "p";
+  auto res = send_and_wait(cfg);
+  CAF_CHECK(contains(res.error, "no AUTH mechanism supported here"));
+  CAF_CHECK(contains(res.error, "CRAM-MD5 XOAUTH2"));
 }
