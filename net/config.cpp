@@ -368,9 +368,9 @@ parsed_options parse_node_options(int argc, char** argv) {
     "mail server port (465 with --smtp-tls implicit)")(
     "smtp-tls", po::value<std::string>()->default_value("starttls"),
     "starttls (when offered), required, implicit or off")(
-    "smtp-user", po::value<std::string>(), "SMTP AUTH user")(
-    "smtp-password", po::value<std::string>(),
-    "SMTP AUTH password (prefer SWITCHYARD_SMTP_PASSWORD)")(
+    "smtp-user", po::value<std::string>(),
+    "SMTP AUTH user")("smtp-password", po::value<std::string>(),
+                      "SMTP AUTH password (prefer SWITCHYARD_SMTP_PASSWORD)")(
     "smtp-ca-file", po::value<std::string>(),
     "extra CA certificates for the mail server (PEM)")(
     "smtp-no-verify", po::bool_switch(),
@@ -385,8 +385,7 @@ parsed_options parse_node_options(int argc, char** argv) {
     "notify-digest-window",
     po::value<std::string>()->default_value(dur(ns.digest_window)),
     "low priority emails of a user go out together after this long")(
-    "notify-rate-limit",
-    po::value<uint32_t>()->default_value(ns.rate_limit),
+    "notify-rate-limit", po::value<uint32_t>()->default_value(ns.rate_limit),
     "pushes and emails of low and normal priority per user and hour")(
     "notify-retry-max-delay",
     po::value<std::string>()->default_value(dur(ns.retry_max_delay)),

@@ -107,8 +107,8 @@ public:
     req_.set(http::field::host, host);
     req_.set(http::field::user_agent, "switchyard");
     req_.set(http::field::content_type, "application/json");
-    req_.set(http::field::accept, opts_.event_stream ? "text/event-stream"
-                                                      : "application/json");
+    req_.set(http::field::accept,
+             opts_.event_stream ? "text/event-stream" : "application/json");
     for (auto& [name, value] : headers)
       req_.set(name, value);
     req_.keep_alive(false);
@@ -254,8 +254,8 @@ private:
     auto status = res.result_int();
     if (status < 200 || status > 299) {
       error_prefix_ = "HTTP " + std::to_string(status) + ": ";
-    } else if (auto type = res[http::field::content_type];
-               opts_.event_stream && !type.empty()
+    } else if (auto type = res[http::field::content_type]; opts_.event_stream
+               && !type.empty()
                && !is_event_stream({type.data(), type.size()})) {
       error_prefix_ = "unexpected content type "
         + std::string{type.data(), type.size()} + " (want text/event-stream): ";

@@ -168,7 +168,6 @@ outcome check_user(const std::string& org, const std::string& user) {
                        "to 128 bytes");
 }
 
-
 } // namespace
 
 // -- constructors -------------------------------------------------------------
@@ -453,8 +452,8 @@ outcome jetstream_store::put_contact(const contact& x) {
     return up;
   auto key = user_key_of(x.org, x.user);
   auto value = dump(to_json(x));
-  if (auto s = kvStore_Put(nullptr, notify_.contacts, key.c_str(),
-                           value.data(), static_cast<int>(value.size()));
+  if (auto s = kvStore_Put(nullptr, notify_.contacts, key.c_str(), value.data(),
+                           static_cast<int>(value.size()));
       s != NATS_OK)
     return failed("storing contact points " + key, s);
   return {};
@@ -532,8 +531,9 @@ std::vector<notification> notifications_of(std::vector<std::string>& values) {
   if (out.size() < values.size())
     log()->warn("skipped {} unreadable notifications in {}",
                 values.size() - out.size(), notifications_bucket);
-  std::stable_sort(out.begin(), out.end(),
-                   [](auto& x, auto& y) { return x.ts < y.ts; });
+  std::stable_sort(out.begin(), out.end(), [](auto& x, auto& y) {
+    return x.ts < y.ts;
+  });
   return out;
 }
 
@@ -564,7 +564,9 @@ outcome jetstream_store::load_pending(std::vector<notification>& out) {
     return res;
   out = notifications_of(values);
   out.erase(std::remove_if(out.begin(), out.end(),
-                           [](auto& x) { return settled(x); }),
+                           [](auto& x) {
+                             return settled(x);
+                           }),
             out.end());
   return {};
 }
@@ -614,8 +616,8 @@ outcome jetstream_store::notifications_ready() {
 // -- helpers ------------------------------------------------------------------
 
 outcome jetstream_store::failed(const std::string& what, natsStatus s) {
-  for (auto** kv : {&kv_, &notify_.rules, &notify_.contacts,
-                    &notify_.notifications})
+  for (auto** kv :
+       {&kv_, &notify_.rules, &notify_.contacts, &notify_.notifications})
     if (*kv != nullptr) {
       kvStore_Destroy(*kv);
       *kv = nullptr;

@@ -75,7 +75,7 @@ client_frame client_frame_from_json(const nlohmann::json& j) {
   if (*type == "ack") {
     frame.type = client_frame_type::ack;
     if (auto i = j.find("id"); i == j.end() || !i->is_string()
-                               || i->get_ref<const std::string&>().empty())
+        || i->get_ref<const std::string&>().empty())
       refuse(frame, "ack needs the notification's id as a string field 'id'");
     return frame;
   }

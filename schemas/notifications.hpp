@@ -163,9 +163,8 @@ bool valid_field_path(std::string_view path, std::string* why = nullptr);
 /// The value at `path` of the event (`data` is `ev.data` parsed), or
 /// nothing when there is none. `headers.audience` (schemas/rooms.hpp) is
 /// never there: rules and templates see no room's participant list.
-std::optional<nlohmann::json> event_field(const event& ev,
-                                          const nlohmann::json& data,
-                                          std::string_view path);
+std::optional<nlohmann::json>
+event_field(const event& ev, const nlohmann::json& data, std::string_view path);
 
 /// Whether the event's topic matches the rule's and every condition of
 /// `rule` holds for it (`enabled` is the caller's to check). Conditions on
@@ -197,8 +196,8 @@ std::vector<std::string> direct_recipients(const notification_rule& rule,
 /// the same inputs give the same id, on every node, so that a notification
 /// is created once however often its event is seen. 32 hex digits: the
 /// first half of the SHA-256 of the three, each prefixed by its length.
-std::string notification_id(std::string_view rule_id,
-                            std::string_view event_id, std::string_view user);
+std::string notification_id(std::string_view rule_id, std::string_view event_id,
+                            std::string_view user);
 
 // -- contact points -----------------------------------------------------------
 
@@ -242,8 +241,8 @@ struct contact {
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, contact& x) {
-  return f(caf::meta::type_name("switchyard::contact"), x.org, x.user,
-           x.email, x.devices, x.quiet, x.updated_at);
+  return f(caf::meta::type_name("switchyard::contact"), x.org, x.user, x.email,
+           x.devices, x.quiet, x.updated_at);
 }
 
 /// Reads `PUT /v1/users/{id}/contact`; on error returns nothing and sets
@@ -254,10 +253,9 @@ typename Inspector::result_type inspect(Inspector& f, contact& x) {
 /// control characters, spaces or any of `<>,;"()\` (so that it can go
 /// into a mail header as it is); times are "HH:MM" from 00:00 to 23:59;
 /// the time zone must be one the system's tz database knows.
-std::optional<contact> parse_contact(const nlohmann::json& body,
-                                     const std::string& org,
-                                     const std::string& user,
-                                     std::string& error);
+std::optional<contact>
+parse_contact(const nlohmann::json& body, const std::string& org,
+              const std::string& user, std::string& error);
 
 nlohmann::json to_json(const contact& x);
 
@@ -329,9 +327,9 @@ struct notification {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, notification& x) {
   return f(caf::meta::type_name("switchyard::notification"), x.id, x.org,
-           x.user, x.rule_id, x.event_id, x.topic, x.title, x.body,
-           x.html_body, x.priority, x.data, x.ts, x.channels, x.websocket,
-           x.push, x.email, x.acked, x.read, x.read_at);
+           x.user, x.rule_id, x.event_id, x.topic, x.title, x.body, x.html_body,
+           x.priority, x.data, x.ts, x.channels, x.websocket, x.push, x.email,
+           x.acked, x.read, x.read_at);
 }
 
 /// Whether `x` allows `channel`.

@@ -352,8 +352,9 @@ CAF_TEST(the HMAC matches the test vector of GitHub docs) {
   // docs.github.com, "Validating webhook deliveries".
   auto sig = ingest::hmac_sha256("It's a Secret to Everybody",
                                  {"Hello, World!"});
-  CAF_CHECK_EQUAL(hex(sig), "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c4"
-                            "6f4379c8b043e17");
+  CAF_CHECK_EQUAL(hex(sig),
+                  "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c4"
+                  "6f4379c8b043e17");
   CAF_CHECK_EQUAL(ingest::hmac_sha256("k", {"a", ".", "b"}),
                   ingest::hmac_sha256("k", {"a.b"}));
 }
