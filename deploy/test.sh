@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fresh machine to green tests: install, build, run every test under ctest;
 # then the unit and end-to-end suites again under ASan, UBSan and
-# LeakSanitizer (build-asan/), and each fuzz target for 60 s (build-fuzz/).
+# LeakSanitizer (build-asan/), and each fuzz target for 45 s (build-fuzz/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +38,4 @@ stage asan-build asan_build
 stage asan-test ctest --test-dir build-asan --output-on-failure --timeout 900
 stage fuzz-build fuzz_build
 stage fuzz-seeds ctest --test-dir build-fuzz --output-on-failure --timeout 300
-stage fuzz tests/fuzz/run.sh 60 build-fuzz
+stage fuzz tests/fuzz/run.sh 45 build-fuzz

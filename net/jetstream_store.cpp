@@ -28,8 +28,9 @@ constexpr const char* rules_bucket = "switchyard_notification_rules";
 constexpr const char* contacts_bucket = "switchyard_contacts";
 constexpr const char* notifications_bucket = "switchyard_notifications";
 
-/// How long a notification stays in the store (and the inbox).
-constexpr int64_t notification_max_age_ms = int64_t{30} * 86'400'000;
+/// How long a notification stays in the store (and the inbox), in the
+/// nanoseconds of kvConfig::TTL.
+constexpr int64_t notification_max_age_ns = int64_t{30} * 86'400'000'000'000;
 constexpr const char* stream = "SWITCHYARD_ROOM_MESSAGES";
 constexpr const char* stream_subjects = "switchyard.rooms.>";
 constexpr std::string_view subject_prefix = "switchyard.rooms.";
@@ -120,8 +121,8 @@ std::string subject_of(const std::string& org, const std::string& room) {
 }
 
 /// Opens the KV bucket `name` into `kv` unless open, creating it (values
-/// kept `max_age_ms`, 0 for ever) when missing.
-outcome open_bucket(jsCtx* js, const char* name, int64_t max_age_ms,
+/// kept `max_age_ns` nanoseconds, 0 for ever) when missing.
+outcome open_bucket(jsCtx* js, const char* name, int64_t max_age_ns,
                     kvStore*& kv) {
   if (kv != nullptr)
     return {};
@@ -132,7 +133,7 @@ outcome open_bucket(jsCtx* js, const char* name, int64_t max_age_ms,
     if (s == NATS_OK) {
       kv_cfg.Bucket = name;
       kv_cfg.History = 1;
-      kv_cfg.TTL = max_age_ms;
+      kv_cfg.TTL = max_age_ns;
       kv_cfg.StorageType = js_FileStorage;
       s = js_CreateKeyValue(&kv, js, &kv_cfg);
     }
@@ -609,7 +610,7 @@ outcome jetstream_store::notifications_ready() {
   if (auto res = open_bucket(js_, contacts_bucket, 0, notify_.contacts);
       !res.ok())
     return res;
-  return open_bucket(js_, notifications_bucket, notification_max_age_ms,
+  return open_bucket(js_, notifications_bucket, notification_max_age_ns,
                      notify_.notifications);
 }
 

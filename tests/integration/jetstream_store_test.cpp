@@ -279,6 +279,87 @@ int main(int argc, char** argv) {
     check(msgs.empty(), "a history never written loads empty");
   }
 
+  // -- notifications ----------------------------------------------------------
+  if (auto store = make_store(url)) {
+    notification_rule rule;
+    rule.id = "r1";
+    rule.org = org;
+    rule.topic = "events." + org + ".tasks.task.done.*";
+    rule.recipients.users = {"ann"};
+    rule.title = "t";
+    rule.channels = {"push"};
+    check_ok(store->put_rule(rule), "put_rule");
+    std::vector<notification_rule> rules;
+    check_ok(store->load_rules(rules), "load_rules");
+    auto mine = std::count_if(rules.begin(), rules.end(), [&](auto& r) {
+      return r.org == org;
+    });
+    check(mine == 1, "the rule loads back");
+    // User ids may hold what KV keys may not.
+    contact who;
+    who.org = org;
+    who.user = "ann.o'neil@x y";
+    who.email = "ann@example.com";
+    check_ok(store->put_contact(who), "put_contact");
+    contact back;
+    check_ok(store->get_contact(org, who.user, back), "get_contact");
+    check(back.email == who.email, "the contact points load back");
+    contact none;
+    check_ok(store->get_contact(org, "nobody", none), "get_contact, none");
+    check(none.user.empty(), "a user without contact points has none");
+    notification first;
+    first.id = "n1";
+    first.org = org;
+    first.user = who.user;
+    first.ts = 1;
+    first.channels = {"push"};
+    auto second = first;
+    second.id = "n2";
+    second.ts = 2;
+    check_ok(store->create_notification(first), "create_notification");
+    check_ok(store->create_notification(second), "create_notification 2");
+    check_code(store->create_notification(first), "conflict",
+               "creating a notification twice");
+    second.push.state = "sent";
+    second.websocket.state = "skipped";
+    second.email.state = "skipped";
+    check_ok(store->put_notification(second), "put_notification");
+    std::vector<notification> inbox;
+    check_ok(store->load_notifications(org, who.user, inbox),
+             "load_notifications");
+    check(inbox.size() == 2 && inbox[0].id == "n1" && inbox[1].id == "n2",
+          "a user's notifications load oldest first");
+    std::vector<notification> pending;
+    check_ok(store->load_pending(pending), "load_pending");
+    auto ours = std::count_if(pending.begin(), pending.end(), [&](auto& x) {
+      return x.org == org;
+    });
+    check(ours == 1, "only the unsettled notification is pending");
+    check_ok(store->remove_rule(org, "r1"), "remove_rule");
+    check_ok(store->load_rules(rules), "load_rules after remove");
+    check(std::none_of(rules.begin(), rules.end(),
+                       [&](auto& r) {
+                         return r.org == org;
+                       }),
+          "a removed rule is gone");
+    // Notifications are kept 30 days (JetStream counts in nanoseconds).
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    jsStreamInfo* info = nullptr;
+    auto s = natsConnection_ConnectTo(&nc, url.c_str());
+    if (s == NATS_OK)
+      s = natsConnection_JetStream(&js, nc, nullptr);
+    if (s == NATS_OK)
+      s = js_GetStreamInfo(&info, js, "KV_switchyard_notifications", nullptr,
+                           nullptr);
+    check(s == NATS_OK
+            && info->Config->MaxAge == int64_t{30} * 86'400'000'000'000,
+          "the notification bucket keeps values 30 days");
+    jsStreamInfo_Destroy(info);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+
   // -- no server
   // ---------------------------------------------------------------
   dead_port dead;
