@@ -13,13 +13,15 @@ stage() {
   echo "== stage $name: $((SECONDS - start)) s"
 }
 
-# The instrumented builds use -O1 -g1: line tables are all a sanitizer or
-# fuzzer report needs, and they compile in about 60% of -O2 -g's time.
-instrumented_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The fuzz build uses -O1 -g1: line tables are all a fuzzer report needs,
+# and it compiles in about 60% of the time of -O2 -g. The sanitizer build
+# keeps -O2 -g: at -O1 -g1, tests/ubsan.supp no longer matched CAF's known
+# defect, and every sanitized node halted on it.
+fuzz_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
 
 asan_build() {
-  cmake -S . -B build-asan "${instrumented_flags[@]}" \
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DSWITCHYARD_SANITIZE=ON >/dev/null
   cmake --build build-asan -j2
 }
@@ -27,7 +29,7 @@ asan_build() {
 # libFuzzer needs clang; the other builds use the default compiler (g++).
 fuzz_build() {
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz \
-    "${instrumented_flags[@]}" -DSWITCHYARD_FUZZ=ON >/dev/null
+    "${fuzz_flags[@]}" -DSWITCHYARD_FUZZ=ON >/dev/null
   cmake --build build-fuzz -j2
 }
 
