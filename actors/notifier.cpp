@@ -32,6 +32,14 @@ void mark(channel_state& c, const char* state, int64_t now,
   c.error = std::move(why);
 }
 
+/// Records that an attempt on `c` starts: `at` keeps the first one's time.
+void start_attempt(channel_state& c, int64_t now) {
+  if (c.attempts++ == 0)
+    c.at = now;
+  c.state = "sending";
+  c.next_at = 0;
+}
+
 /// Whether a channel was tried at least once (or is being tried).
 bool tried(const channel_state& c) {
   return c.attempts > 0 || is(c, "sending") || is(c, "sent") || is(c, "failed");
@@ -251,21 +259,13 @@ void route(self_ptr self, const std::vector<caf::actor>& sessions) {
           break;
         }
         case route_action::push:
-          if (x.push.attempts == 0)
-            x.push.at = now;
-          ++x.push.attempts;
-          x.push.state = "sending";
-          x.push.next_at = 0;
+          start_attempt(x.push, now);
           if (counted)
             st.recent.push_back(now);
           st.channels->push(x, st.who.devices, answer_to(self, "push", {x.id}));
           break;
         case route_action::email:
-          if (x.email.attempts == 0)
-            x.email.at = now;
-          ++x.email.attempts;
-          x.email.state = "sending";
-          x.email.next_at = 0;
+          start_attempt(x.email, now);
           if (counted)
             st.recent.push_back(now);
           st.channels->email(x, st.who.email, answer_to(self, "email", {x.id}));
