@@ -198,6 +198,8 @@ struct node_context {
   room_directory_actor rooms;
   /// Rules, contact points and notifiers (notification_directory actor).
   notification_directory_actor notifications;
+  /// The node's cluster actor, or null when the node runs alone.
+  cluster_actor cluster;
   /// The agent behaviors rooms may use.
   std::shared_ptr<const agent_registry> agents;
 

@@ -7,6 +7,7 @@
 
 #include "actors/log.hpp"
 #include "actors/notifier.hpp"
+#include "actors/placement.hpp"
 #include "actors/rule.hpp"
 #include "actors/session_registry.hpp"
 #include "schemas/messages.hpp"
@@ -53,6 +54,26 @@ std::string rule_key(const std::string& org, const std::string& id) {
   return org + '.' + id;
 }
 
+/// Whether another member's directory sent the message being handled.
+bool from_peer(self_ptr self) {
+  return sent_by_member(self->current_sender(), self->state.members,
+                        &node_card::notifications);
+}
+
+/// The directory of the member that owns user `user` of `org` (and so the
+/// user's notifier), or null when this node does (or runs alone).
+notification_directory_actor owner_directory(self_ptr self,
+                                             const std::string& org,
+                                             const std::string& user) {
+  auto& members = self->state.members;
+  if (members.size() < 2)
+    return {};
+  auto* owner = owner_of(members, "user/" + user_key(org, user));
+  if (owner == &members.front())
+    return {};
+  return caf::actor_cast<notification_directory_actor>(owner->notifications);
+}
+
 /// Sets the gauges of rule actors and notifiers.
 void gauges(self_ptr self) {
   auto& st = self->state;
@@ -61,6 +82,16 @@ void gauges(self_ptr self) {
                              std::memory_order_relaxed);
     stats->notifiers.store(static_cast<int64_t>(st.notifiers.size()),
                            std::memory_order_relaxed);
+  }
+}
+
+/// Gives the user's notifier, if any, its new contact points.
+void tell_contact(self_ptr self, const contact& x) {
+  auto& st = self->state;
+  if (auto i = st.notifiers.find(user_key(x.org, x.user));
+      i != st.notifiers.end()) {
+    ++i->second.sent;
+    self->send(i->second.hdl, contact_atom::value, x);
   }
 }
 
@@ -154,9 +185,11 @@ void load(self_ptr self) {
               log()->info("notifications: {} rules, {} actors, {} pending "
                           "deliveries resumed",
                           st.rules.size(), st.rule_actors.size(), xs.size());
+              // Each member resumes the users it owns.
               for (auto& x : xs)
-                self->send(notifier_of(self, x.org, x.user), notify_atom::value,
-                           std::move(x));
+                if (!owner_directory(self, x.org, x.user))
+                  self->send(notifier_of(self, x.org, x.user),
+                             notify_atom::value, std::move(x));
             },
             [retry](const caf::error& err) {
               retry(to_string(err));
@@ -354,13 +387,12 @@ notification_directory_actor::behavior_type notification_directory(
       self->request(st.deps.store, store_timeout, put_atom::value, x)
         .then(
           [self, rp, x](const outcome& res) mutable {
-            auto& st = self->state;
-            if (res.ok())
-              if (auto i = st.notifiers.find(user_key(x.org, x.user));
-                  i != st.notifiers.end()) {
-                ++i->second.sent;
-                self->send(i->second.hdl, contact_atom::value, x);
-              }
+            if (res.ok()) {
+              if (auto owner = owner_directory(self, x.org, x.user))
+                self->send(owner, contact_atom::value, x);
+              else
+                tell_contact(self, x);
+            }
             rp.deliver(res);
           },
           [rp](const caf::error& err) mutable {
@@ -407,16 +439,55 @@ notification_directory_actor::behavior_type notification_directory(
     },
     [self](read_atom, const caller& who,
            const std::string& id) -> caf::result<outcome> {
+      if (!from_peer(self))
+        if (auto owner = owner_directory(self, who.org, who.user)) {
+          auto rp = self->make_response_promise<outcome>();
+          self->request(owner, store_timeout, read_atom::value, who, id)
+            .then(
+              [rp](outcome& res) mutable {
+                rp.deliver(std::move(res));
+              },
+              [rp](caf::error& err) mutable {
+                rp.deliver(outcome::fail("unavailable", to_string(err)));
+              });
+          return rp;
+        }
       return self->delegate(notifier_of(self, who.org, who.user),
                             ack_atom::value, id, true);
     },
     [self](ack_atom, const std::string& org, const std::string& user,
            const std::string& id) {
+      if (!from_peer(self))
+        if (auto owner = owner_directory(self, org, user)) {
+          self->send(owner, ack_atom::value, org, user, id);
+          return;
+        }
       // The answer matters to the API only (`read_atom`).
       caf::anon_send(notifier_of(self, org, user), ack_atom::value, id, false);
     },
+    [self](contact_atom, const contact& x) {
+      tell_contact(self, x);
+    },
+    [self](members_atom, member_view& members) {
+      auto& st = self->state;
+      auto lost = false;
+      for (auto& old : st.members)
+        lost |= std::none_of(members.begin(), members.end(), [&](auto& m) {
+          return m.name == old.name && m.started_at == old.started_at;
+        });
+      st.members = std::move(members);
+      // A member left: its users' pending deliveries are someone's now.
+      if (lost && st.loaded)
+        load(self);
+    },
     [self](notify_atom, notification& x) {
       auto& st = self->state;
+      // Created and delivered on the user's owner: one notifier per user.
+      if (!from_peer(self))
+        if (auto owner = owner_directory(self, x.org, x.user)) {
+          self->send(owner, notify_atom::value, std::move(x));
+          return;
+        }
       self->request(st.deps.store, store_timeout, create_atom::value, x)
         .then(
           [self, x](const outcome& res) mutable {

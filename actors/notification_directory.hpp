@@ -48,6 +48,9 @@ struct notification_directory_state {
     uint64_t sent = 0;
   };
   std::unordered_map<std::string, notifier_entry> notifiers;
+  /// The live members of the cluster, this node first (just this node
+  /// when it runs alone): a user's notifier lives on the user's owner.
+  member_view members;
 
   static inline const char* name = "notification_directory";
 };

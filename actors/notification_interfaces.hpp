@@ -119,8 +119,13 @@ using notification_directory_actor = caf::typed_actor<
   // From a session: its user acknowledged a notification frame.
   caf::reacts_to<ack_atom, std::string /*org*/, std::string /*user*/,
                  std::string /*id*/>,
-  // From a rule actor: a notification to create and deliver.
+  // From a rule actor: a notification to create and deliver (passed on to
+  // the directory of the user's owner node in a cluster).
   caf::reacts_to<notify_atom, notification>,
+  // From another member's directory: a user's contact points changed.
+  caf::reacts_to<contact_atom, contact>,
+  // From the cluster actor: the live members.
+  caf::reacts_to<members_atom, member_view>,
   // Its own timers: retire idle notifiers; retry the start-up load; read
   // the rules again (other nodes may have changed them).
   caf::reacts_to<tick_atom>, caf::reacts_to<load_all_atom>,

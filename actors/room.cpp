@@ -318,9 +318,10 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
         for (auto& msg : st.history) {
           st.next_seq = std::max(st.next_seq, msg.seq + 1);
           if (msg.state == "streaming") {
-            // The node stopped while this reply streamed.
+            // The node that served the room stopped (or handed it over) while
+            // this reply streamed.
             msg.state = "failed";
-            msg.reason = "node restarted during the reply";
+            msg.reason = "the room's node stopped during the reply";
             self
               ->request(st.store, caf::infinite, append_atom::value,
                         st.record.org, st.record.id, msg)

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "actors/log.hpp"
+#include "actors/placement.hpp"
 #include "actors/room.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/topic.hpp"
@@ -63,6 +64,71 @@ void load(directory_ptr self) {
       });
 }
 
+/// Whether another member's directory sent the message being handled.
+bool from_peer(directory_ptr self) {
+  return sent_by_member(self->current_sender(), self->state.members,
+                        &node_card::rooms);
+}
+
+/// The directory of the member that owns room `id` of `org`, or null when
+/// this node owns it (or runs alone).
+room_directory_actor owner_directory(directory_ptr self, const std::string& org,
+                                     const std::string& id) {
+  auto& members = self->state.members;
+  if (members.size() < 2)
+    return {};
+  auto* owner = owner_of(members, room_key(org, id));
+  if (owner == &members.front())
+    return {};
+  return caf::actor_cast<room_directory_actor>(owner->rooms);
+}
+
+/// Passes a record change on to the other members' directories.
+void share(directory_ptr self, const room_record& rec) {
+  auto& members = self->state.members;
+  for (size_t i = 1; i < members.size(); ++i)
+    self->send(caf::actor_cast<room_directory_actor>(members[i].rooms),
+               updated_atom::value, rec);
+}
+
+/// Ends the local room actors of rooms another member owns now (a member
+/// joined): one room, one actor, so its messages keep one order. Their
+/// replies in flight end failed, their text so far kept.
+void hand_over(directory_ptr self) {
+  auto& st = self->state;
+  for (auto i = st.active.begin(); i != st.active.end();) {
+    auto r = st.rooms.find(i->first);
+    if (r != st.rooms.end() && owner_directory(self, r->second.org, i->first)) {
+      log()->info("room {} moves to another member", i->first);
+      self->demonitor(i->second.address());
+      self->send_exit(i->second, caf::exit_reason::user_shutdown);
+      i = st.active.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+/// The replies streaming on this node whose topic `pattern` matches and that
+/// `user` may see.
+std::vector<stream_actor>
+local_streams(directory_ptr self, const std::string& org,
+              const std::string& user, const std::string& pattern) {
+  auto& st = self->state;
+  std::vector<stream_actor> wanted;
+  for (auto& kvp : st.streams) {
+    auto& s = kvp.second;
+    if (s.org != org || !topic::matches(pattern, s.topic))
+      continue;
+    auto r = st.rooms.find(s.room);
+    if (r == st.rooms.end()
+        || (r->second.is_private && !r->second.has_user(user)))
+      continue;
+    wanted.push_back(s.handle);
+  }
+  return wanted;
+}
+
 } // namespace
 
 room_directory_actor::behavior_type room_directory(directory_ptr self,
@@ -116,8 +182,10 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       self->request(st.store, std::chrono::seconds(30), put_atom::value, rec)
         .then(
           [self, rp, rec](const outcome& res) mutable {
-            if (res.ok())
+            if (res.ok()) {
               self->state.rooms.emplace(rec.id, rec);
+              share(self, rec);
+            }
             rp.deliver(res, res.ok() ? rec : room_record{});
           },
           [rp](caf::error& err) mutable {
@@ -146,6 +214,26 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       auto& st = self->state;
       if (!st.loaded)
         return {loading(), room_actor{}};
+      // A request from another member is served here: that member thinks
+      // this node the owner, and a room never bounces between two views.
+      if (!from_peer(self))
+        if (auto owner = owner_directory(self, who.org, id)) {
+          auto rp = self->make_response_promise<outcome, room_actor>();
+          self
+            ->request(owner, std::chrono::seconds(30), resolve_atom::value, who,
+                      id)
+            .then(
+              [rp](outcome& res, room_actor& hdl) mutable {
+                rp.deliver(std::move(res), std::move(hdl));
+              },
+              [rp](caf::error& err) mutable {
+                rp.deliver(outcome::fail("unavailable",
+                                         "the room's node did not answer: "
+                                           + to_string(err)),
+                           room_actor{});
+              });
+          return rp;
+        }
       auto i = st.rooms.find(id);
       // Another org's room is as good as none: ids reveal nothing.
       if (i == st.rooms.end() || i->second.org != who.org)
@@ -183,19 +271,10 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
     [self](
       catch_up_atom, const std::string& org, const std::string& user,
       const std::string& pattern) -> caf::result<std::vector<stream_snapshot>> {
-      auto& st = self->state;
-      std::vector<stream_actor> wanted;
-      for (auto& kvp : st.streams) {
-        auto& s = kvp.second;
-        if (s.org != org || !topic::matches(pattern, s.topic))
-          continue;
-        auto r = st.rooms.find(s.room);
-        if (r == st.rooms.end()
-            || (r->second.is_private && !r->second.has_user(user)))
-          continue;
-        wanted.push_back(s.handle);
-      }
-      if (wanted.empty())
+      auto wanted = local_streams(self, org, user, pattern);
+      auto& members = self->state.members;
+      auto ask_peers = !from_peer(self) && members.size() > 1;
+      if (wanted.empty() && !ask_peers)
         return std::vector<stream_snapshot>{};
       struct gather {
         caf::typed_response_promise<std::vector<stream_snapshot>> rp;
@@ -205,11 +284,28 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       auto g = std::make_shared<gather>(
         gather{self->make_response_promise<std::vector<stream_snapshot>>(),
                {},
-               wanted.size()});
+               wanted.size() + (ask_peers ? members.size() - 1 : 0)});
       auto one_done = [g] {
         if (--g->left == 0)
           g->rp.deliver(std::move(g->got));
       };
+      // The other members' replies: a room streams on its owner's node.
+      if (ask_peers)
+        for (size_t i = 1; i < members.size(); ++i)
+          self
+            ->request(caf::actor_cast<room_directory_actor>(members[i].rooms),
+                      std::chrono::seconds(5), catch_up_atom::value, org, user,
+                      pattern)
+            .then(
+              [g, one_done](std::vector<stream_snapshot>& snaps) {
+                for (auto& snap : snaps)
+                  g->got.push_back(std::move(snap));
+                one_done();
+              },
+              [one_done](caf::error&) {
+                // A member gone or slow: its replies go on live.
+                one_done();
+              });
       for (auto& hdl : wanted)
         self->request(hdl, std::chrono::seconds(5), snapshot_atom::value)
           .then(
@@ -231,7 +327,13 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
           load(self);
         return;
       }
+      if (!from_peer(self))
+        share(self, rec);
       self->state.rooms[rec.id] = std::move(rec);
+    },
+    [self](members_atom, member_view& members) {
+      self->state.members = std::move(members);
+      hand_over(self);
     },
     [self](stream_open_atom, std::string& org, std::string& room,
            std::string& topic, stream_actor& handle) {

@@ -1,7 +1,11 @@
 // The room directory: one per node. It knows every room's record (loaded
 // from the store at start, kept current by the room actors), creates rooms,
 // activates a room actor on first use, and answers the sessions: may this
-// user subscribe to that room, and what is streaming now (catch-up).
+// user subscribe to that room, and what is streaming now (catch-up). In a
+// cluster it owns the rooms that rendezvous hashing places on this node,
+// passes the others' `resolve` to their owners, hands its rooms over when a
+// new member takes them, and shares every record change with the other
+// members' directories.
 
 #pragma once
 
@@ -33,6 +37,9 @@ struct room_directory_state {
   };
   /// Replies streaming now, by stream actor.
   std::map<caf::actor_addr, open_stream> streams;
+  /// The live members of the cluster, this node first (just this node
+  /// when it runs alone).
+  member_view members;
 
   static inline const char* name = "room_directory";
 };

@@ -11,6 +11,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/cluster_interfaces.hpp"
 #include "schemas/rooms.hpp"
 
 CAF_ADD_ATOM(switchyard, switchyard, get_atom, "get")
@@ -25,7 +26,6 @@ CAF_ADD_ATOM(switchyard, switchyard, cancel_atom, "cancel")
 CAF_ADD_ATOM(switchyard, switchyard, access_atom, "access")
 CAF_ADD_ATOM(switchyard, switchyard, catch_up_atom, "catch_up")
 CAF_ADD_ATOM(switchyard, switchyard, updated_atom, "updated")
-CAF_ADD_ATOM(switchyard, switchyard, start_atom, "start")
 CAF_ADD_ATOM(switchyard, switchyard, token_atom, "token")
 CAF_ADD_ATOM(switchyard, switchyard, end_atom, "end")
 CAF_ADD_ATOM(switchyard, switchyard, fail_atom, "fail")
@@ -138,7 +138,10 @@ using room_actor = caf::typed_actor<
 
 /// The rooms of a node (actors/room_directory.hpp): creates and finds them,
 /// activates a room actor on demand, and answers the sessions' questions
-/// about rooms (may this user subscribe, what is streaming now).
+/// about rooms (may this user subscribe, what is streaming now). In a
+/// cluster each room has one owner node (actors/placement.hpp): a directory
+/// passes `resolve` for a room it does not own to the owner's directory, and
+/// serves requests from other nodes itself.
 using room_directory_actor = caf::typed_actor<
   caf::replies_to<create_atom, caller, std::string /*name*/,
                   bool /*private*/>::with<outcome, room_record>,
@@ -156,11 +159,14 @@ using room_directory_actor = caf::typed_actor<
   caf::replies_to<access_atom, std::string /*org*/, std::string /*user*/,
                   std::string /*room*/>::with<bool>,
   // The replies streaming now whose topic `pattern` matches and that
-  // `user` may see.
+  // `user` may see (on every member, when asked from this node).
   caf::replies_to<catch_up_atom, std::string /*org*/, std::string /*user*/,
                   std::string /*pattern*/>::with<std::vector<stream_snapshot>>,
-  // From room actors: a room's record changed.
+  // From room actors: a room's record changed (passed on to the other
+  // members' directories; from them: taken in).
   caf::reacts_to<updated_atom, room_record>,
+  // From the cluster actor: the live members.
+  caf::reacts_to<members_atom, member_view>,
   // From room actors: a reply started streaming.
   caf::reacts_to<stream_open_atom, std::string /*org*/, std::string /*room*/,
                  std::string /*topic*/, stream_actor>>;

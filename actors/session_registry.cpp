@@ -1,6 +1,7 @@
 #include "actors/session_registry.hpp"
 
 #include "actors/gather.hpp"
+#include "actors/placement.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -84,10 +85,37 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
       }
       self->delayed_send(self, step, tick_atom::value);
     },
-    [self](sessions_atom, const std::string& user) {
+    [self](sessions_atom atm,
+           const std::string& user) -> caf::result<std::vector<caf::actor>> {
       auto& st = self->state;
       auto i = st.per_user.find(user);
-      return i != st.per_user.end() ? i->second : std::vector<caf::actor>{};
+      auto here = i != st.per_user.end() ? i->second
+                                         : std::vector<caf::actor>{};
+      if (st.members.size() < 2
+          || sent_by_member(self->current_sender(), st.members,
+                            &node_card::sessions))
+        return here;
+      // Asked here: the user's sessions on every live member.
+      auto all = gather<caf::actor>::make(self, st.members.size() - 1);
+      all->result = std::move(here);
+      for (size_t m = 1; m < st.members.size(); ++m)
+        self
+          ->request(caf::actor_cast<caf::actor>(st.members[m].sessions),
+                    std::chrono::seconds(5), atm, user)
+          .then(
+            [all](std::vector<caf::actor>& there) {
+              for (auto& x : there)
+                all->result.push_back(std::move(x));
+              all->done();
+            },
+            [all](caf::error&) {
+              // A member gone or slow: its sessions end with it.
+              all->done();
+            });
+      return caf::delegated<std::vector<caf::actor>>{};
+    },
+    [self](members_atom, member_view& members) {
+      self->state.members = std::move(members);
     },
     [self](sessions_atom atm) -> caf::result<std::vector<session_info>> {
       auto& st = self->state;

@@ -31,6 +31,8 @@ struct session_registry_state {
   std::vector<std::vector<caf::actor>> buckets;
   size_t cursor = 0;
   size_t next_bucket = 0;
+  /// The live members of the cluster, this node first.
+  member_view members;
 
   static inline const char* name = "session_registry";
 };
@@ -41,7 +43,11 @@ struct session_registry_state {
 ///   is at the connection limit;
 /// - `(sessions_atom) -> std::vector<session_info>`: asks every session;
 /// - `(sessions_atom, user_key) -> std::vector<caf::actor>`: the live
-///   sessions of one user (its notifier delivers to them);
+///   sessions of one user (its notifier delivers to them), on every live
+///   member of the cluster when asked from this node, on this one when
+///   asked by another member;
+/// - `(members_atom, member_view)`: from the cluster actor, the live
+///   members;
 /// - `(tick_atom)`: internal, one step of the heartbeat wheel: `tick` to the
 ///   sessions of one bucket, `pong_due` to those pinged one heartbeat
 ///   timeout ago.

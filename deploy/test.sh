@@ -20,13 +20,15 @@ stage() {
 fuzz_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
 
+# clang: with UBSan, g++ takes ~3.5 times as long on our actor code (95 s
+# against 26 s for actors/notifier.cpp at -O2 -g).
 asan_build() {
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DSWITCHYARD_SANITIZE=ON >/dev/null
+  CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWITCHYARD_SANITIZE=ON >/dev/null
   cmake --build build-asan -j2
 }
 
-# libFuzzer needs clang; the other builds use the default compiler (g++).
+# libFuzzer needs clang; the plain build uses the default compiler (g++).
 fuzz_build() {
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz \
     "${fuzz_flags[@]}" -DSWITCHYARD_FUZZ=ON >/dev/null

@@ -349,6 +349,9 @@ parsed_options parse_node_options(int argc, char** argv) {
     "(slow consumer)")(
     "nats-pending-bytes", po::value<int64_t>()->default_value(n.pending_bytes),
     "bytes buffered per interest subscription before nats.c drops")(
+    "nats-replicas", po::value<int>()->default_value(n.replicas),
+    "JetStream copies of the buckets and stream the node creates (1-5; 3 "
+    "in a 3-node NATS cluster)")(
     "nats-delivery-threads",
     po::value<int>()->default_value(n.delivery_threads),
     "nats.c threads that decode and hand messages to topic actors");
@@ -394,6 +397,24 @@ parsed_options parse_node_options(int argc, char** argv) {
     po::value<std::string>()->default_value(dur(ns.give_up_after)),
     "a push or email still failing this long is marked failed");
   desc.add(notify_desc);
+  po::options_description cluster_desc{
+    "Cluster (CAF middleman; off without --cluster-port)"};
+  cluster_desc.add_options()(
+    "cluster-port", po::value<uint16_t>()->default_value(0),
+    "port of the cluster listener other nodes connect to")(
+    "cluster-host", po::value<std::string>()->default_value(opts.cluster_host),
+    "address the cluster listener binds to")(
+    "cluster-advertise", po::value<std::string>(),
+    "host:port other nodes reach this one at (default cluster-host:port)")(
+    "cluster-seeds", po::value<std::string>(),
+    "host:port of other members, comma-separated; one live one is enough")(
+    "node-name", po::value<std::string>(),
+    "this node's name in the cluster, stable across restarts (default the "
+    "advertised address)")(
+    "cluster-timeout",
+    po::value<std::string>()->default_value(dur(opts.cluster_timeout)),
+    "a member silent this long is down; its rooms and users move");
+  desc.add(cluster_desc);
   add_secret_options(desc);
   po::variables_map vm;
   std::vector<ingest::config_entry> ingest_entries;
@@ -437,6 +458,7 @@ parsed_options parse_node_options(int argc, char** argv) {
                    {"notify-digest-window", &ns.digest_window},
                    {"notify-retry-max-delay", &ns.retry_max_delay},
                    {"notify-give-up-after", &ns.give_up_after},
+                   {"cluster-timeout", &opts.cluster_timeout},
                    {"jwt-leeway", &c.jwt_leeway, true}};
   for (auto& d : durations) {
     auto parsed = parse_duration(vm[d.name].as<std::string>());
@@ -444,6 +466,32 @@ parsed_options parse_node_options(int argc, char** argv) {
       return fail(std::string{"--"} + d.name
                   + " needs a duration like 250ms, 25s, 5m or 1h");
     *d.target = *parsed;
+  }
+  opts.cluster_port = vm["cluster-port"].as<uint16_t>();
+  opts.cluster_host = vm["cluster-host"].as<std::string>();
+  if (opts.cluster_port != 0) {
+    opts.cluster_advertise = opts.cluster_host + ":"
+      + std::to_string(opts.cluster_port);
+    if (vm.count("cluster-advertise"))
+      opts.cluster_advertise = vm["cluster-advertise"].as<std::string>();
+    std::string host;
+    uint16_t port = 0;
+    if (!split_address(opts.cluster_advertise, host, port))
+      return fail("--cluster-advertise needs host:port");
+    opts.node_name = opts.cluster_advertise;
+    if (vm.count("node-name"))
+      opts.node_name = vm["node-name"].as<std::string>();
+    if (opts.node_name.empty())
+      return fail("--node-name must not be empty");
+    if (vm.count("cluster-seeds"))
+      opts.cluster_seeds
+        = comma_separated(vm["cluster-seeds"].as<std::string>());
+    for (auto& seed : opts.cluster_seeds)
+      if (!split_address(seed, host, port))
+        return fail("--cluster-seeds needs host:port entries, not '" + seed
+                    + "'");
+  } else if (vm.count("cluster-seeds") || vm.count("cluster-advertise")) {
+    return fail("--cluster-seeds and --cluster-advertise need --cluster-port");
   }
   if (vm.count("nats")) {
     n.servers = comma_separated(vm["nats"].as<std::string>());
@@ -506,6 +554,9 @@ parsed_options parse_node_options(int argc, char** argv) {
   n.pending_msgs = vm["nats-pending-msgs"].as<int>();
   n.pending_bytes = vm["nats-pending-bytes"].as<int64_t>();
   n.delivery_threads = std::max(1, vm["nats-delivery-threads"].as<int>());
+  n.replicas = vm["nats-replicas"].as<int>();
+  if (n.replicas < 1 || n.replicas > 5)
+    return fail("--nats-replicas needs 1 to 5");
   c.max_frame_size = vm["max-frame-size"].as<size_t>();
   c.max_subscriptions = vm["max-subscriptions"].as<size_t>();
   c.outbound_queue_limit = vm["outbound-queue-limit"].as<size_t>();

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/cluster.hpp"
 #include "actors/node_context.hpp"
 #include "net/nats_client.hpp"
 #include "net/notification_channels.hpp"
@@ -32,6 +33,16 @@ struct node_options {
   net::nats_settings nats;
   /// The push gateway and the mail server of notifications.
   net::channel_config channels;
+  /// The cluster listener (`--cluster-port`; 0: this node runs alone).
+  uint16_t cluster_port = 0;
+  std::string cluster_host = "127.0.0.1";
+  /// What peers connect to (`--cluster-advertise`; default host:port).
+  std::string cluster_advertise;
+  /// This node's name among the members (`--node-name`; default the
+  /// advertised address).
+  std::string node_name;
+  std::vector<std::string> cluster_seeds;
+  std::chrono::milliseconds cluster_timeout = default_cluster_timeout;
 };
 
 /// Result of parsing: options, or an exit code after printing help/errors.

@@ -8,6 +8,7 @@
 #include "actors/bus_publisher.hpp"
 #include "actors/log.hpp"
 #include "actors/log_limiter.hpp"
+#include "actors/placement.hpp"
 #include "schemas/json_limits.hpp"
 #include "schemas/messages.hpp"
 #include "schemas/token.hpp"
@@ -214,6 +215,9 @@ void http_router::handle(const http_request& req,
              || path == "/v1/introspect/topics") {
     if (method_is(http::verb::get))
       introspect(req, path == "/v1/introspect/sessions", done);
+  } else if (path == "/v1/cluster") {
+    if (method_is(http::verb::get))
+      cluster(req, done);
   } else if (path == "/v1/rooms" || path.substr(0, 10) == "/v1/rooms/") {
     rooms(req, path, done);
   } else if (path == "/v1/notification-rules"
@@ -492,6 +496,64 @@ void http_router::introspect(const http_request& req, bool sessions,
           on_error);
     });
   }
+}
+
+void http_router::cluster(const http_request& req,
+                          std::function<void(http_response)>& done) {
+  auto v = req.version();
+  auto ka = req.keep_alive();
+  auto checked = check_bearer(req);
+  if (!checked.value) {
+    done(
+      error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
+    return;
+  }
+  if (!checked.value->node_admin) {
+    done(error(http::status::forbidden, "forbidden",
+               "node_admin token required", v, ka));
+    return;
+  }
+  if (!ctx_->cluster) {
+    done(error(http::status::not_found, "not_found",
+               "this node runs alone (no --cluster-port)", v, ka));
+    return;
+  }
+  auto room = query_param(
+    std::string_view{req.target().data(), req.target().size()}, "room");
+  auto org = checked.value->org;
+  auto target = ctx_->cluster;
+  sys_.spawn([=](caf::event_based_actor* self) {
+    self->request(target, std::chrono::seconds(5), members_atom::value)
+      .then(
+        [=](std::vector<member_status>& xs) {
+          auto arr = nlohmann::json::array();
+          member_view alive;
+          for (auto& x : xs) {
+            if (x.state != "down")
+              alive.push_back(x.card);
+            arr.push_back({{"name", x.card.name},
+                           {"address", x.card.address},
+                           {"state", x.state},
+                           {"started_at", x.card.started_at},
+                           {"last_seen", x.last_seen},
+                           {"connections", x.load.connections},
+                           {"topic_actors", x.load.topic_actors},
+                           {"rooms_active", x.load.rooms_active},
+                           {"streams_active", x.load.streams_active},
+                           {"notifiers", x.load.notifiers},
+                           {"rule_actors", x.load.rule_actors}});
+          }
+          nlohmann::json body{{"node", xs.front().card.name}, {"members", arr}};
+          if (!room.empty())
+            body["room_owner"] = owner_of(alive, room_key(org, room))->name;
+          done(json(http::status::ok, body.dump(), v, ka));
+        },
+        [=](caf::error& err) {
+          log()->warn("cluster members not answered: {}", to_string(err));
+          done(error(http::status::service_unavailable, "unavailable",
+                     "cluster actor did not answer", v, ka));
+        });
+  });
 }
 
 } // namespace switchyard::net

@@ -60,6 +60,9 @@ private:
                std::function<void(http_response)>& done);
   void introspect(const http_request& req, bool sessions,
                   std::function<void(http_response)>& done);
+  /// GET /v1/cluster: the members, their state and load (node admins).
+  void cluster(const http_request& req,
+               std::function<void(http_response)>& done);
   /// /v1/notification-rules, /v1/users/{id}/contact, /v1/notifications
   /// and below (net/http_notifications.cpp).
   void notifications(const http_request& req, std::string_view path,

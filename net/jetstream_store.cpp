@@ -123,7 +123,7 @@ std::string subject_of(const std::string& org, const std::string& room) {
 /// Opens the KV bucket `name` into `kv` unless open, creating it (values
 /// kept `max_age_ns` nanoseconds, 0 for ever) when missing.
 outcome open_bucket(jsCtx* js, const char* name, int64_t max_age_ns,
-                    kvStore*& kv) {
+                    int replicas, kvStore*& kv) {
   if (kv != nullptr)
     return {};
   auto s = js_KeyValue(&kv, js, name);
@@ -135,6 +135,7 @@ outcome open_bucket(jsCtx* js, const char* name, int64_t max_age_ns,
       kv_cfg.History = 1;
       kv_cfg.TTL = max_age_ns;
       kv_cfg.StorageType = js_FileStorage;
+      kv_cfg.Replicas = replicas;
       s = js_CreateKeyValue(&kv, js, &kv_cfg);
     }
   }
@@ -605,13 +606,16 @@ outcome jetstream_store::watch_values(kvStore* kv, const std::string& keys,
 outcome jetstream_store::notifications_ready() {
   if (auto up = ready(); !up.ok())
     return up;
-  if (auto res = open_bucket(js_, rules_bucket, 0, notify_.rules); !res.ok())
+  if (auto res = open_bucket(js_, rules_bucket, 0, cfg_.replicas,
+                             notify_.rules);
+      !res.ok())
     return res;
-  if (auto res = open_bucket(js_, contacts_bucket, 0, notify_.contacts);
+  if (auto res = open_bucket(js_, contacts_bucket, 0, cfg_.replicas,
+                             notify_.contacts);
       !res.ok())
     return res;
   return open_bucket(js_, notifications_bucket, notification_max_age_ns,
-                     notify_.notifications);
+                     cfg_.replicas, notify_.notifications);
 }
 
 // -- helpers ------------------------------------------------------------------
@@ -634,7 +638,7 @@ outcome jetstream_store::ready() {
                          "(reconnecting in the background)");
   // Both are created only when missing: one made by another node, or by an
   // operator with limits of their own, is used as it is.
-  if (auto res = open_bucket(js_, bucket, 0, kv_); !res.ok())
+  if (auto res = open_bucket(js_, bucket, 0, cfg_.replicas, kv_); !res.ok())
     return res;
   if (!stream_ready_) {
     jsStreamInfo* raw_info = nullptr;
@@ -649,6 +653,7 @@ outcome jetstream_store::ready() {
         stream_cfg.SubjectsLen = 1;
         stream_cfg.Retention = js_LimitsPolicy;
         stream_cfg.Storage = js_FileStorage;
+        stream_cfg.Replicas = cfg_.replicas;
         stream_cfg.MaxMsgSize = static_cast<int32_t>(max_record_size);
         s = js_AddStream(&raw_info, js_, &stream_cfg, nullptr, nullptr);
       }

@@ -15,11 +15,13 @@
 
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include "actors/agent_gateway.hpp"
 #include "actors/agents/registry.hpp"
 #include "actors/bus_bridge.hpp"
 #include "actors/bus_publisher.hpp"
+#include "actors/cluster.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/log.hpp"
 #include "actors/notification_directory.hpp"
@@ -147,6 +149,8 @@ void stop_actors(caf::actor_system& sys, const node_context& ctx) {
     caf::anon_send_exit(ctx.rooms, caf::exit_reason::user_shutdown);
   if (ctx.notifications)
     caf::anon_send_exit(ctx.notifications, caf::exit_reason::user_shutdown);
+  if (ctx.cluster)
+    caf::anon_send_exit(ctx.cluster, caf::exit_reason::user_shutdown);
   auto deadline = std::chrono::steady_clock::now() + actor_stop_timeout;
   while (sys.registry().running() > 0
          && std::chrono::steady_clock::now() < deadline)
@@ -205,6 +209,10 @@ int run_node(node_options opts) {
   // 100 ms rather than 10 (a job for it wakes it at once either way).
   cfg.set("work-stealing.relaxed-sleep-duration",
           caf::timespan{std::chrono::milliseconds{100}});
+  // The middleman (CAF's network layer) only for a cluster: its threads and
+  // sockets cost a node that runs alone nothing.
+  if (opts.cluster_port != 0)
+    cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   // Everything that can fail at start comes before the first actor: a node
   // that cannot start leaves nothing running for the actor system to wait
@@ -224,6 +232,30 @@ int run_node(node_options opts) {
       log->error("cannot use NATS: {}", error);
       return exit_start_failed;
     }
+  }
+  if (opts.cluster_port != 0) {
+    cluster_config cc;
+    cc.seeds = opts.cluster_seeds;
+    cc.timeout = opts.cluster_timeout;
+    cc.middleman = sys.middleman().actor_handle();
+    cc.stats = &ctx->stats;
+    // The first actor: it waits for the node's
+    // card (below), and a node that cannot open its cluster port ends it.
+    ctx->cluster = sys.spawn(cluster, std::move(cc));
+    auto published = sys.middleman().publish(ctx->cluster, opts.cluster_port,
+                                             opts.cluster_host.c_str(), true);
+    if (!published) {
+      log->error("cannot listen for the cluster on {}:{}: {}",
+                 opts.cluster_host, opts.cluster_port,
+                 to_string(published.error()));
+      caf::anon_send_exit(ctx->cluster, caf::exit_reason::user_shutdown);
+      return exit_start_failed;
+    }
+    log->info("cluster: node {} on {}:{} (advertised as {}), {} seeds, "
+              "timeout {} ms",
+              opts.node_name, opts.cluster_host, *published,
+              opts.cluster_advertise, opts.cluster_seeds.size(),
+              opts.cluster_timeout.count());
   }
   ctx->topics = sys.spawn(topic_root, ctx);
   ctx->sessions = sys.spawn(session_registry, ctx);
@@ -284,6 +316,17 @@ int run_node(node_options opts) {
     notification_directory,
     notification_deps{ctx->cfg.notify, notify_store_actor, ctx->topics,
                       ctx->sessions, ctx->rooms, channels, &ctx->stats});
+  if (ctx->cluster) {
+    node_card card;
+    card.name = opts.node_name;
+    card.address = opts.cluster_advertise;
+    card.started_at = node_context::unix_ms();
+    card.rooms = caf::actor_cast<caf::strong_actor_ptr>(ctx->rooms);
+    card.notifications
+      = caf::actor_cast<caf::strong_actor_ptr>(ctx->notifications);
+    card.sessions = caf::actor_cast<caf::strong_actor_ptr>(ctx->sessions);
+    caf::anon_send(ctx->cluster, start_atom::value, std::move(card));
+  }
   agent_gateway_actor gateway;
   if (nats)
     gateway = sys.spawn<caf::detached>(agent_gateway, ctx, nats);
@@ -364,6 +407,7 @@ int run_node(node_options opts) {
   ctx->publisher = nullptr;
   ctx->rooms = nullptr;
   ctx->notifications = nullptr;
+  ctx->cluster = nullptr;
   store_actor = nullptr;
   notify_store_actor = nullptr;
   gateway = nullptr;

@@ -52,6 +52,9 @@ struct nats_settings {
   int pending_msgs = default_pending_msgs;
   int64_t pending_bytes = default_pending_bytes;
   int delivery_threads = 1;
+  /// Copies JetStream keeps of the buckets and stream the node creates
+  /// (`--nats-replicas`; at most the NATS cluster's size).
+  int replicas = 1;
 };
 
 /// Applies the connection part of `cfg` to `opts`: servers, credentials,

@@ -14,6 +14,7 @@
 #include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actors/cluster_interfaces.hpp"
 #include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
 
@@ -124,6 +125,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (switchyard::notifier_actor))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::rule_actor))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::notification_directory_actor))
+
+  // The cluster (actors/cluster_interfaces.hpp).
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::node_card))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::node_load))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::member_status))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::node_card>))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::member_status>))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::cluster_actor))
 
   // Subscriptions and publishing.
   CAF_ADD_ATOM(switchyard, switchyard, count_atom, "count")

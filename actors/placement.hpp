@@ -1,0 +1,35 @@
+// Placement of keyed actors (rooms, notifiers) on the members of a cluster
+// by rendezvous hashing: every node computes the same owner from the same
+// member list, and when a member leaves only the keys it owned move.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "actors/cluster_interfaces.hpp"
+
+namespace switchyard {
+
+/// The score of `member` for `key`: a 64-bit FNV-1a hash of both, mixed by
+/// SplitMix64's finalizer. Fixed, so that every node, whatever its build,
+/// computes the same scores.
+uint64_t rendezvous_score(std::string_view member, std::string_view key);
+
+/// The member of `members` that owns `key` (the highest score; ties, which
+/// need two equal names, go to the first), or null when `members` is empty.
+const node_card* owner_of(const member_view& members, std::string_view key);
+
+/// Whether `sender` is the actor that `field` holds on a member of `members`
+/// other than the first (this node): a directory serves what another
+/// member's directory passed on itself, so a request never travels in a
+/// circle while members disagree about who is alive.
+bool sent_by_member(const caf::strong_actor_ptr& sender,
+                    const member_view& members,
+                    caf::strong_actor_ptr node_card::*field);
+
+/// The placement key of room `room` of `org`.
+std::string room_key(std::string_view org, std::string_view room);
+
+} // namespace switchyard
