@@ -16,6 +16,12 @@ auto& log() {
 
 using self_ptr = cluster_actor::stateful_pointer<cluster_state>;
 
+/// Bound of one connect through the middleman. The middleman's actor makes
+/// TCP connects one after the other, and one to a host that drops packets
+/// takes until the kernel gives up; until its answer or this bound, an
+/// address gets no second connect, so its queue there stays one deep.
+constexpr std::chrono::seconds connect_timeout{30};
+
 int64_t unix_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
@@ -147,7 +153,7 @@ void connect(self_ptr self, const std::string& address) {
   }
   st.connecting.insert(address);
   self
-    ->request(st.cfg.middleman, st.cfg.timeout, caf::connect_atom::value,
+    ->request(st.cfg.middleman, connect_timeout, caf::connect_atom::value,
               std::move(host), port)
     .then(
       [self, address](const caf::node_id&, caf::strong_actor_ptr& hdl,

@@ -413,7 +413,14 @@ parsed_options parse_node_options(int argc, char** argv) {
     "advertised address)")(
     "cluster-timeout",
     po::value<std::string>()->default_value(dur(opts.cluster_timeout)),
-    "a member silent this long is down; its rooms and users move");
+    "a member silent this long is down; its rooms and users move")(
+    "cluster-tls-cert", po::value<std::string>(),
+    "PEM certificate (chain) this node presents to the other members")(
+    "cluster-tls-key", po::value<std::string>(),
+    "PEM private key of --cluster-tls-cert")(
+    "cluster-tls-ca", po::value<std::string>(),
+    "PEM CA certificates: members accept only peers whose certificate "
+    "these signed");
   desc.add(cluster_desc);
   add_secret_options(desc);
   po::variables_map vm;
@@ -490,14 +497,36 @@ parsed_options parse_node_options(int argc, char** argv) {
       if (!split_address(seed, host, port))
         return fail("--cluster-seeds needs host:port entries, not '" + seed
                     + "'");
-  } else if (vm.count("cluster-seeds") || vm.count("cluster-advertise")) {
-    return fail("--cluster-seeds and --cluster-advertise need --cluster-port");
+    for (auto [name, out] :
+         {std::pair{"cluster-tls-cert", &opts.cluster_tls_cert},
+          {"cluster-tls-key", &opts.cluster_tls_key},
+          {"cluster-tls-ca", &opts.cluster_tls_ca}})
+      if (vm.count(name))
+        *out = vm[name].as<std::string>();
+    auto tls_given = !opts.cluster_tls_cert.empty()
+      + !opts.cluster_tls_key.empty() + !opts.cluster_tls_ca.empty();
+    if (tls_given != 0 && tls_given != 3)
+      return fail("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca "
+                  "go together");
+    for (auto* file :
+         {&opts.cluster_tls_cert, &opts.cluster_tls_key, &opts.cluster_tls_ca})
+      if (!file->empty() && !std::ifstream{*file})
+        return fail("cannot read " + *file + " (--cluster-tls-*)");
+  } else if (vm.count("cluster-seeds") || vm.count("cluster-advertise")
+             || vm.count("cluster-tls-cert")) {
+    return fail("--cluster-seeds, --cluster-advertise and --cluster-tls-* "
+                "need --cluster-port");
   }
   if (vm.count("nats")) {
     n.servers = comma_separated(vm["nats"].as<std::string>());
     if (n.servers.empty())
       return fail("--nats needs at least one URL");
   }
+  // Members rebuild each other's rooms and resume each other's deliveries
+  // from JetStream: without it, each would keep its own, and lose them.
+  if (opts.cluster_port != 0 && n.servers.empty())
+    return fail("--cluster-port needs --nats: the members of a cluster share "
+                "rooms and notifications through JetStream");
   auto str = [&](const char* name, std::string& out) {
     if (vm.count(name))
       out = vm[name].as<std::string>();

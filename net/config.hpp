@@ -43,6 +43,12 @@ struct node_options {
   std::string node_name;
   std::vector<std::string> cluster_seeds;
   std::chrono::milliseconds cluster_timeout = default_cluster_timeout;
+  /// Mutual TLS between members (PEM files; all three or none): each
+  /// member presents its certificate and accepts only peers whose
+  /// certificate the CA signed.
+  std::string cluster_tls_cert;
+  std::string cluster_tls_key;
+  std::string cluster_tls_ca;
 };
 
 /// Result of parsing: options, or an exit code after printing help/errors.

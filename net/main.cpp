@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include "actors/agent_gateway.hpp"
 #include "actors/agents/registry.hpp"
@@ -211,8 +212,18 @@ int run_node(node_options opts) {
           caf::timespan{std::chrono::milliseconds{100}});
   // The middleman (CAF's network layer) only for a cluster: its threads and
   // sockets cost a node that runs alone nothing.
+  auto cluster_tls = !opts.cluster_tls_cert.empty();
   if (opts.cluster_port != 0)
     cfg.load<caf::io::middleman>();
+  // With TLS, CAF's OpenSSL module carries BASP: both ends present a
+  // certificate and verify the other's against the CA (a CA file makes the
+  // module require a peer certificate).
+  if (cluster_tls) {
+    cfg.load<caf::openssl::manager>();
+    cfg.set("openssl.certificate", opts.cluster_tls_cert);
+    cfg.set("openssl.key", opts.cluster_tls_key);
+    cfg.set("openssl.cafile", opts.cluster_tls_ca);
+  }
   caf::actor_system sys{cfg};
   // Everything that can fail at start comes before the first actor: a node
   // that cannot start leaves nothing running for the actor system to wait
@@ -237,13 +248,17 @@ int run_node(node_options opts) {
     cluster_config cc;
     cc.seeds = opts.cluster_seeds;
     cc.timeout = opts.cluster_timeout;
-    cc.middleman = sys.middleman().actor_handle();
+    cc.middleman = cluster_tls ? sys.openssl_manager().actor_handle()
+                               : sys.middleman().actor_handle();
     cc.stats = &ctx->stats;
     // The first actor: it waits for the node's
     // card (below), and a node that cannot open its cluster port ends it.
     ctx->cluster = sys.spawn(cluster, std::move(cc));
-    auto published = sys.middleman().publish(ctx->cluster, opts.cluster_port,
-                                             opts.cluster_host.c_str(), true);
+    auto published = cluster_tls
+      ? caf::openssl::publish(ctx->cluster, opts.cluster_port,
+                              opts.cluster_host.c_str(), true)
+      : sys.middleman().publish(ctx->cluster, opts.cluster_port,
+                                opts.cluster_host.c_str(), true);
     if (!published) {
       log->error("cannot listen for the cluster on {}:{}: {}",
                  opts.cluster_host, opts.cluster_port,
@@ -252,10 +267,13 @@ int run_node(node_options opts) {
       return exit_start_failed;
     }
     log->info("cluster: node {} on {}:{} (advertised as {}), {} seeds, "
-              "timeout {} ms",
+              "timeout {} ms, {}",
               opts.node_name, opts.cluster_host, *published,
               opts.cluster_advertise, opts.cluster_seeds.size(),
-              opts.cluster_timeout.count());
+              opts.cluster_timeout.count(),
+              cluster_tls ? "mutual TLS"
+                          : "plain TCP (no TLS, no peer "
+                            "authentication)");
   }
   ctx->topics = sys.spawn(topic_root, ctx);
   ctx->sessions = sys.spawn(session_registry, ctx);

@@ -169,6 +169,7 @@ struct options {
   int io_threads = 1;
   int actor_threads = 1;
   std::string extra_args; // appended to the switchyard command line
+  int nodes = 1;          // switchyard-nats: clustered nodes, clients spread
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -186,6 +187,10 @@ void usage() {
     "usage: swload [options]\n"
     "  --scenario fanout|many-topics|idle|storm   (default fanout)\n"
     "  --targets switchyard,switchyard-nats,nats  servers to run, in order\n"
+    "  --nodes N           switchyard-nats as a cluster of N nodes on one\n"
+    "                      nats-server, subscribers spread round-robin; its\n"
+    "                      CPU and RSS are the sums over the nodes (default "
+    "1)\n"
     "  --subprotocol json,ndjson,msgpack  Switchyard wire formats; each is a\n"
     "                      target of its own (switchyard/ndjson; default "
     "json)\n"
@@ -231,6 +236,8 @@ options parse(int argc, char** argv) {
     };
     if (a == "--scenario")
       o.scenario = next();
+    else if (a == "--nodes")
+      o.nodes = std::stoi(next());
     else if (a == "--targets")
       o.servers = split(next(), ',');
     else if (a == "--subprotocol")
@@ -298,6 +305,8 @@ options parse(int argc, char** argv) {
   for (auto& s : o.servers)
     if (s != "switchyard" && s != "switchyard-nats" && s != "nats")
       die("unknown target " + s);
+  if (o.nodes < 1 || o.nodes > 8)
+    die("--nodes takes 1 to 8");
   for (auto& p : o.subprotocols)
     if (p != "json" && p != "ndjson" && p != "msgpack")
       die("unknown subprotocol " + p);
@@ -1114,6 +1123,15 @@ struct server {
   int ws_port = 0;     // where clients connect
   int http_port = 0;   // switchyard: POST /v1/publish
   int nats_port = 0;   // NATS TCP for the publisher
+  /// With --nodes N (switchyard-nats): the other N-1 nodes of the cluster,
+  /// each bridged to the same nats-server; client i connects to node i % N.
+  std::vector<pid_t> more_pids;
+  std::vector<int> more_ports;
+
+  int ws_port_of(size_t conn) const {
+    auto i = conn % (more_ports.size() + 1);
+    return i == 0 ? ws_port : more_ports[i - 1];
+  }
   bool is_nats() const {
     return name == "nats";
   }
@@ -1121,8 +1139,15 @@ struct server {
     return name != "switchyard";
   }
 
+  /// CPU and RSS of the node, summed over every node of a cluster.
   proc_stat stat() const {
-    return read_proc(node_pid);
+    auto st = read_proc(node_pid);
+    for (auto pid : more_pids) {
+      auto more = read_proc(pid);
+      st.cpu_ticks += more.cpu_ticks;
+      st.rss_kib += more.rss_kib;
+    }
+    return st;
   }
 
   proc_stat nats_stat() const {
@@ -1186,14 +1211,50 @@ struct server {
     }
     for (auto& a : split(o.extra_args, ' '))
       args.push_back(a);
-    node_pid = spawn(args, "/tmp/swload-" + name + ".log");
-    wait_port(ws_port, "switchyard");
+    if (name != "switchyard-nats" || o.nodes == 1) {
+      node_pid = spawn(args, "/tmp/swload-" + name + ".log");
+      wait_port(ws_port, "switchyard");
+      return;
+    }
+    // A cluster: every node seeded with the others.
+    std::vector<int> cluster_ports;
+    for (int i = 0; i < o.nodes; ++i)
+      cluster_ports.push_back(free_port());
+    for (int i = 0; i < o.nodes; ++i) {
+      auto node_args = args;
+      auto port = i == 0 ? ws_port : free_port();
+      node_args[2] = std::to_string(port); // after "--port"
+      std::string seeds;
+      for (int j = 0; j < o.nodes; ++j)
+        if (j != i)
+          seeds += (seeds.empty() ? "" : ",") + std::string{"127.0.0.1:"}
+            + std::to_string(cluster_ports[j]);
+      for (auto a :
+           {std::string{"--cluster-port"}, std::to_string(cluster_ports[i]),
+            std::string{"--node-name"}, "n" + std::to_string(i + 1),
+            std::string{"--cluster-seeds"}, seeds})
+        node_args.push_back(a);
+      auto pid
+        = spawn(node_args,
+                "/tmp/swload-" + name + "-n" + std::to_string(i + 1) + ".log");
+      wait_port(port, "switchyard");
+      if (i == 0) {
+        node_pid = pid;
+      } else {
+        more_pids.push_back(pid);
+        more_ports.push_back(port);
+      }
+    }
   }
 
   void stop_all() {
     stop(node_pid);
+    for (auto pid : more_pids)
+      stop(pid);
     stop(nats_pid);
     node_pid = nats_pid = -1;
+    more_pids.clear();
+    more_ports.clear();
   }
 };
 
@@ -1523,7 +1584,7 @@ private:
     }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(t_.srv->ws_port));
+    sa.sin_port = htons(static_cast<uint16_t>(t_.srv->ws_port_of(idx)));
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
     c.state = cstate::upgrading;
@@ -3481,6 +3542,9 @@ int main(int argc, char** argv) {
                  o.scenario == "fanout" && o.closed_loop
                    ? "closed loop, window " + std::to_string(o.window)
                      + " deliveries per subscriber"
+                     + (o.nodes > 1 ? ", switchyard-nats on "
+                            + std::to_string(o.nodes) + " nodes"
+                                    : "")
                    : "open loop");
     std::vector<row> rows;
     for (int round = 1; round <= o.rounds; ++round)

@@ -91,7 +91,9 @@ async function warmNode(t, flags = []) {
   await deliver('warm-up');
   const baseline = await rssBytes(node.proc.pid);
   // An AddressSanitizer build keeps freed memory in quarantine: its RSS says nothing about buffering.
-  const asan = readFileSync(`/proc/${node.proc.pid}/maps`, 'utf8').includes('libasan');
+  // g++ links libasan.so; clang links its ASan runtime into the binary, and
+  // the sanitizer build's ctest sets ASAN_OPTIONS for the suite.
+  const asan = readFileSync(`/proc/${node.proc.pid}/maps`, 'utf8').includes('libasan') || process.env.ASAN_OPTIONS !== undefined;
   return { node, sub, pubToken, deliver, baseline, asan };
 }
 

@@ -565,10 +565,10 @@ export class Node {
   }
 }
 
-/** Starts a switchyard node with extra flags; resolves once it is listening. `secret: null` starts it without one. */
-export async function startNode(flags = [], { secret = crypto.randomBytes(24).toString('hex'), startTimeout = 15000 } = {}) {
+/** Starts a switchyard node with extra flags; resolves once it is listening. `secret: null` starts it without one; `env` adds to its environment. */
+export async function startNode(flags = [], { secret = crypto.randomBytes(24).toString('hex'), startTimeout = 15000, env = {} } = {}) {
   const args = ['--host', '127.0.0.1', '--port', '0', ...(secret === null ? [] : ['--jwt-secret', secret]), ...flags];
-  const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const node = new Node(proc, secret, args);
   return node._ready(startTimeout);
 }
