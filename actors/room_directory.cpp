@@ -1,5 +1,6 @@
 #include "actors/room_directory.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include "actors/log.hpp"
@@ -129,6 +130,83 @@ local_streams(directory_ptr self, const std::string& org,
   return wanted;
 }
 
+/// Resolves room `id` on this node: its actor, spawned if need be.
+std::pair<outcome, room_actor>
+resolve_here(directory_ptr self, const caller& who, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.rooms.find(id);
+  // Another org's room is as good as none: ids reveal nothing.
+  if (i == st.rooms.end() || i->second.org != who.org)
+    return {outcome::fail("not_found", "no such room"), room_actor{}};
+  auto& hdl = st.active[id];
+  if (!hdl) {
+    hdl = self->system().spawn(room_server, i->second, st.ctx, st.store,
+                               caf::actor_cast<room_directory_actor>(self));
+    self->monitor(hdl);
+  }
+  return {outcome{}, hdl};
+}
+
+/// Answers `rp` with the room's actor from its owner (or from this node,
+/// should the current view make it the owner). The forward stays on record
+/// until answered: when its member leaves the view first, it goes to the
+/// next owner at once rather than waiting out the request's timeout.
+void forward_resolve(directory_ptr self, const caller& who,
+                     const std::string& id,
+                     caf::typed_response_promise<outcome, room_actor> rp) {
+  auto& st = self->state;
+  auto owner = owner_directory(self, who.org, id);
+  if (!owner) {
+    auto [res, hdl] = resolve_here(self, who, id);
+    rp.deliver(std::move(res), std::move(hdl));
+    return;
+  }
+  auto key = ++st.last_forward;
+  st.forwards.emplace(key,
+                      room_directory_state::forward{
+                        who, id, rp,
+                        owner_of(st.members, room_key(who.org, id))->name});
+  self->request(owner, std::chrono::seconds(30), resolve_atom::value, who, id)
+    .then(
+      [self, key](outcome& res, room_actor& hdl) {
+        auto& fw = self->state.forwards;
+        if (auto i = fw.find(key); i != fw.end()) {
+          i->second.rp.deliver(std::move(res), std::move(hdl));
+          fw.erase(i);
+        }
+      },
+      [self, key](caf::error& err) {
+        auto& fw = self->state.forwards;
+        if (auto i = fw.find(key); i != fw.end()) {
+          i->second.rp.deliver(
+            outcome::fail("unavailable",
+                          "the room's node did not answer: " + to_string(err)),
+            room_actor{});
+          fw.erase(i);
+        }
+      });
+}
+
+/// Sends the forwards whose member left the view to the rooms' next owners.
+void reroute_forwards(directory_ptr self) {
+  auto& st = self->state;
+  std::vector<room_directory_state::forward> orphans;
+  for (auto i = st.forwards.begin(); i != st.forwards.end();) {
+    auto alive = std::any_of(st.members.begin(), st.members.end(),
+                             [&](auto& m) {
+                               return m.name == i->second.owner;
+                             });
+    if (alive) {
+      ++i;
+    } else {
+      orphans.push_back(std::move(i->second));
+      i = st.forwards.erase(i);
+    }
+  }
+  for (auto& x : orphans)
+    forward_resolve(self, x.who, x.id, std::move(x.rp));
+}
+
 } // namespace
 
 room_directory_actor::behavior_type room_directory(directory_ptr self,
@@ -216,35 +294,13 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
         return {loading(), room_actor{}};
       // A request from another member is served here: that member thinks
       // this node the owner, and a room never bounces between two views.
-      if (!from_peer(self))
-        if (auto owner = owner_directory(self, who.org, id)) {
-          auto rp = self->make_response_promise<outcome, room_actor>();
-          self
-            ->request(owner, std::chrono::seconds(30), resolve_atom::value, who,
-                      id)
-            .then(
-              [rp](outcome& res, room_actor& hdl) mutable {
-                rp.deliver(std::move(res), std::move(hdl));
-              },
-              [rp](caf::error& err) mutable {
-                rp.deliver(outcome::fail("unavailable",
-                                         "the room's node did not answer: "
-                                           + to_string(err)),
-                           room_actor{});
-              });
-          return rp;
-        }
-      auto i = st.rooms.find(id);
-      // Another org's room is as good as none: ids reveal nothing.
-      if (i == st.rooms.end() || i->second.org != who.org)
-        return {outcome::fail("not_found", "no such room"), room_actor{}};
-      auto& hdl = st.active[id];
-      if (!hdl) {
-        hdl = self->system().spawn(room_server, i->second, st.ctx, st.store,
-                                   caf::actor_cast<room_directory_actor>(self));
-        self->monitor(hdl);
+      if (!from_peer(self) && owner_directory(self, who.org, id)) {
+        auto rp = self->make_response_promise<outcome, room_actor>();
+        forward_resolve(self, who, id, rp);
+        return rp;
       }
-      return {outcome{}, hdl};
+      auto [res, hdl] = resolve_here(self, who, id);
+      return {std::move(res), std::move(hdl)};
     },
     [self](get_atom, const caller& who,
            const std::string& id) -> caf::result<outcome, room_record> {
@@ -334,6 +390,7 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
     [self](members_atom, member_view& members) {
       self->state.members = std::move(members);
       hand_over(self);
+      reroute_forwards(self);
     },
     [self](stream_open_atom, std::string& org, std::string& room,
            std::string& topic, stream_actor& handle) {

@@ -40,6 +40,16 @@ struct room_directory_state {
   /// The live members of the cluster, this node first (just this node
   /// when it runs alone).
   member_view members;
+  /// `resolve` requests passed to another member and not answered yet.
+  struct forward {
+    caller who;
+    std::string id;
+    caf::typed_response_promise<outcome, room_actor> rp;
+    /// The member it went to.
+    std::string owner;
+  };
+  std::map<uint64_t, forward> forwards;
+  uint64_t last_forward = 0;
 
   static inline const char* name = "room_directory";
 };

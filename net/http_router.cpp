@@ -436,24 +436,37 @@ void http_router::ingest(const http_request& req, std::string_view name,
             v, ka));
 }
 
-void http_router::introspect(const http_request& req, bool sessions,
-                             std::function<void(http_response)>& done) {
+std::optional<claims>
+http_router::check_admin(const http_request& req, bool node_admin,
+                         std::function<void(http_response)>& done) {
   auto v = req.version();
   auto ka = req.keep_alive();
   auto checked = check_bearer(req);
   if (!checked.value) {
     done(
       error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
-    return;
+    return std::nullopt;
   }
-  if (!checked.value->admin) {
-    done(error(http::status::forbidden, "forbidden", "admin token required", v,
-               ka));
-    return;
+  if (!(node_admin ? checked.value->node_admin : checked.value->admin)) {
+    done(
+      error(http::status::forbidden, "forbidden",
+            node_admin ? "node_admin token required" : "admin token required",
+            v, ka));
+    return std::nullopt;
   }
+  return checked.value;
+}
+
+void http_router::introspect(const http_request& req, bool sessions,
+                             std::function<void(http_response)>& done) {
+  auto v = req.version();
+  auto ka = req.keep_alive();
+  auto checked = check_admin(req, false, done);
+  if (!checked)
+    return;
   // An org's admin sees its own org; only a node admin sees every org.
-  auto all_orgs = checked.value->node_admin;
-  auto org = checked.value->org;
+  auto all_orgs = checked->node_admin;
+  auto org = checked->org;
   auto org_prefix = "events." + org + ".";
   auto target = sessions ? ctx_->sessions : ctx_->topics;
   auto on_error = [done, v, ka](caf::error& err) {
@@ -502,17 +515,9 @@ void http_router::cluster(const http_request& req,
                           std::function<void(http_response)>& done) {
   auto v = req.version();
   auto ka = req.keep_alive();
-  auto checked = check_bearer(req);
-  if (!checked.value) {
-    done(
-      error(http::status::unauthorized, "unauthorized", checked.error, v, ka));
+  auto checked = check_admin(req, true, done);
+  if (!checked)
     return;
-  }
-  if (!checked.value->node_admin) {
-    done(error(http::status::forbidden, "forbidden",
-               "node_admin token required", v, ka));
-    return;
-  }
   if (!ctx_->cluster) {
     done(error(http::status::not_found, "not_found",
                "this node runs alone (no --cluster-port)", v, ka));
@@ -520,7 +525,7 @@ void http_router::cluster(const http_request& req,
   }
   auto room = query_param(
     std::string_view{req.target().data(), req.target().size()}, "room");
-  auto org = checked.value->org;
+  auto org = checked->org;
   auto target = ctx_->cluster;
   sys_.spawn([=](caf::event_based_actor* self) {
     self->request(target, std::chrono::seconds(5), members_atom::value)

@@ -87,6 +87,11 @@ private:
   /// would cost more than the publish itself.
   verified check_bearer(const http_request& req);
 
+  /// The claims of the request's token when it is an admin's (a node
+  /// admin's if `node_admin`); else answers 401 or 403 through `done`.
+  std::optional<claims> check_admin(const http_request& req, bool node_admin,
+                                    std::function<void(http_response)>& done);
+
   /// Most tokens remembered; the cache starts over when full.
   static constexpr size_t token_cache_size = 4096;
 

@@ -9,26 +9,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startNats, freePort, FAST_RECONNECT } from './lib/nats.mjs';
+import { startJetStream, freePort, FAST_RECONNECT } from './lib/nats.mjs';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { BIN, startNode, waitUntil, sleep } from './lib/node.mjs';
+import { api, BIN, startNode, waitUntil, sleep } from './lib/node.mjs';
 
 const T = { timeout: 120000 };
 const ORG = 'org_123';
 const SECRET = 'cluster-e2e-secret-0123456789abcdef';
 const topic = (event, room) => `events.${ORG}.conversations.conversation.${event}.${room}`;
-
-async function startJetStream(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-js-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return startNats(t, { args: ['-js', '-sd', dir] });
-}
-
-async function api(node, method, p, token, body, status) {
-  const r = await node.http(method, p, { token, body });
-  if (status !== undefined) assert.equal(r.status, status, `${method} ${p}: ${r.status} ${r.text}`);
-  return r;
-}
 
 /** Three nodes n1..n3, each seeded with the other two. */
 async function startCluster(t, nats) {

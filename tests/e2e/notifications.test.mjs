@@ -8,8 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startNats, FAST_RECONNECT } from './lib/nats.mjs';
-import { startNode, waitUntil } from './lib/node.mjs';
+import { startJetStream, FAST_RECONNECT } from './lib/nats.mjs';
+import { api, startNode, waitUntil } from './lib/node.mjs';
 import { startPushServer } from './lib/push_server.mjs';
 import { haveAiosmtpd, startSmtpServer } from './lib/smtp.mjs';
 
@@ -17,12 +17,6 @@ const T = { timeout: 90000 };
 const HOOK_SECRET = 'hook-secret-for-the-notification-test';
 const ORG = 'org_123';
 const skip = haveAiosmtpd() ? false : 'python3-aiosmtpd is not installed';
-
-async function startJetStream(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-js-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return startNats(t, { args: ['-js', '-sd', dir] });
-}
 
 /** nats-server, push gateway, mail server and a node wired to all three. */
 async function setup(t, { ackTimeout = '1s', extra = [] } = {}) {
@@ -48,12 +42,6 @@ async function setup(t, { ackTimeout = '1s', extra = [] } = {}) {
   env.node = await start();
   env.admin = env.node.token({ sub: 'root', org: ORG, admin: true, pub: [`events.${ORG}.>`] });
   return env;
-}
-
-async function api(node, method, p, token, body, status) {
-  const r = await node.http(method, p, { token, body });
-  if (status !== undefined) assert.equal(r.status, status, `${method} ${p}: ${r.status} ${r.text}`);
-  return r;
 }
 
 /** Stores a rule, retrying while the node is still loading its rules. */

@@ -4,31 +4,16 @@
 // example client of docs/examples.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startNats, startBridgedNode, FAST_RECONNECT } from './lib/nats.mjs';
-import { startNode } from './lib/node.mjs';
+import { startJetStream, startBridgedNode, FAST_RECONNECT } from './lib/nats.mjs';
+import { api, startNode } from './lib/node.mjs';
 
 const T = { timeout: 90000 };
 const ORG = 'org_123';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const topic = (event, room) => `events.${ORG}.conversations.conversation.${event}.${room}`;
-
-/** A nats-server with JetStream, its data in a fresh directory. */
-async function startJetStream(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-js-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return startNats(t, { args: ['-js', '-sd', dir] });
-}
-
-async function api(node, method, p, token, body, status) {
-  const r = await node.http(method, p, { token, body });
-  if (status !== undefined) assert.equal(r.status, status, `${method} ${p}: ${r.status} ${r.text}`);
-  return r;
-}
 
 /** Waits until the history of `room` satisfies `pred`; returns it. */
 async function historyUntil(node, token, room, pred, what) {

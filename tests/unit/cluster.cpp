@@ -88,15 +88,7 @@ struct two_nodes : test_coordinator_fixture<test_config> {
 
   template<class... Rs, class Handle, class... Ts>
   std::tuple<Rs...> call(Handle hdl, Ts... xs) {
-    auto out = std::make_shared<std::optional<std::tuple<Rs...>>>();
-    sys.spawn([=](caf::event_based_actor* self) {
-      self->request(hdl, caf::infinite, xs...).then([=](Rs&... rs) {
-        *out = std::make_tuple(rs...);
-      });
-    });
-    sched.run();
-    CAF_REQUIRE(out->has_value());
-    return **out;
+    return test::call<Rs...>(sys, sched, hdl, xs...);
   }
 
   /// A new room of alice's whose owner, with both nodes alive, is `owner`.

@@ -6,7 +6,9 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -151,6 +153,23 @@ inline void stop_node(caf::scheduler::test_coordinator& sched,
   ctx.topics = nullptr;
   ctx.publisher = nullptr;
   ctx.bus = nullptr;
+}
+
+/// Sends `xs` to `hdl` as a request from a one-shot actor of `sys` and
+/// returns the answer, after running everything it set off.
+template<class... Rs, class Handle, class... Ts>
+std::tuple<Rs...> call(caf::actor_system& sys,
+                       caf::scheduler::test_coordinator& sched, Handle hdl,
+                       Ts... xs) {
+  auto out = std::make_shared<std::optional<std::tuple<Rs...>>>();
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(hdl, caf::infinite, xs...).then([=](Rs&... rs) {
+      *out = std::make_tuple(rs...);
+    });
+  });
+  sched.run();
+  CAF_REQUIRE(out->has_value());
+  return **out;
 }
 
 /// An event on `topic` with a small JSON payload.

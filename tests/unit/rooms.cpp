@@ -92,19 +92,9 @@ struct fixture : test_coordinator_fixture<test_config> {
     stop_node(sched, *ctx, sessions);
   }
 
-  /// Sends `xs` to `hdl` as a request from a one-shot actor and returns the
-  /// answer, after running everything it set off.
   template<class... Rs, class Handle, class... Ts>
   std::tuple<Rs...> call(Handle hdl, Ts... xs) {
-    auto out = std::make_shared<std::optional<std::tuple<Rs...>>>();
-    sys.spawn([=](caf::event_based_actor* self) {
-      self->request(hdl, caf::infinite, xs...).then([=](Rs&... rs) {
-        *out = std::make_tuple(rs...);
-      });
-    });
-    sched.run();
-    CAF_REQUIRE(out->has_value());
-    return **out;
+    return test::call<Rs...>(sys, sched, hdl, xs...);
   }
 
   room_record create(const caller& who, bool is_private = true) {

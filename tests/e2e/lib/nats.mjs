@@ -8,6 +8,8 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { connect as natsConnect, headers as natsHeaders } from 'nats';
 import { encode as mpEncode, decode as mpDecode } from '@msgpack/msgpack';
@@ -190,6 +192,13 @@ export async function startNats(t, opts = {}) {
   const ns = await NatsServer.start(opts);
   if (t) t.after(() => ns.stop());
   return ns;
+}
+
+/** A nats-server with JetStream, its data in a fresh directory; both gone when `t` ends. */
+export async function startJetStream(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-js-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return startNats(t, { args: ['-js', '-sd', dir] });
 }
 
 /** A nats.js connection named e2e-<name>; closed when the test `t` ends. */

@@ -565,6 +565,13 @@ export class Node {
   }
 }
 
+/** `method path` on `node` with a bearer token and JSON body; asserts the status when one is given. */
+export async function api(node, method, p, token, body, status) {
+  const r = await node.http(method, p, { token, body });
+  if (status !== undefined) assert.equal(r.status, status, `${method} ${p}: ${r.status} ${r.text}`);
+  return r;
+}
+
 /** Starts a switchyard node with extra flags; resolves once it is listening. `secret: null` starts it without one; `env` adds to its environment. */
 export async function startNode(flags = [], { secret = crypto.randomBytes(24).toString('hex'), startTimeout = 15000, env = {} } = {}) {
   const args = ['--host', '127.0.0.1', '--port', '0', ...(secret === null ? [] : ['--jwt-secret', secret]), ...flags];
