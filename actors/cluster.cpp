@@ -18,9 +18,10 @@ using self_ptr = cluster_actor::stateful_pointer<cluster_state>;
 
 /// Bound of one connect through the middleman. The middleman's actor makes
 /// TCP connects one after the other, and one to a host that drops packets
-/// takes until the kernel gives up; until its answer or this bound, an
-/// address gets no second connect, so its queue there stays one deep.
-constexpr std::chrono::seconds connect_timeout{30};
+/// takes until the kernel gives up (about 130 s with Linux's defaults).
+/// Until its answer or this bound, longer than the kernel's, an address
+/// gets no second connect, so its queue there stays one deep.
+constexpr std::chrono::seconds connect_timeout{300};
 
 int64_t unix_ms() {
   using namespace std::chrono;
@@ -57,8 +58,13 @@ void tell_view(self_ptr self) {
   auto& st = self->state;
   auto view = live_cards(self);
   std::vector<std::string> names;
+  // Name, incarnation and handle: a member reached over a new connection
+  // has new handles, and the directories need them.
   for (auto& card : view)
-    names.push_back(card.name + "@" + std::to_string(card.started_at));
+    names.push_back(card.name + "@" + std::to_string(card.started_at) + "/"
+                    + (card.member ? to_string(card.member->node()) + ":"
+                           + std::to_string(card.member->id())
+                                   : std::string{}));
   std::sort(names.begin(), names.end());
   if (names == st.told)
     return;
@@ -95,10 +101,15 @@ void learn(self_ptr self, node_card& card, const node_load* load,
     return;
   }
   auto& peer = st.peers[card.name];
-  if (peer.card.started_at != card.started_at || !peer.card.member) {
+  // A new incarnation, or the same one reached over a new connection: CAF
+  // ended the proxies of the old one, so the old handles are dead.
+  auto same_member = peer.card.member && card.member
+    && peer.card.member->id() == card.member->id()
+    && peer.card.member->node() == card.member->node();
+  if (peer.card.started_at != card.started_at || !same_member) {
     if (peer.card.member)
       self->demonitor(caf::actor_cast<caf::actor_addr>(peer.card.member));
-    if (!peer.card.name.empty())
+    if (!peer.card.name.empty() && peer.card.started_at != card.started_at)
       log()->info("member {} restarted", card.name);
     peer.card = card;
     self->monitor(caf::actor_cast<caf::actor>(peer.card.member));

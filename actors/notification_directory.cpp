@@ -54,12 +54,6 @@ std::string rule_key(const std::string& org, const std::string& id) {
   return org + '.' + id;
 }
 
-/// Whether another member's directory sent the message being handled.
-bool from_peer(self_ptr self) {
-  return sent_by_member(self->current_sender(), self->state.members,
-                        &node_card::notifications);
-}
-
 /// The directory of the member that owns user `user` of `org` (and so the
 /// user's notifier), or null when this node does (or runs alone).
 notification_directory_actor owner_directory(self_ptr self,
@@ -439,29 +433,27 @@ notification_directory_actor::behavior_type notification_directory(
     },
     [self](read_atom, const caller& who,
            const std::string& id) -> caf::result<outcome> {
-      if (!from_peer(self))
-        if (auto owner = owner_directory(self, who.org, who.user)) {
-          auto rp = self->make_response_promise<outcome>();
-          self->request(owner, store_timeout, read_atom::value, who, id)
-            .then(
-              [rp](outcome& res) mutable {
-                rp.deliver(std::move(res));
-              },
-              [rp](caf::error& err) mutable {
-                rp.deliver(outcome::fail("unavailable", to_string(err)));
-              });
-          return rp;
-        }
+      if (auto owner = owner_directory(self, who.org, who.user)) {
+        auto rp = self->make_response_promise<outcome>();
+        self->request(owner, store_timeout, read_atom::value, who, id)
+          .then(
+            [rp](outcome& res) mutable {
+              rp.deliver(std::move(res));
+            },
+            [rp](caf::error& err) mutable {
+              rp.deliver(outcome::fail("unavailable", to_string(err)));
+            });
+        return rp;
+      }
       return self->delegate(notifier_of(self, who.org, who.user),
                             ack_atom::value, id, true);
     },
     [self](ack_atom, const std::string& org, const std::string& user,
            const std::string& id) {
-      if (!from_peer(self))
-        if (auto owner = owner_directory(self, org, user)) {
-          self->send(owner, ack_atom::value, org, user, id);
-          return;
-        }
+      if (auto owner = owner_directory(self, org, user)) {
+        self->send(owner, ack_atom::value, org, user, id);
+        return;
+      }
       // The answer matters to the API only (`read_atom`).
       caf::anon_send(notifier_of(self, org, user), ack_atom::value, id, false);
     },
@@ -482,12 +474,12 @@ notification_directory_actor::behavior_type notification_directory(
     },
     [self](notify_atom, notification& x) {
       auto& st = self->state;
-      // Created and delivered on the user's owner: one notifier per user.
-      if (!from_peer(self))
-        if (auto owner = owner_directory(self, x.org, x.user)) {
-          self->send(owner, notify_atom::value, std::move(x));
-          return;
-        }
+      // Created and delivered on the user's owner (by this node's view, see
+      // room_directory.cpp's resolve): one notifier per user.
+      if (auto owner = owner_directory(self, x.org, x.user)) {
+        self->send(owner, notify_atom::value, std::move(x));
+        return;
+      }
       self->request(st.deps.store, store_timeout, create_atom::value, x)
         .then(
           [self, x](const outcome& res) mutable {

@@ -22,9 +22,9 @@ uint64_t rendezvous_score(std::string_view member, std::string_view key);
 const node_card* owner_of(const member_view& members, std::string_view key);
 
 /// Whether `sender` is the actor that `field` holds on a member of `members`
-/// other than the first (this node): a directory serves what another
-/// member's directory passed on itself, so a request never travels in a
-/// circle while members disagree about who is alive.
+/// other than the first (this node): what one member asks all others (the
+/// catch-up of streams, a user's sessions, a changed room record) is
+/// answered locally and not asked around again.
 bool sent_by_member(const caf::strong_actor_ptr& sender,
                     const member_view& members,
                     caf::strong_actor_ptr node_card::*field);

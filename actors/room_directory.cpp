@@ -292,9 +292,12 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       auto& st = self->state;
       if (!st.loaded)
         return {loading(), room_actor{}};
-      // A request from another member is served here: that member thinks
-      // this node the owner, and a room never bounces between two views.
-      if (!from_peer(self) && owner_directory(self, who.org, id)) {
+      // Passed on by this node's own view, also when another member passed
+      // it here: each hop goes to a member that scores higher for the room
+      // than the one before (the best of a view that holds both), so a
+      // request never circles, and a node that handed a room over never
+      // serves it again for a member that has not seen the change.
+      if (owner_directory(self, who.org, id)) {
         auto rp = self->make_response_promise<outcome, room_actor>();
         forward_resolve(self, who, id, rp);
         return rp;

@@ -485,6 +485,12 @@ parsed_options parse_node_options(int argc, char** argv) {
     uint16_t port = 0;
     if (!split_address(opts.cluster_advertise, host, port))
       return fail("--cluster-advertise needs host:port");
+    // Every node bound to all interfaces would advertise the same address,
+    // and take it for its name too.
+    if (host == "0.0.0.0" || host == "::" || host.empty())
+      return fail("--cluster-advertise needs the host:port other nodes "
+                  "reach this one at (--cluster-host "
+                  + opts.cluster_host + " is no such address)");
     opts.node_name = opts.cluster_advertise;
     if (vm.count("node-name"))
       opts.node_name = vm["node-name"].as<std::string>();

@@ -67,6 +67,7 @@ describe('cluster flags', () => {
       [['--nats', 'nats://127.0.0.1:1', '--cluster-port', '7401', '--cluster-seeds', 'nohost'], /--cluster-seeds needs host:port/],
       [['--nats', 'nats://127.0.0.1:1', '--cluster-port', '7401', '--cluster-advertise', 'h:0'], /--cluster-advertise needs host:port/],
       [['--cluster-seeds', '127.0.0.1:7402'], /need --cluster-port/],
+      [['--nats', 'nats://127.0.0.1:1', '--cluster-port', '7401', '--cluster-host', '0.0.0.0'], /--cluster-advertise needs the host:port other nodes reach/],
     ]) {
       const r = run(...flags);
       assert.equal(r.status, 2, `${flags.join(' ')}: status ${r.status}, stderr ${r.stderr}`);

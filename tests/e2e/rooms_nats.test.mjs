@@ -8,12 +8,22 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startJetStream, startBridgedNode, FAST_RECONNECT } from './lib/nats.mjs';
-import { api, startNode } from './lib/node.mjs';
+import { api, startNode, waitUntil } from './lib/node.mjs';
 
 const T = { timeout: 90000 };
 const ORG = 'org_123';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const topic = (event, room) => `events.${ORG}.conversations.conversation.${event}.${room}`;
+
+/** Creates a room, waiting out the 503 of a node still loading its rooms from JetStream. */
+async function createRoom(node, token, name) {
+  const r = await waitUntil(async () => {
+    const x = await api(node, 'POST', '/v1/rooms', token, { name });
+    return x.status === 503 ? false : x;
+  }, { timeout: 20000, message: 'the rooms to load' });
+  assert.equal(r.status, 201, `POST /v1/rooms: ${r.status} ${r.text}`);
+  return r.json;
+}
 
 /** Waits until the history of `room` satisfies `pred`; returns it. */
 async function historyUntil(node, token, room, pred, what) {
@@ -33,7 +43,7 @@ describe('rooms on NATS JetStream', () => {
     let node = await startBridgedNode(t, ns, ['--dev']);
     const alice = node.token({ sub: 'alice', org: ORG });
     assert.match(node.stderr, /rooms and notifications stored in NATS JetStream/);
-    const room = (await api(node, 'POST', '/v1/rooms', alice, { name: 'durable' }, 201)).json;
+    const room = await createRoom(node, alice, 'durable');
     await api(node, 'POST', `/v1/rooms/${room.id}/participants`, alice, { id: 'bob', kind: 'user' }, 201);
     await api(node, 'POST', `/v1/rooms/${room.id}/participants`, alice,
       { id: 'agent_echo', kind: 'agent', behavior: 'echo', auto_respond: 'always' }, 201);
@@ -76,7 +86,7 @@ describe('rooms on NATS JetStream', () => {
     const ns = await startJetStream(t);
     const node = await startBridgedNode(t, ns, ['--dev']);
     const alice = node.token({ sub: 'alice', org: ORG });
-    const room = (await api(node, 'POST', '/v1/rooms', alice, { name: 'outside' }, 201)).json;
+    const room = await createRoom(node, alice, 'outside');
     await api(node, 'POST', `/v1/rooms/${room.id}/participants`, alice,
       { id: 'agent_ext', kind: 'agent', behavior: 'external', auto_respond: 'always' }, 201);
     const agent = spawn(process.execPath, [
