@@ -192,9 +192,10 @@ describe('a cluster with mutual TLS', () => {
     const theirs = makeCa(dir, 'other-ca', ['intruder']);
     const nats = await startJetStream(t);
     const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
-    // CAF 0.17.6's OpenSSL module leaks the TLS context of a connection
-    // whose handshake fails (docs/security.md, "Known limits"), which this
-    // test makes on purpose: LeakSanitizer is off for these nodes only.
+    // CAF 0.17.6's OpenSSL module leaves a TLS context unfreed in a node
+    // whose peers' handshakes fail (docs/security.md, "Known limits"), which
+    // this test makes happen on purpose: LeakSanitizer is off for these
+    // nodes only.
     const env = process.env.ASAN_OPTIONS ? { ASAN_OPTIONS: process.env.ASAN_OPTIONS.replace('detect_leaks=1', 'detect_leaks=0') } : {};
     const start = async (i, name, tls) => {
       const node = await startNode([
