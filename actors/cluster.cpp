@@ -101,12 +101,12 @@ void learn(self_ptr self, node_card& card, const node_load* load,
     return;
   }
   auto& peer = st.peers[card.name];
-  // A new incarnation, or the same one reached over a new connection: CAF
-  // ended the proxies of the old one, so the old handles are dead.
+  // A new incarnation (a new node id), or the same one reached over a new
+  // connection (CAF ended the proxies of the old one): new handles.
   auto same_member = peer.card.member && card.member
     && peer.card.member->id() == card.member->id()
     && peer.card.member->node() == card.member->node();
-  if (peer.card.started_at != card.started_at || !same_member) {
+  if (!same_member) {
     if (peer.card.member)
       self->demonitor(caf::actor_cast<caf::actor_addr>(peer.card.member));
     if (!peer.card.name.empty() && peer.card.started_at != card.started_at)

@@ -49,7 +49,8 @@ struct cluster_state {
   std::map<std::string, caf::actor_clock::time_point> answered;
   /// Addresses with a connect in flight.
   std::set<std::string> connecting;
-  /// The live members last told to the directories, by name.
+  /// The live members last told to the directories: name, incarnation and
+  /// handle of each, sorted.
   std::vector<std::string> told;
 
   static inline const char* name = "cluster";

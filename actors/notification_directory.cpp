@@ -59,13 +59,11 @@ std::string rule_key(const std::string& org, const std::string& id) {
 notification_directory_actor owner_directory(self_ptr self,
                                              const std::string& org,
                                              const std::string& user) {
-  auto& members = self->state.members;
-  if (members.size() < 2)
-    return {};
-  auto* owner = owner_of(members, "user/" + user_key(org, user));
-  if (owner == &members.front())
-    return {};
-  return caf::actor_cast<notification_directory_actor>(owner->notifications);
+  auto* owner = remote_owner(self->state.members,
+                             "user/" + user_key(org, user));
+  return owner
+    ? caf::actor_cast<notification_directory_actor>(owner->notifications)
+    : notification_directory_actor{};
 }
 
 /// Sets the gauges of rule actors and notifiers.

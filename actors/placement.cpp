@@ -45,6 +45,14 @@ const node_card* owner_of(const member_view& members, std::string_view key) {
   return best;
 }
 
+const node_card* remote_owner(const member_view& members,
+                              std::string_view key) {
+  if (members.size() < 2)
+    return nullptr;
+  auto* owner = owner_of(members, key);
+  return owner == &members.front() ? nullptr : owner;
+}
+
 bool sent_by_member(const caf::strong_actor_ptr& sender,
                     const member_view& members,
                     caf::strong_actor_ptr node_card::*field) {

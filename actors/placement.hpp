@@ -21,6 +21,10 @@ uint64_t rendezvous_score(std::string_view member, std::string_view key);
 /// need two equal names, go to the first), or null when `members` is empty.
 const node_card* owner_of(const member_view& members, std::string_view key);
 
+/// The owner of `key` when that is another member than the first of
+/// `members` (this node), or null: this node owns it, or runs alone.
+const node_card* remote_owner(const member_view& members, std::string_view key);
+
 /// Whether `sender` is the actor that `field` holds on a member of `members`
 /// other than the first (this node): what one member asks all others (the
 /// catch-up of streams, a user's sessions, a changed room record) is

@@ -75,13 +75,9 @@ bool from_peer(directory_ptr self) {
 /// this node owns it (or runs alone).
 room_directory_actor owner_directory(directory_ptr self, const std::string& org,
                                      const std::string& id) {
-  auto& members = self->state.members;
-  if (members.size() < 2)
-    return {};
-  auto* owner = owner_of(members, room_key(org, id));
-  if (owner == &members.front())
-    return {};
-  return caf::actor_cast<room_directory_actor>(owner->rooms);
+  auto* owner = remote_owner(self->state.members, room_key(org, id));
+  return owner ? caf::actor_cast<room_directory_actor>(owner->rooms)
+               : room_directory_actor{};
 }
 
 /// Passes a record change on to the other members' directories.
@@ -155,7 +151,7 @@ void forward_resolve(directory_ptr self, const caller& who,
                      const std::string& id,
                      caf::typed_response_promise<outcome, room_actor> rp) {
   auto& st = self->state;
-  auto owner = owner_directory(self, who.org, id);
+  auto* owner = remote_owner(st.members, room_key(who.org, id));
   if (!owner) {
     auto [res, hdl] = resolve_here(self, who, id);
     rp.deliver(std::move(res), std::move(hdl));
@@ -163,10 +159,10 @@ void forward_resolve(directory_ptr self, const caller& who,
   }
   auto key = ++st.last_forward;
   st.forwards.emplace(key,
-                      room_directory_state::forward{
-                        who, id, rp,
-                        owner_of(st.members, room_key(who.org, id))->name});
-  self->request(owner, std::chrono::seconds(30), resolve_atom::value, who, id)
+                      room_directory_state::forward{who, id, rp, owner->name});
+  self
+    ->request(caf::actor_cast<room_directory_actor>(owner->rooms),
+              std::chrono::seconds(30), resolve_atom::value, who, id)
     .then(
       [self, key](outcome& res, room_actor& hdl) {
         auto& fw = self->state.forwards;

@@ -154,6 +154,15 @@ CAF_TEST(rendezvous placement is the same on every node and spreads keys) {
     CAF_CHECK_LESS(kvp.second, 1200);
   }
   CAF_CHECK(owner_of(member_view{}, "k1") == nullptr);
+  // remote_owner: null when this node (the first) owns the key or is alone.
+  CAF_CHECK(remote_owner(members_named({"node-a"}), "k1") == nullptr);
+  for (auto& kvp : first) {
+    auto* remote = remote_owner(view, kvp.first);
+    if (kvp.second == "node-a")
+      CAF_CHECK(remote == nullptr);
+    else
+      CAF_CHECK(remote != nullptr && remote->name == kvp.second);
+  }
 }
 
 CAF_TEST(when a member leaves only its keys move) {
