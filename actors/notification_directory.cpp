@@ -103,6 +103,16 @@ notifier_actor notifier_of(self_ptr self, const std::string& org,
   return entry.hdl;
 }
 
+/// Hands stored notification `x` to its user's notifier: here, or on the
+/// owner (by this node's view, see room_directory.cpp's resolve).
+void deliver(self_ptr self, notification x) {
+  if (auto owner = owner_directory(self, x.org, x.user))
+    self->send(owner, deliver_atom::value, std::move(x));
+  else
+    self->send(notifier_of(self, x.org, x.user), notify_atom::value,
+               std::move(x));
+}
+
 /// Starts, restarts or stops the actor of `r` to match it.
 void apply_rule(self_ptr self, const notification_rule& r) {
   auto& st = self->state;
@@ -471,14 +481,11 @@ notification_directory_actor::behavior_type notification_directory(
         load(self);
     },
     [self](notify_atom, notification& x) {
-      auto& st = self->state;
-      // Created and delivered on the user's owner (by this node's view, see
-      // room_directory.cpp's resolve): one notifier per user.
-      if (auto owner = owner_directory(self, x.org, x.user)) {
-        self->send(owner, notify_atom::value, std::move(x));
-        return;
-      }
-      self->request(st.deps.store, store_timeout, create_atom::value, x)
+      // Stored before it travels: a notification whose owner dies before
+      // delivering it is in the store, and the members resume pending
+      // deliveries when a member leaves.
+      self
+        ->request(self->state.deps.store, store_timeout, create_atom::value, x)
         .then(
           [self, x](const outcome& res) mutable {
             auto* stats = self->state.deps.stats;
@@ -501,14 +508,16 @@ notification_directory_actor::behavior_type notification_directory(
             if (stats)
               stats->notifications_created.fetch_add(1,
                                                      std::memory_order_relaxed);
-            auto hdl = notifier_of(self, x.org, x.user);
-            self->send(hdl, notify_atom::value, std::move(x));
+            deliver(self, std::move(x));
           },
           [self, x](const caf::error& err) {
             log()->warn("notification {} not stored ({}); retrying", x.id,
                         to_string(err));
             self->delayed_send(self, retry_delay, notify_atom::value, x);
           });
+    },
+    [self](deliver_atom, notification& x) {
+      deliver(self, std::move(x));
     },
     [self](tick_atom) {
       auto& st = self->state;

@@ -20,6 +20,7 @@ CAF_ADD_ATOM(switchyard, switchyard, subscribe_atom, "subscribe")
 CAF_ADD_ATOM(switchyard, switchyard, unsubscribe_atom, "unsubscrib")
 CAF_ADD_ATOM(switchyard, switchyard, publish_atom, "publish")
 CAF_ADD_ATOM(switchyard, switchyard, notify_atom, "notify")
+CAF_ADD_ATOM(switchyard, switchyard, deliver_atom, "deliver")
 CAF_ADD_ATOM(switchyard, switchyard, ack_atom, "ack")
 CAF_ADD_ATOM(switchyard, switchyard, read_atom, "read")
 CAF_ADD_ATOM(switchyard, switchyard, remove_atom, "remove")
@@ -119,9 +120,12 @@ using notification_directory_actor = caf::typed_actor<
   // From a session: its user acknowledged a notification frame.
   caf::reacts_to<ack_atom, std::string /*org*/, std::string /*user*/,
                  std::string /*id*/>,
-  // From a rule actor: a notification to create and deliver (passed on to
-  // the directory of the user's owner node in a cluster).
+  // From a rule actor: a notification to create and deliver. It is stored
+  // here, then delivered by the notifier on the user's owner node.
   caf::reacts_to<notify_atom, notification>,
+  // From another member's directory: a stored notification to deliver
+  // (passed on again if this node does not own its user by its own view).
+  caf::reacts_to<deliver_atom, notification>,
   // From another member's directory: a user's contact points changed.
   caf::reacts_to<contact_atom, contact>,
   // From the cluster actor: the live members.

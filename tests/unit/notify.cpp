@@ -5,9 +5,11 @@
 #include "actors/notification_directory.hpp"
 #include "actors/notification_store.hpp"
 #include "actors/notifier.hpp"
+#include "actors/placement.hpp"
 #include "actors/room_directory.hpp"
 #include "actors/room_store.hpp"
 #include "actors/session.hpp"
+#include "actors/session_registry.hpp"
 #include "fixture.hpp"
 
 using namespace switchyard;
@@ -575,6 +577,46 @@ CAF_TEST(pending deliveries resume from the store after a restart) {
   auto box = inbox("alice");
   CAF_REQUIRE_EQUAL(box.size(), 1u);
   CAF_CHECK(settled(box[0]));
+}
+
+CAF_TEST(a notification sent to an owner that died is delivered by the next) {
+  add_rule(urgent_rule);
+  set_contact("alice", R"({"email":"a@example.com",
+                           "devices":[{"platform":"fcm","token":"t"}]})");
+  // Another member owns alice, and dies before it delivers anything.
+  auto peer = sys.spawn(notification_directory,
+                        notification_deps{ctx->cfg.notify, store, ctx->topics,
+                                          ctx->sessions, ctx->rooms, channels,
+                                          &ctx->stats});
+  sched.run();
+  caf::anon_send_exit(peer, caf::exit_reason::kill);
+  sched.run();
+  auto card = [](std::string name, const notification_directory_actor& hdl) {
+    node_card c;
+    c.name = std::move(name);
+    c.notifications = caf::actor_cast<caf::strong_actor_ptr>(hdl);
+    return c;
+  };
+  std::string owner;
+  for (int i = 0; owner.empty() && i < 256; ++i) {
+    auto name = "node-" + std::to_string(i);
+    member_view view{card("node-a", {}), card(name, {})};
+    if (owner_of(view, "user/" + user_key("org_1", "alice"))->name == name)
+      owner = name;
+  }
+  CAF_REQUIRE(!owner.empty());
+  caf::anon_send(ctx->notifications, members_atom::value,
+                 member_view{card("node-a", ctx->notifications),
+                             card(owner, peer)});
+  sched.run();
+  publish("events.org_1.alerts.alert.fired.a1", "e1", R"({"name":"x"})");
+  CAF_CHECK_EQUAL(channels->count("push"), 0u);
+  // The member is seen to be gone: this node owns alice now.
+  caf::anon_send(ctx->notifications, members_atom::value,
+                 member_view{card("node-a", ctx->notifications)});
+  sched.run();
+  CAF_CHECK_EQUAL(channels->count("push"), 1u);
+  CAF_CHECK_EQUAL(inbox("alice").size(), 1u);
 }
 
 CAF_TEST(only admins manage rules and users their own contact points) {
