@@ -137,7 +137,7 @@ std::string agent_stream_subject(std::string_view node,
 
 agent_gateway_actor::behavior_type
 agent_gateway(gateway_ptr self, node_context_ptr ctx,
-              std::shared_ptr<net::nats_client> nats) {
+              std::shared_ptr<nats_port> nats) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.nats = std::move(nats);

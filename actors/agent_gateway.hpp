@@ -11,9 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "actors/nats_port.hpp"
 #include "actors/node_context.hpp"
 #include "actors/room_interfaces.hpp"
-#include "net/nats_client.hpp"
 
 namespace switchyard {
 
@@ -31,9 +31,9 @@ constexpr size_t max_agent_message = 64 * 1024;
 /// State of the gateway.
 struct agent_gateway_state {
   node_context_ptr ctx;
-  std::shared_ptr<net::nats_client> nats;
-  std::shared_ptr<net::nats_client::subscription> starts;
-  std::shared_ptr<net::nats_client::subscription> tokens;
+  std::shared_ptr<nats_port> nats;
+  nats_port::subscription_ptr starts;
+  nats_port::subscription_ptr tokens;
   /// Replies of external agents streaming through this node, by message id.
   std::map<std::string, stream_actor> streams;
 
@@ -43,6 +43,6 @@ struct agent_gateway_state {
 /// Spawn it `caf::detached`: its NATS replies may block like any publish.
 agent_gateway_actor::behavior_type
 agent_gateway(agent_gateway_actor::stateful_pointer<agent_gateway_state> self,
-              node_context_ptr ctx, std::shared_ptr<net::nats_client> nats);
+              node_context_ptr ctx, std::shared_ptr<nats_port> nats);
 
 } // namespace switchyard

@@ -7,7 +7,7 @@ namespace switchyard {
 
 caf::behavior bus_bridge(caf::stateful_actor<bus_bridge_state>* self,
                          node_context_ptr ctx,
-                         std::shared_ptr<net::nats_client> nats) {
+                         std::shared_ptr<nats_port> nats) {
   self->state.ctx = std::move(ctx);
   self->state.nats = std::move(nats);
   return {

@@ -11,8 +11,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/nats_port.hpp"
 #include "actors/node_context.hpp"
-#include "net/nats_client.hpp"
 
 namespace switchyard {
 
@@ -20,11 +20,11 @@ namespace switchyard {
 struct bus_bridge_state {
   struct interest {
     caf::actor node;
-    std::shared_ptr<net::nats_client::subscription> sub;
+    nats_port::subscription_ptr sub;
   };
 
   node_context_ptr ctx;
-  std::shared_ptr<net::nats_client> nats;
+  std::shared_ptr<nats_port> nats;
   std::unordered_map<std::string, interest> patterns;
 
   static inline const char* name = "bus_bridge";
@@ -36,7 +36,6 @@ struct bus_bridge_state {
 ///   `(register_atom)` to the topic actor so it answers its subscribers;
 /// - `(unsubscribe_atom, pattern, node)`: the topic actor retired.
 caf::behavior bus_bridge(caf::stateful_actor<bus_bridge_state>* self,
-                         node_context_ptr ctx,
-                         std::shared_ptr<net::nats_client> nats);
+                         node_context_ptr ctx, std::shared_ptr<nats_port> nats);
 
 } // namespace switchyard

@@ -261,7 +261,7 @@ cluster_actor::behavior_type cluster(self_ptr self, cluster_config cfg) {
       -> caf::result<node_card, node_load, std::vector<node_card>> {
       auto& st = self->state;
       if (st.cfg.self.name.empty())
-        return caf::make_error(caf::sec::request_receiver_down);
+        return caf::make_error(error_code::cluster_not_started);
       learn(self, card, nullptr, known);
       return {st.cfg.self, own_load(st.cfg.stats), live_cards(self)};
     },

@@ -16,6 +16,7 @@
 #include <caf/all.hpp>
 
 #include "actors/connection_port.hpp"
+#include "actors/http_port.hpp"
 #include "actors/metrics.hpp"
 #include "actors/notification_channels.hpp"
 #include "actors/notification_interfaces.hpp"
@@ -202,6 +203,8 @@ struct node_context {
   cluster_actor cluster;
   /// The agent behaviors rooms may use.
   std::shared_ptr<const agent_registry> agents;
+  /// Streamed HTTP requests for agents (net::make_http_port).
+  std::shared_ptr<http_port> http;
 
 private:
   std::atomic<uint64_t> event_seq_{0};

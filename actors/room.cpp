@@ -105,8 +105,12 @@ void spawn_agent(room_ptr self, const participant& p) {
   auto& st = self->state;
   if (p.behavior == "external" || !st.ctx->agents->has(p.behavior))
     return;
-  agent_spec spec{p.id, st.record.org, st.record.id,
-                  nlohmann::json::parse(p.config, nullptr, false), st.ctx};
+  agent_spec spec{p.id,
+                  st.record.org,
+                  st.record.id,
+                  nlohmann::json::parse(p.config, nullptr, false),
+                  st.ctx->cfg.max_json_depth,
+                  st.ctx->http};
   // Checked again: a record from the store may not be what the API took.
   if (auto why = st.ctx->agents->check(p.behavior, spec.config); !why.empty()) {
     log()->error("room {}: agent {} not started: {}", st.record.id, p.id, why);
@@ -308,7 +312,8 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
         if (!res.ok()) {
           log()->error("room {}: history not loaded: {}", st.record.id,
                        res.message);
-          self->quit(caf::sec::runtime_error);
+          self->quit(
+            caf::make_error(error_code::history_unavailable, res.message));
           return;
         }
         st.history = std::move(history);

@@ -31,7 +31,7 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
            caf::actor& session) -> caf::result<caf::message> {
       auto org = std::string{topic::org_of(pattern)};
       if (org.empty())
-        return caf::make_error(caf::sec::invalid_argument,
+        return caf::make_error(error_code::bad_pattern,
                                "pattern outside events.<org>.");
       auto& st = self->state;
       auto i = st.orgs.find(org);

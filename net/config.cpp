@@ -551,7 +551,7 @@ parsed_options parse_node_options(int argc, char** argv) {
   str("push-url", ch.push_url);
   if (!ch.push_url.empty()) {
     std::string error;
-    if (!net::parse_http_url(ch.push_url, error))
+    if (!parse_http_url(ch.push_url, error))
       return fail("--push-url: " + error);
   }
   if (vm.count("push-header"))

@@ -32,6 +32,7 @@
 #include "actors/session_registry.hpp"
 #include "actors/topic_root.hpp"
 #include "net/config.hpp"
+#include "net/http_stream_client.hpp"
 #include "net/jetstream_store.hpp"
 #include "net/listener.hpp"
 #include "net/notification_channels.hpp"
@@ -198,7 +199,7 @@ int run_node(node_options opts) {
   auto ctx = std::make_shared<node_context>(opts.cfg);
   net::io_pool pool{opts.io_threads, ctx->stats.handler_failures};
   caf::actor_system_config cfg;
-  cfg.add_message_types<caf::id_block::switchyard>();
+  add_switchyard_types(cfg);
   cfg.set("scheduler.max-threads", static_cast<size_t>(opts.actor_threads));
   // An idle worker spins briefly (aggressive polls), then sleeps on its
   // condition variable (relaxed: woken by the next job). CAF's default
@@ -294,6 +295,7 @@ int run_node(node_options opts) {
   auto agents = std::make_shared<agent_registry>();
   register_builtin_agents(*agents);
   ctx->agents = agents;
+  ctx->http = net::make_http_port();
   std::shared_ptr<room_store> store;
   std::shared_ptr<notification_store> notify_store;
   if (nats) {

@@ -110,10 +110,10 @@ bool apply_nats_settings(natsOptions* o, const nats_settings& c,
   return true;
 }
 
-struct nats_client::subscription {
+struct nats_client::nats_subscription : nats_port::subscription {
   /// Frees what nats.c holds for a subscription that was never unsubscribed
   /// (the bridge's, at shutdown).
-  ~subscription() {
+  ~nats_subscription() override {
     if (sub != nullptr)
       natsSubscription_Destroy(sub);
   }
@@ -263,9 +263,9 @@ void nats_client::render_metrics(std::string& out) const {
 
 // -- interest -----------------------------------------------------------------
 
-std::shared_ptr<nats_client::subscription>
-nats_client::subscribe(const std::string& pattern, caf::actor node) {
-  auto result = std::make_shared<subscription>();
+nats_port::subscription_ptr nats_client::subscribe(const std::string& pattern,
+                                                   caf::actor node) {
+  auto result = std::make_shared<nats_subscription>();
   result->pattern = pattern;
   if (conn_ == nullptr)
     return result;
@@ -287,10 +287,10 @@ nats_client::subscribe(const std::string& pattern, caf::actor node) {
   return result;
 }
 
-std::shared_ptr<nats_client::subscription>
+nats_port::subscription_ptr
 nats_client::subscribe_raw(const std::string& subject, const std::string& queue,
                            size_t max_bytes, raw_handler handler) {
-  auto result = std::make_shared<subscription>();
+  auto result = std::make_shared<nats_subscription>();
   result->pattern = subject;
   if (conn_ == nullptr)
     return result;
@@ -337,8 +337,9 @@ void nats_client::on_raw_message(natsConnection*, natsSubscription*,
   c->handler(std::move(subject), std::move(reply_to), std::move(data));
 }
 
-void nats_client::unsubscribe(const std::shared_ptr<subscription>& sub) {
-  if (!sub || sub->sub == nullptr)
+void nats_client::unsubscribe(const subscription_ptr& ptr) {
+  auto* sub = static_cast<nats_subscription*>(ptr.get());
+  if (sub == nullptr || sub->sub == nullptr)
     return;
   natsSubscription_Unsubscribe(sub->sub);
   natsSubscription_Destroy(sub->sub);

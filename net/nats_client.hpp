@@ -24,6 +24,7 @@
 #include <nats/nats.h>
 
 #include "actors/log_limiter.hpp"
+#include "actors/nats_port.hpp"
 #include "actors/node_context.hpp"
 #include "schemas/envelope.hpp"
 #include "schemas/messages.hpp"
@@ -67,11 +68,8 @@ bool apply_nats_settings(natsOptions* opts, const nats_settings& cfg,
                          std::string& error);
 
 /// One NATS connection of a node.
-class nats_client : public bus_port {
+class nats_client : public nats_port {
 public:
-  /// An interest subscription; opaque to callers.
-  struct subscription;
-
   // -- constructors -----------------------------------------------------------
 
   /// Creates the client and starts connecting in the background (the node
@@ -93,42 +91,30 @@ public:
 
   void render_metrics(std::string& out) const override;
 
-  // -- interest ---------------------------------------------------------------
+  // -- nats_port --------------------------------------------------------------
 
-  /// Subscribes `pattern` on NATS; messages go to `node` as
-  /// `(publish_atom, event)`. Does not block (nats.c buffers the SUB).
-  std::shared_ptr<subscription> subscribe(const std::string& pattern,
-                                          caf::actor node);
+  subscription_ptr subscribe(const std::string& pattern,
+                             caf::actor node) override;
 
-  /// Drops the interest subscription.
-  void unsubscribe(const std::shared_ptr<subscription>& sub);
+  void unsubscribe(const subscription_ptr& sub) override;
 
-  // -- plain messages ---------------------------------------------------------
+  subscription_ptr subscribe_raw(const std::string& subject,
+                                 const std::string& queue, size_t max_bytes,
+                                 raw_handler handler) override;
 
-  /// A message as received: subject, reply subject (may be empty), payload.
-  using raw_handler = std::function<void(std::string subject, std::string reply,
-                                         std::string data)>;
+  std::string publish_raw(const std::string& subject,
+                          const std::string& data) override;
 
-  /// Subscribes `subject` (in queue group `queue` unless empty); each
-  /// message goes to `handler` on a nats.c thread, which must not block.
-  /// Messages larger than `max_bytes` are dropped and counted as malformed.
-  std::shared_ptr<subscription>
-  subscribe_raw(const std::string& subject, const std::string& queue,
-                size_t max_bytes, raw_handler handler);
+  void flush_async(std::function<void(bool)> done) override;
 
-  /// Publishes `data` to `subject` as is. Returns an empty string on
-  /// success. May block like `publish`.
-  std::string publish_raw(const std::string& subject, const std::string& data);
-
-  /// Calls `done(confirmed)` from the worker thread once the server has
-  /// processed everything sent so far (one round trip), or at once with
-  /// false while disconnected.
-  void flush_async(std::function<void(bool)> done);
+  // -- lifetime ---------------------------------------------------------------
 
   /// Closes the connection and stops the worker.
   void close();
 
 private:
+  struct nats_subscription;
+
   explicit nats_client(nats_settings cfg, node_context_ptr ctx);
 
   // -- nats.c callbacks (nats.c threads) --------------------------------------

@@ -15,6 +15,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "actors/cluster_interfaces.hpp"
+#include "actors/errors.hpp"
 #include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
 
@@ -152,3 +153,21 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_ATOM(switchyard, switchyard, sessions_atom, "sessions")
 
 CAF_END_TYPE_ID_BLOCK(switchyard)
+
+namespace switchyard {
+
+/// Makes `cfg` know Switchyard's message types and error codes; every
+/// actor system of a node, a test or a benchmark is configured with it.
+inline void add_switchyard_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::switchyard>();
+  cfg.add_error_category(
+    error_category,
+    [](uint8_t code, caf::atom_value, const caf::message& context) {
+      auto out = "switchyard: " + to_string(static_cast<error_code>(code));
+      if (!context.empty())
+        out += ' ' + to_string(context);
+      return out;
+    });
+}
+
+} // namespace switchyard

@@ -9,8 +9,9 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/http_port.hpp"
 #include "actors/log.hpp"
-#include "net/http_stream_client.hpp"
+#include "schemas/http_url.hpp"
 #include "schemas/json_limits.hpp"
 
 namespace switchyard {
@@ -86,7 +87,7 @@ std::optional<openai_config> read_config(const nlohmann::json& j,
   }
   out.url = url->get<std::string>();
   std::string url_error;
-  if (!net::parse_http_url(out.url, url_error)) {
+  if (!parse_http_url(out.url, url_error)) {
     error = "config.url is invalid: " + url_error;
     return std::nullopt;
   }
@@ -167,7 +168,7 @@ std::string request_body(const openai_config& cfg, const agent_request& req) {
 struct reply {
   agent_request req;
   uint64_t tag = 0;
-  std::shared_ptr<net::http_stream_client> http;
+  std::shared_ptr<http_request> http;
   /// Token requests not answered yet.
   size_t in_flight = 0;
   /// Tokens waiting for the window, joined into pieces.
@@ -195,6 +196,7 @@ struct openai_state {
   std::string api_key;
   std::string completions_url;
   size_t max_json_depth = settings::default_max_json_depth;
+  std::shared_ptr<http_port> http;
   std::optional<reply> current;
   std::deque<agent_request> queue;
   uint64_t next_tag = 0;
@@ -345,10 +347,10 @@ void start(self_ptr self, agent_request req) {
   cur.req = std::move(req);
   cur.tag = tag;
   auto& cfg = *st.cfg;
-  net::http_stream_client::header_list headers;
+  http_port::header_list headers;
   if (!st.api_key.empty())
     headers.emplace_back("Authorization", "Bearer " + st.api_key);
-  net::http_stream_options opts;
+  http_stream_options opts;
   opts.connect_timeout = cfg.timeout;
   opts.first_byte_timeout = cfg.timeout;
   opts.idle_timeout = cfg.timeout;
@@ -363,7 +365,7 @@ void start(self_ptr self, agent_request req) {
   logger("openai")->debug("agent {} of room {}: POST {} (model {})",
                           cur.req.agent, cur.req.room, st.completions_url,
                           cfg.model);
-  cur.http = net::http_stream_client::post(
+  cur.http = st.http->post(
     st.completions_url, std::move(headers), request_body(cfg, cur.req), opts,
     [send_input](std::string data) {
       send_input(false, std::move(data));
@@ -382,6 +384,9 @@ void start_next(self_ptr self) {
     if (!st.cfg) {
       self->send(req.stream, fail_atom_v,
                  "invalid openai config: " + st.config_error);
+    } else if (!st.http) {
+      self->send(req.stream, fail_atom_v,
+                 std::string{"this node gives agents no HTTP client"});
     } else if (!st.cfg->api_key_env.empty() && st.api_key.empty()) {
       self->send(req.stream, fail_atom_v,
                  "the environment variable " + st.cfg->api_key_env
@@ -401,8 +406,8 @@ agent_actor::behavior_type openai_agent(self_ptr self, agent_spec spec) {
       if (auto* key = std::getenv(st.cfg->api_key_env.c_str()))
         st.api_key = key;
   }
-  if (spec.ctx)
-    st.max_json_depth = spec.ctx->cfg.max_json_depth;
+  st.max_json_depth = spec.max_json_depth;
+  st.http = std::move(spec.http);
   return {
     [self](respond_atom, agent_request& req) {
       auto& st = self->state;

@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/http_port.hpp"
 #include "actors/node_context.hpp"
 #include "actors/room_interfaces.hpp"
 
@@ -26,7 +27,11 @@ struct agent_spec {
   std::string room;
   /// The participant's `config`, checked by the behavior's validator.
   nlohmann::json config;
-  node_context_ptr ctx;
+  /// Deepest nesting the node accepts in JSON (--max-json-depth), for what
+  /// the agent's backend sends.
+  size_t max_json_depth = settings::default_max_json_depth;
+  /// Streamed HTTP requests, for agents that call a model's API.
+  std::shared_ptr<http_port> http;
 };
 
 /// Spawns the agent actor of one participant.

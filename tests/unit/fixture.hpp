@@ -26,7 +26,7 @@ namespace switchyard::test {
 
 struct test_config : caf::actor_system_config {
   test_config() {
-    add_message_types<caf::id_block::switchyard>();
+    add_switchyard_types(*this);
   }
 };
 

@@ -78,7 +78,7 @@ struct collector {
 };
 
 std::shared_ptr<http_stream_client>
-post(collector& c, const std::string& url, net::http_stream_options opts = {},
+post(collector& c, const std::string& url, http_stream_options opts = {},
      http_stream_client::header_list headers = {}) {
   return http_stream_client::post(url, std::move(headers), R"({"a":1})", opts,
                                   c.on_event(), c.on_done());
@@ -90,7 +90,7 @@ using strings = std::vector<std::string>;
 
 CAF_TEST(URLs parse into scheme host port and target) {
   std::string error;
-  auto a = net::parse_http_url("https://api.openai.com/v1/chat?x=1#frag",
+  auto a = parse_http_url("https://api.openai.com/v1/chat?x=1#frag",
                                error);
   CAF_REQUIRE(a);
   CAF_CHECK(a->tls);
@@ -98,13 +98,13 @@ CAF_TEST(URLs parse into scheme host port and target) {
   CAF_CHECK_EQUAL(a->port, "443");
   CAF_CHECK(!a->explicit_port);
   CAF_CHECK_EQUAL(a->target, "/v1/chat?x=1");
-  auto b = net::parse_http_url("HTTP://[::1]:8080", error);
+  auto b = parse_http_url("HTTP://[::1]:8080", error);
   CAF_REQUIRE(b);
   CAF_CHECK(!b->tls);
   CAF_CHECK_EQUAL(b->host, "::1");
   CAF_CHECK_EQUAL(b->port, "8080");
   CAF_CHECK_EQUAL(b->target, "/");
-  auto c = net::parse_http_url("http://h?q", error);
+  auto c = parse_http_url("http://h?q", error);
   CAF_REQUIRE(c);
   CAF_CHECK_EQUAL(c->target, "/?q");
   for (auto bad :
@@ -112,7 +112,7 @@ CAF_TEST(URLs parse into scheme host port and target) {
         "http://h:0/", "http://h:65536/", "http://h:8a/", "http://h:/",
         "http://[::1/", "http://[::1]x/", "http://h /", "http://h/\n"}) {
     error.clear();
-    CAF_CHECK(!net::parse_http_url(bad, error));
+    CAF_CHECK(!parse_http_url(bad, error));
     CAF_CHECK(!error.empty());
   }
 }
@@ -263,7 +263,7 @@ CAF_TEST(a server that never answers times out) {
     fake_http_server::wait_closed(sock);
   }};
   collector c;
-  net::http_stream_options opts;
+  http_stream_options opts;
   opts.first_byte_timeout = 200ms;
   auto start = std::chrono::steady_clock::now();
   auto req = post(c, server.url(), opts);
@@ -283,7 +283,7 @@ CAF_TEST(a stream that falls silent times out) {
     fake_http_server::wait_closed(sock);
   }};
   collector c;
-  net::http_stream_options opts;
+  http_stream_options opts;
   // Shorter than the whole stream, longer than each pause: only the
   // silence at the end counts.
   opts.idle_timeout = 250ms;
@@ -351,7 +351,7 @@ CAF_TEST(a response over the size limit fails) {
     fake_http_server::wait_closed(sock);
   }};
   collector c;
-  net::http_stream_options opts;
+  http_stream_options opts;
   opts.max_response_size = 1000;
   auto req = post(c, server.url(), opts);
   CAF_CHECK_EQUAL(c.wait_done(), "response over 1000 bytes");

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/agents/openai.hpp"
+#include "net/http_stream_client.hpp"
 #include "schemas/messages.hpp"
 #include "tests/unit/fake_http_server.hpp"
 
@@ -120,7 +121,7 @@ caf::behavior fake_stream(caf::stateful_actor<fake_stream_state>* self,
 
 struct test_config : caf::actor_system_config {
   test_config() {
-    add_message_types<caf::id_block::switchyard>();
+    add_switchyard_types(*this);
   }
 };
 
@@ -150,6 +151,7 @@ struct fixture {
     spec.org = "org_1";
     spec.room = "conv_1";
     spec.config = std::move(config);
+    spec.http = net::make_http_port();
     auto hdl = spawn_openai_agent(sys, std::move(spec));
     actors.push_back(caf::actor_cast<caf::actor>(hdl));
     return hdl;

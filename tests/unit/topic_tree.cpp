@@ -215,6 +215,25 @@ CAF_TEST(a subscribe in flight keeps a topic actor from retiring) {
   CAF_CHECK_EQUAL(gauge(ctx->stats.topic_actors), 1);
 }
 
+CAF_TEST(a pattern outside events of an org is refused with a named error) {
+  auto c = make_client();
+  self->send(ctx->topics, subscribe_atom::value, std::string{"other.o1.a"},
+             c.actor);
+  sched.run();
+  caf::error err;
+  self->receive(
+    [](caf::actor&) {
+      CAF_FAIL("subscribed");
+    },
+    [&](caf::error& x) {
+      err = std::move(x);
+    });
+  CAF_CHECK(err == error_code::bad_pattern);
+  CAF_CHECK_EQUAL(
+    sys.render(err),
+    "switchyard: bad_pattern (\"pattern outside events.<org>.\")");
+}
+
 CAF_TEST(the trie matches star and greater - than at every level) {
   pattern_trie trie;
   auto a = sys.spawn([] {});
