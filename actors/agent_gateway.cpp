@@ -56,7 +56,7 @@ void on_start(gateway_ptr self, const nlohmann::json& req,
   // speak for an agent. The room checks that `agent` is one of its agents.
   caller service{"", org, true};
   self
-    ->request(self->state.ctx->rooms, gateway_timeout, resolve_atom::value,
+    ->request(self->state.cfg.rooms, gateway_timeout, resolve_atom::value,
               service, room)
     .then(
       [=](outcome& res, room_actor& r) {
@@ -78,7 +78,7 @@ void on_start(gateway_ptr self, const nlohmann::json& req,
                       {"message_id", msg.message_id},
                       {"seq", msg.seq},
                       {"subject",
-                       agent_stream_subject(self->state.ctx->node_id,
+                       agent_stream_subject(self->state.cfg.node_id,
                                             msg.message_id)}});
             },
             on_error);
@@ -136,10 +136,10 @@ std::string agent_stream_subject(std::string_view node,
 }
 
 agent_gateway_actor::behavior_type
-agent_gateway(gateway_ptr self, node_context_ptr ctx,
+agent_gateway(gateway_ptr self, agent_gateway_state::config cfg,
               std::shared_ptr<nats_port> nats) {
   auto& st = self->state;
-  st.ctx = std::move(ctx);
+  st.cfg = std::move(cfg);
   st.nats = std::move(nats);
   // Weak: the subscriptions live in this actor's state.
   caf::weak_actor_ptr weak = self->ctrl();
@@ -151,7 +151,7 @@ agent_gateway(gateway_ptr self, node_context_ptr ctx,
   };
   st.starts = st.nats->subscribe_raw(std::string{agent_start_subject},
                                      "switchyard", max_agent_message, forward);
-  auto prefix = agent_stream_subject(st.ctx->node_id, "");
+  auto prefix = agent_stream_subject(st.cfg.node_id, "");
   st.tokens = st.nats->subscribe_raw(prefix + "*", "", max_agent_message,
                                      forward);
   self->set_down_handler([self](const caf::down_msg& dm) {
@@ -170,8 +170,8 @@ agent_gateway(gateway_ptr self, node_context_ptr ctx,
   return {
     [self, prefix](input_atom, std::string& subject, std::string& reply,
                    std::string& data) {
-      auto parsed
-        = json_limits::parse_json(data, self->state.ctx->cfg.max_json_depth);
+      auto parsed = json_limits::parse_json(data,
+                                            self->state.cfg.max_json_depth);
       if (parsed.error != json_limits::failure::none
           || !parsed.value.is_object()) {
         answer(self, reply,

@@ -12,7 +12,6 @@
 #include <string>
 
 #include "actors/nats_port.hpp"
-#include "actors/node_context.hpp"
 #include "actors/room_interfaces.hpp"
 
 namespace switchyard {
@@ -30,7 +29,15 @@ constexpr size_t max_agent_message = 64 * 1024;
 
 /// State of the gateway.
 struct agent_gateway_state {
-  node_context_ptr ctx;
+  /// What the gateway needs of its node.
+  struct config {
+    /// The node's id: its token subjects name it.
+    std::string node_id;
+    size_t max_json_depth;
+    room_directory_actor rooms;
+  };
+
+  config cfg;
   std::shared_ptr<nats_port> nats;
   nats_port::subscription_ptr starts;
   nats_port::subscription_ptr tokens;
@@ -43,6 +50,6 @@ struct agent_gateway_state {
 /// Spawn it `caf::detached`: its NATS replies may block like any publish.
 agent_gateway_actor::behavior_type
 agent_gateway(agent_gateway_actor::stateful_pointer<agent_gateway_state> self,
-              node_context_ptr ctx, std::shared_ptr<nats_port> nats);
+              agent_gateway_state::config cfg, std::shared_ptr<nats_port> nats);
 
 } // namespace switchyard

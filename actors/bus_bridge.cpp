@@ -5,13 +5,12 @@
 
 namespace switchyard {
 
-caf::behavior bus_bridge(caf::stateful_actor<bus_bridge_state>* self,
-                         node_context_ptr ctx,
-                         std::shared_ptr<nats_port> nats) {
-  self->state.ctx = std::move(ctx);
+bus_bridge_actor::behavior_type
+bus_bridge(bus_bridge_actor::stateful_pointer<bus_bridge_state> self,
+           std::shared_ptr<nats_port> nats) {
   self->state.nats = std::move(nats);
   return {
-    [self](subscribe_atom, const std::string& pattern, caf::actor& node) {
+    [self](subscribe_atom, const std::string& pattern, topic_actor& node) {
       auto& st = self->state;
       auto& entry = st.patterns[pattern];
       if (entry.sub)
@@ -28,7 +27,7 @@ caf::behavior bus_bridge(caf::stateful_actor<bus_bridge_state>* self,
       });
     },
     [self](unsubscribe_atom, const std::string& pattern,
-           const caf::actor& node) {
+           const topic_actor& node) {
       auto& st = self->state;
       auto i = st.patterns.find(pattern);
       if (i == st.patterns.end() || i->second.node != node)

@@ -12,30 +12,27 @@
 #include <caf/all.hpp>
 
 #include "actors/nats_port.hpp"
-#include "actors/node_context.hpp"
+#include "actors/node_interfaces.hpp"
 
 namespace switchyard {
 
 /// State of the bus bridge.
 struct bus_bridge_state {
   struct interest {
-    caf::actor node;
+    topic_actor node;
     nats_port::subscription_ptr sub;
   };
 
-  node_context_ptr ctx;
   std::shared_ptr<nats_port> nats;
   std::unordered_map<std::string, interest> patterns;
 
   static inline const char* name = "bus_bridge";
 };
 
-/// Messages:
-/// - `(subscribe_atom, pattern, node)`: a topic actor for `pattern` came to
-///   life; subscribe on NATS and, once the server confirmed the SUB, send
-///   `(register_atom)` to the topic actor so it answers its subscribers;
-/// - `(unsubscribe_atom, pattern, node)`: the topic actor retired.
-caf::behavior bus_bridge(caf::stateful_actor<bus_bridge_state>* self,
-                         node_context_ptr ctx, std::shared_ptr<nats_port> nats);
+/// A `bus_bridge_actor`: a topic actor's `register` comes once the server
+/// confirmed its SUB (while NATS is down, once it is back).
+bus_bridge_actor::behavior_type
+bus_bridge(bus_bridge_actor::stateful_pointer<bus_bridge_state> self,
+           std::shared_ptr<nats_port> nats);
 
 } // namespace switchyard

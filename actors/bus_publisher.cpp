@@ -19,10 +19,10 @@ std::optional<publish_refusal> check_publish(const claims& c,
   return std::nullopt;
 }
 
-event client_event(node_context& ctx, const claims& c, std::string topic,
+event client_event(id_source& ids, const claims& c, std::string topic,
                    std::string id, std::string data) {
   event ev;
-  ev.id = id.empty() ? ctx.next_event_id() : std::move(id);
+  ev.id = id.empty() ? ids.next() : std::move(id);
   ev.topic = std::move(topic);
   ev.ts = node_context::unix_ms();
   ev.source = c.sub;
@@ -30,14 +30,15 @@ event client_event(node_context& ctx, const claims& c, std::string topic,
   return ev;
 }
 
-caf::behavior bus_publisher(caf::stateful_actor<bus_publisher_state>* self,
-                            node_context_ptr ctx) {
-  self->state.ctx = std::move(ctx);
+bus_publisher_actor::behavior_type
+bus_publisher(bus_publisher_actor::stateful_pointer<bus_publisher_state> self,
+              std::shared_ptr<bus_port> bus) {
+  self->state.bus = std::move(bus);
   return {
     [self](publish_atom, event& ev, int64_t deadline) -> std::string {
       if (node_context::unix_ms() > deadline)
         return "event bus too slow; retry";
-      return self->state.ctx->publish(std::move(ev));
+      return self->state.bus->publish(std::move(ev));
     },
   };
 }

@@ -48,24 +48,21 @@ std::optional<publish_refusal> check_publish(const claims& c,
 /// `check_publish`): `id` if it chose one (already checked with
 /// `valid_event_id`), else a node-assigned one; `ts` now, `source` the
 /// token's `sub`, `data` the payload as JSON text.
-event client_event(node_context& ctx, const claims& c, std::string topic,
+event client_event(id_source& ids, const claims& c, std::string topic,
                    std::string id, std::string data);
 
 /// State of the bus publisher.
 struct bus_publisher_state {
-  node_context_ptr ctx;
+  std::shared_ptr<bus_port> bus;
 
   static inline const char* name = "bus_publisher";
 };
 
-/// Messages:
-/// - `(publish_atom, event, deadline)` -> `std::string`: publishes through
-///   `node_context::publish` and answers its status (empty: accepted). An
-///   event still waiting at `deadline` (unix ms; its session has answered
-///   `unavailable` by then) is dropped unpublished.
-///
-/// Spawn it `caf::detached` outside of unit tests.
-caf::behavior bus_publisher(caf::stateful_actor<bus_publisher_state>* self,
-                            node_context_ptr ctx);
+/// A `bus_publisher_actor` over `bus`: an event still waiting at its
+/// deadline (its session has answered `unavailable` by then) is dropped
+/// unpublished. Spawn it `caf::detached` outside of unit tests.
+bus_publisher_actor::behavior_type
+bus_publisher(bus_publisher_actor::stateful_pointer<bus_publisher_state> self,
+              std::shared_ptr<bus_port> bus);
 
 } // namespace switchyard

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/node_context.hpp"
+#include "actors/node_interfaces.hpp"
 
 namespace switchyard {
 
@@ -32,7 +33,7 @@ public:
   /// Subscribes `pattern`; its events go to topic actor `node` as
   /// `(publish_atom, event)`. Does not block (the SUB is buffered).
   virtual subscription_ptr
-  subscribe(const std::string& pattern, caf::actor node)
+  subscribe(const std::string& pattern, topic_actor node)
     = 0;
 
   /// Drops a subscription of `subscribe` or `subscribe_raw`.

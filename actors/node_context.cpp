@@ -36,22 +36,21 @@ void sink_registry::close_all(uint16_t code, const std::string& reason) {
     conn->close(code, reason);
 }
 
-node_context::node_context(settings config) : cfg(std::move(config)) {
-  stats.ingest_requests
-    = decltype(stats.ingest_requests)(cfg.ingest_sources.size());
+id_source::id_source() {
   std::random_device rd;
   auto r = (static_cast<uint64_t>(rd()) << 32) | rd();
   static constexpr char hex[] = "0123456789abcdef";
   for (int i = 0; i < 10; ++i)
-    node_id.push_back(hex[(r >> (i * 4)) & 0xF]);
+    node_id_.push_back(hex[(r >> (i * 4)) & 0xF]);
 }
 
-std::string node_context::next_event_id() {
-  return node_id + "-" + std::to_string(++event_seq_);
+std::string id_source::next() {
+  return node_id_ + "-" + std::to_string(++seq_);
 }
 
-std::string node_context::session_id(caf::actor_id actor) const {
-  return "s-" + node_id + "-" + std::to_string(actor);
+node_context::node_context(settings config) : cfg(std::move(config)) {
+  stats.ingest_requests
+    = decltype(stats.ingest_requests)(cfg.ingest_sources.size());
 }
 
 int64_t node_context::unix_ms() {

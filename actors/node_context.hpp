@@ -18,6 +18,7 @@
 #include "actors/connection_port.hpp"
 #include "actors/http_port.hpp"
 #include "actors/metrics.hpp"
+#include "actors/node_interfaces.hpp"
 #include "actors/notification_channels.hpp"
 #include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
@@ -139,6 +140,24 @@ private:
 struct event;
 class agent_registry;
 
+/// Node-unique ids: a random node id, new at every start (so ids never
+/// repeat across restarts), and a sequence.
+class id_source {
+public:
+  id_source();
+
+  /// Returns `<node id>-<sequence>`.
+  std::string next();
+
+  const std::string& node_id() const {
+    return node_id_;
+  }
+
+private:
+  std::string node_id_;
+  std::atomic<uint64_t> seq_{0};
+};
+
 /// Where events enter the node: the in-process bus, or the NATS bridge.
 class bus_port {
 public:
@@ -162,10 +181,9 @@ struct node_context {
   explicit node_context(settings cfg);
 
   /// Returns a node-unique event id: `<node id>-<sequence>`.
-  std::string next_event_id();
-
-  /// Returns the node-unique id of the session actor `actor`.
-  std::string session_id(caf::actor_id actor) const;
+  std::string next_event_id() {
+    return ids.next();
+  }
 
   /// Unix time in milliseconds.
   static int64_t unix_ms();
@@ -182,19 +200,18 @@ struct node_context {
   settings cfg;
   metrics stats;
   sink_registry sinks;
-  /// Random per start, so ids never repeat across restarts.
-  std::string node_id;
+  id_source ids;
   /// Root of the topic tree (topic_root actor).
-  caf::actor topics;
+  topic_router_actor topics;
   /// Where publishes go.
   std::shared_ptr<bus_port> bus;
   /// Live sessions by user (session_registry actor).
-  caf::actor sessions;
+  session_registry_actor sessions;
   /// The bus bridge (NATS interest), or null on the in-process bus.
-  caf::actor bridge;
+  bus_bridge_actor bridge;
   /// Publishes clients' events through `bus` off the scheduler's threads
   /// (bus_publisher actor).
-  caf::actor publisher;
+  bus_publisher_actor publisher;
   /// The rooms (room_directory actor).
   room_directory_actor rooms;
   /// Rules, contact points and notifiers (notification_directory actor).
@@ -205,9 +222,6 @@ struct node_context {
   std::shared_ptr<const agent_registry> agents;
   /// Streamed HTTP requests for agents (net::make_http_port).
   std::shared_ptr<http_port> http;
-
-private:
-  std::atomic<uint64_t> event_seq_{0};
 };
 
 using node_context_ptr = std::shared_ptr<node_context>;

@@ -103,6 +103,23 @@ notifier_actor notifier_of(self_ptr self, const std::string& org,
   return entry.hdl;
 }
 
+/// Ends the notifiers of users another member owns now: their deliveries
+/// stay in the store, and the owner resumes them.
+void retire_foreign(self_ptr self) {
+  auto& st = self->state;
+  for (auto i = st.notifiers.begin(); i != st.notifiers.end();) {
+    if (!remote_owner(st.members, "user/" + i->first)) {
+      ++i;
+      continue;
+    }
+    auto hdl = i->second.hdl;
+    i = st.notifiers.erase(i);
+    self->demonitor(hdl.address());
+    self->send_exit(hdl, caf::exit_reason::user_shutdown);
+  }
+  gauges(self);
+}
+
 /// Hands stored notification `x` to its user's notifier: here, or on the
 /// owner (by this node's view, see room_directory.cpp's resolve).
 void deliver(self_ptr self, notification x) {
@@ -187,11 +204,13 @@ void load(self_ptr self) {
               log()->info("notifications: {} rules, {} actors, {} pending "
                           "deliveries resumed",
                           st.rules.size(), st.rule_actors.size(), xs.size());
-              // Each member resumes the users it owns.
-              for (auto& x : xs)
-                if (!owner_directory(self, x.org, x.user))
-                  self->send(notifier_of(self, x.org, x.user),
-                             notify_atom::value, std::move(x));
+              // Each member resumes the users it owns; a member without a
+              // view yet does once it has one.
+              if (!st.deps.clustered || !st.members.empty())
+                for (auto& x : xs)
+                  if (!owner_directory(self, x.org, x.user))
+                    self->send(notifier_of(self, x.org, x.user),
+                               notify_atom::value, std::move(x));
             },
             [retry](const caf::error& err) {
               retry(to_string(err));
@@ -470,14 +489,19 @@ notification_directory_actor::behavior_type notification_directory(
     },
     [self](members_atom, member_view& members) {
       auto& st = self->state;
-      auto lost = false;
-      for (auto& old : st.members)
-        lost |= std::none_of(members.begin(), members.end(), [&](auto& m) {
-          return m.name == old.name && m.started_at == old.started_at;
-        });
+      auto same = [](const node_card& x, const node_card& y) {
+        return x.name == y.name && x.started_at == y.started_at;
+      };
+      auto changed = members.size() != st.members.size()
+        || !std::equal(members.begin(), members.end(), st.members.begin(),
+                       same);
       st.members = std::move(members);
-      // A member left: its users' pending deliveries are someone's now.
-      if (lost && st.loaded)
+      if (!changed)
+        return;
+      retire_foreign(self);
+      // The users this node owns now (a member left or joined, or this is
+      // the first view) resume here from the store.
+      if (st.loaded)
         load(self);
     },
     [self](notify_atom, notification& x) {
@@ -534,7 +558,7 @@ notification_directory_actor::behavior_type notification_directory(
             st.notifiers.erase(i);
             gauges(self);
             self->demonitor(hdl.address());
-            self->send_exit(hdl, caf::exit_reason::normal);
+            self->send_exit(hdl, caf::exit_reason::user_shutdown);
           });
       }
       self->delayed_send(self, st.deps.cfg.notifier_idle, tick_atom::value);

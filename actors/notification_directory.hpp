@@ -14,8 +14,8 @@
 #include <caf/all.hpp>
 
 #include "actors/metrics.hpp"
+#include "actors/node_interfaces.hpp"
 #include "actors/notification_channels.hpp"
-#include "actors/notification_interfaces.hpp"
 
 namespace switchyard {
 
@@ -24,13 +24,17 @@ struct notification_deps {
   notify_settings cfg;
   notification_store_actor store;
   /// The topic tree's root (rule actors subscribe through it).
-  caf::actor topics;
+  topic_router_actor topics;
   /// The session registry (notifiers ask it for a user's sessions).
-  caf::actor sessions;
+  session_registry_actor sessions;
   room_directory_actor rooms;
   std::shared_ptr<delivery_channels> channels;
   /// The node's counters (outlive every actor of the node).
   metrics* stats = nullptr;
+  /// Whether the node is a cluster member: its pending deliveries then wait
+  /// for the first view of the members, so that it resumes only the users
+  /// it owns.
+  bool clustered = false;
 };
 
 /// State of the notification directory.

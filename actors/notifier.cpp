@@ -220,7 +220,7 @@ void send_digest(self_ptr self) {
 }
 
 /// Moves every pending notification as far as it goes now.
-void route(self_ptr self, const std::vector<caf::actor>& sessions) {
+void route(self_ptr self, const std::vector<session_actor>& sessions) {
   auto& st = self->state;
   auto now = now_ms(self);
   route_facts facts;
@@ -304,7 +304,7 @@ void run(self_ptr self) {
     ->request(st.sessions, std::chrono::seconds(10), sessions_atom::value,
               user_key(st.org, st.user))
     .then(
-      [self](const std::vector<caf::actor>& sessions) {
+      [self](const std::vector<session_actor>& sessions) {
         route(self, sessions);
       },
       [self](const caf::error& err) {
@@ -356,8 +356,8 @@ void settle_channel(self_ptr self, notification& x, const std::string& channel,
 notifier_actor::behavior_type
 notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string org,
          std::string user, notify_settings cfg, notification_store_actor store,
-         caf::actor sessions, std::shared_ptr<delivery_channels> channels,
-         metrics* stats) {
+         session_registry_actor sessions,
+         std::shared_ptr<delivery_channels> channels, metrics* stats) {
   auto& st = self->state;
   st.org = std::move(org);
   st.user = std::move(user);

@@ -16,8 +16,8 @@
 #include <caf/all.hpp>
 
 #include "actors/metrics.hpp"
+#include "actors/node_interfaces.hpp"
 #include "actors/notification_channels.hpp"
-#include "actors/notification_interfaces.hpp"
 
 namespace switchyard {
 
@@ -73,7 +73,7 @@ struct notifier_state {
   notification_store_actor store;
   /// The session registry: `(sessions_atom, user_key)` answers the user's
   /// live sessions.
-  caf::actor sessions;
+  session_registry_actor sessions;
   std::shared_ptr<delivery_channels> channels;
   metrics* stats = nullptr;
   contact who;
@@ -103,7 +103,7 @@ struct notifier_state {
 notifier_actor::behavior_type
 notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string org,
          std::string user, notify_settings cfg, notification_store_actor store,
-         caf::actor sessions, std::shared_ptr<delivery_channels> channels,
-         metrics* stats);
+         session_registry_actor sessions,
+         std::shared_ptr<delivery_channels> channels, metrics* stats);
 
 } // namespace switchyard

@@ -44,7 +44,7 @@ void touch(room_ptr self) {
   if (st.idle_armed)
     return;
   st.idle_armed = true;
-  self->delayed_send(self, st.ctx->cfg.room_idle_timeout, idle_atom::value,
+  self->delayed_send(self, st.deps->cfg->room_idle_timeout, idle_atom::value,
                      uint64_t{0});
 }
 
@@ -63,11 +63,12 @@ void announce(room_ptr self, std::string_view name, const nlohmann::json& data,
               const std::vector<std::string>& audience,
               const std::string& source) {
   auto& st = self->state;
-  auto ev = room_event(*st.ctx, rooms::topic(st.record.org, name, st.record.id),
-                       source, data.dump(), st.record.is_private, audience);
+  auto ev = room_event(*st.deps->ids,
+                       rooms::topic(st.record.org, name, st.record.id), source,
+                       data.dump(), st.record.is_private, audience);
   auto deadline = node_context::unix_ms() + publish_timeout.count();
   self
-    ->request(st.ctx->publisher, publish_timeout, publish_atom::value,
+    ->request(st.deps->publisher, publish_timeout, publish_atom::value,
               std::move(ev), deadline)
     .then(
       [self, name = std::string{name}](const std::string& status) {
@@ -103,24 +104,25 @@ void remember(room_state& st, room_message msg) {
 
 void spawn_agent(room_ptr self, const participant& p) {
   auto& st = self->state;
-  if (p.behavior == "external" || !st.ctx->agents->has(p.behavior))
+  if (p.behavior == "external" || !st.deps->agents->has(p.behavior))
     return;
   agent_spec spec{p.id,
                   st.record.org,
                   st.record.id,
                   nlohmann::json::parse(p.config, nullptr, false),
-                  st.ctx->cfg.max_json_depth,
-                  st.ctx->http};
+                  st.deps->cfg->max_json_depth,
+                  st.deps->http};
   // Checked again: a record from the store may not be what the API took.
-  if (auto why = st.ctx->agents->check(p.behavior, spec.config); !why.empty()) {
+  if (auto why = st.deps->agents->check(p.behavior, spec.config);
+      !why.empty()) {
     log()->error("room {}: agent {} not started: {}", st.record.id, p.id, why);
     return;
   }
-  auto agent = st.ctx->agents->spawn(self->system(), p.behavior,
-                                     std::move(spec));
-  st.ctx->stats.agents_running.fetch_add(1, std::memory_order_relaxed);
-  agent->attach_functor([c = st.ctx] {
-    c->stats.agents_running.fetch_sub(1, std::memory_order_relaxed);
+  auto agent = st.deps->agents->spawn(self->system(), p.behavior,
+                                      std::move(spec));
+  st.deps->stats->agents_running.fetch_add(1, std::memory_order_relaxed);
+  agent->attach_functor([stats = st.deps->stats] {
+    stats->agents_running.fetch_sub(1, std::memory_order_relaxed);
   });
   self->monitor(agent);
   st.agents[p.id].actor = std::move(agent);
@@ -145,7 +147,7 @@ std::pair<room_message, stream_actor> start_reply(room_ptr self,
                                                   const room_message* prompt) {
   auto& st = self->state;
   room_message reply;
-  reply.message_id = "msg_" + st.ctx->next_event_id();
+  reply.message_id = "msg_" + st.deps->ids->next();
   reply.seq = st.next_seq++;
   reply.author = agent.id;
   reply.author_kind = "agent";
@@ -163,7 +165,7 @@ std::pair<room_message, stream_actor> start_reply(room_ptr self,
                    reply,
                    caf::actor_cast<room_actor>(self),
                    agent_hdl,
-                   st.ctx};
+                   st.deps};
   auto stream = self->system().spawn(stream_server, std::move(spec));
   if (!agent_hdl && agent.behavior != "external")
     // Crashed and waiting for its restart: no one would write this reply.
@@ -262,22 +264,22 @@ std::string check_participant(const room_state& st, participant& p) {
   auto config = nlohmann::json::parse(p.config, nullptr, false);
   if (p.behavior == "external")
     return config.is_object() ? std::string{} : "config must be a JSON object";
-  return st.ctx->agents->check(p.behavior, config);
+  return st.deps->agents->check(p.behavior, config);
 }
 
 } // namespace
 
 room_actor::behavior_type
-room_server(room_ptr self, room_record record, node_context_ptr ctx,
+room_server(room_ptr self, room_record record, room_deps_ptr deps,
             room_store_actor store, room_directory_actor directory) {
   auto& st = self->state;
   st.record = std::move(record);
-  st.ctx = std::move(ctx);
+  st.deps = std::move(deps);
   st.store = std::move(store);
   st.directory = std::move(directory);
-  st.ctx->stats.rooms_active.fetch_add(1, std::memory_order_relaxed);
-  self->attach_functor([c = st.ctx] {
-    c->stats.rooms_active.fetch_sub(1, std::memory_order_relaxed);
+  st.deps->stats->rooms_active.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([stats = st.deps->stats] {
+    stats->rooms_active.fetch_sub(1, std::memory_order_relaxed);
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -464,14 +466,14 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
       touch(self);
       if (!is_participant(st, who))
         return {forbidden("only participants may post"), room_message{}};
-      if (text.empty() || text.size() > st.ctx->cfg.max_message_text)
+      if (text.empty() || text.size() > st.deps->cfg->max_message_text)
         return {outcome::fail("bad_request",
                               "text must be 1 to "
-                                + std::to_string(st.ctx->cfg.max_message_text)
+                                + std::to_string(st.deps->cfg->max_message_text)
                                 + " bytes"),
                 room_message{}};
       room_message msg;
-      msg.message_id = "msg_" + st.ctx->next_event_id();
+      msg.message_id = "msg_" + st.deps->ids->next();
       msg.seq = st.next_seq++;
       msg.author = who.user;
       msg.author_kind = "user";
@@ -604,7 +606,7 @@ room_server(room_ptr self, room_record record, node_context_ptr ctx,
     [self](idle_atom, uint64_t) {
       auto& st = self->state;
       auto idle_for = self->clock().now() - st.last_activity;
-      auto timeout = st.ctx->cfg.room_idle_timeout;
+      auto timeout = st.deps->cfg->room_idle_timeout;
       if (idle_for < timeout || !st.streams.empty()) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           timeout - idle_for);

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "actors/agents/registry.hpp"
-#include "actors/node_context.hpp"
 #include "actors/room_interfaces.hpp"
+#include "actors/stream.hpp"
 
 namespace switchyard {
 
@@ -22,7 +22,7 @@ struct room_state {
   /// The history, by seq; replies being generated have state "streaming".
   std::vector<room_message> history;
   uint64_t next_seq = 1;
-  node_context_ptr ctx;
+  room_deps_ptr deps;
   room_store_actor store;
   room_directory_actor directory;
 
@@ -67,7 +67,7 @@ constexpr size_t max_streams_per_room = 32;
 /// wait meanwhile) and ends when it failed to.
 room_actor::behavior_type
 room_server(room_actor::stateful_pointer<room_state> self, room_record record,
-            node_context_ptr ctx, room_store_actor store,
+            room_deps_ptr deps, room_store_actor store,
             room_directory_actor directory);
 
 } // namespace switchyard

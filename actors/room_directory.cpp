@@ -136,7 +136,7 @@ resolve_here(directory_ptr self, const caller& who, const std::string& id) {
     return {outcome::fail("not_found", "no such room"), room_actor{}};
   auto& hdl = st.active[id];
   if (!hdl) {
-    hdl = self->system().spawn(room_server, i->second, st.ctx, st.store,
+    hdl = self->system().spawn(room_server, i->second, st.deps, st.store,
                                caf::actor_cast<room_directory_actor>(self));
     self->monitor(hdl);
   }
@@ -205,11 +205,10 @@ void reroute_forwards(directory_ptr self) {
 
 } // namespace
 
-room_directory_actor::behavior_type room_directory(directory_ptr self,
-                                                   node_context_ptr ctx,
-                                                   room_store_actor store) {
+room_directory_actor::behavior_type
+room_directory(directory_ptr self, room_deps_ptr deps, room_store_actor store) {
   auto& st = self->state;
-  st.ctx = std::move(ctx);
+  st.deps = std::move(deps);
   st.store = std::move(store);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -387,9 +386,21 @@ room_directory_actor::behavior_type room_directory(directory_ptr self,
       self->state.rooms[rec.id] = std::move(rec);
     },
     [self](members_atom, member_view& members) {
-      self->state.members = std::move(members);
+      auto& st = self->state;
+      auto joined = std::any_of(members.begin(), members.end(), [&](auto& m) {
+        return std::none_of(
+          st.members.begin(), st.members.end(), [&](auto& old) {
+            return old.name == m.name && old.started_at == m.started_at;
+          });
+      });
+      st.members = std::move(members);
       hand_over(self);
       reroute_forwards(self);
+      // A member that joins or rejoins after a partition may have made rooms
+      // this node never heard of: read the records again (those held here
+      // stay as they are).
+      if (joined && st.loaded)
+        load(self);
     },
     [self](stream_open_atom, std::string& org, std::string& room,
            std::string& topic, stream_actor& handle) {

@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "actors/node_context.hpp"
 #include "actors/room_interfaces.hpp"
+#include "actors/stream.hpp"
 
 namespace switchyard {
 
 /// State of the room directory.
 struct room_directory_state {
-  node_context_ptr ctx;
+  room_deps_ptr deps;
   room_store_actor store;
   /// False until the store answered the first load.
   bool loaded = false;
@@ -64,6 +64,6 @@ constexpr uint32_t default_room_page = 50;
 
 room_directory_actor::behavior_type room_directory(
   room_directory_actor::stateful_pointer<room_directory_state> self,
-  node_context_ptr ctx, room_store_actor store);
+  room_deps_ptr deps, room_store_actor store);
 
 } // namespace switchyard

@@ -30,14 +30,14 @@ void subscribe(self_ptr self) {
   auto& st = self->state;
   self
     ->request(st.topics, std::chrono::seconds(10), subscribe_atom::value,
-              st.rule.topic, caf::actor_cast<caf::actor>(self))
+              st.rule.topic, caf::actor_cast<subscriber_actor>(self))
     .then(
-      [self, pattern = st.rule.topic](const caf::actor& node) {
+      [self, pattern = st.rule.topic](const subscription_actor& node) {
         auto& st = self->state;
         if (pattern != st.rule.topic) {
           // Changed while subscribing: this subscription is stale.
           caf::anon_send(node, unsubscribe_atom::value,
-                         caf::actor_cast<caf::actor>(self));
+                         caf::actor_cast<subscriber_actor>(self));
           return;
         }
         st.node = node;
@@ -120,7 +120,7 @@ void notify_room(self_ptr self, const event& ev, nlohmann::json data,
 } // namespace
 
 rule_actor::behavior_type rule(rule_actor::stateful_pointer<rule_state> self,
-                               notification_rule x, caf::actor topics,
+                               notification_rule x, topic_router_actor topics,
                                notification_directory_actor directory,
                                room_directory_actor rooms) {
   auto& st = self->state;
@@ -163,7 +163,7 @@ rule_actor::behavior_type rule(rule_actor::stateful_pointer<rule_state> self,
         return;
       if (st.node) {
         caf::anon_send(st.node, unsubscribe_atom::value,
-                       caf::actor_cast<caf::actor>(self));
+                       caf::actor_cast<subscriber_actor>(self));
         st.node = nullptr;
       }
       subscribe(self);

@@ -11,7 +11,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/notification_interfaces.hpp"
+#include "actors/node_interfaces.hpp"
 
 namespace switchyard {
 
@@ -20,8 +20,8 @@ struct rule_state {
   notification_rule rule;
   /// The topic tree's root, and the topic actor of the pattern (null until
   /// the subscribe is answered).
-  caf::actor topics;
-  caf::actor node;
+  topic_router_actor topics;
+  subscription_actor node;
   notification_directory_actor directory;
   room_directory_actor rooms;
   /// Events seen, events whose conditions held, notifications made.
@@ -33,7 +33,7 @@ struct rule_state {
 };
 
 rule_actor::behavior_type rule(rule_actor::stateful_pointer<rule_state> self,
-                               notification_rule x, caf::actor topics,
+                               notification_rule x, topic_router_actor topics,
                                notification_directory_actor directory,
                                room_directory_actor rooms);
 

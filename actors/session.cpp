@@ -35,21 +35,31 @@ log_limiter& publish_log() {
 
 } // namespace
 
-session_actor::session_actor(caf::actor_config& cfg,
-                             std::shared_ptr<connection_port> conn,
-                             node_context_ptr ctx, std::string token)
-  : caf::event_based_actor(cfg),
+session_deps_ptr session_deps_of(const node_context_ptr& ctx) {
+  // Aliasing pointers: each keeps the context alive, and names only its part.
+  return std::make_shared<const session_deps>(session_deps{
+    std::shared_ptr<const settings>(ctx, &ctx->cfg),
+    std::shared_ptr<metrics>(ctx, &ctx->stats),
+    std::shared_ptr<sink_registry>(ctx, &ctx->sinks),
+    std::shared_ptr<id_source>(ctx, &ctx->ids), ctx->topics, ctx->sessions,
+    ctx->publisher, ctx->rooms, ctx->notifications});
+}
+
+session_server::session_server(caf::actor_config& cfg,
+                               std::shared_ptr<connection_port> conn,
+                               session_deps_ptr deps, std::string token)
+  : session_actor::base(cfg),
     conn_(std::move(conn)),
-    ctx_(std::move(ctx)),
+    deps_(std::move(deps)),
     initial_token_(std::move(token)) {}
 
-caf::behavior session_actor::make_behavior() {
-  ctx_->sinks.add(id(), conn_);
+session_actor::behavior_type session_server::make_behavior() {
+  deps_->sinks->add(id(), conn_);
   if (!initial_token_.empty()) {
     auto token = std::move(initial_token_);
     on_auth("", token);
   } else {
-    delayed_send(this, ctx_->cfg.auth_timeout, auth_due_atom::value);
+    delayed_send(this, deps_->cfg->auth_timeout, auth_due_atom::value);
   }
   return {
     [this](text_atom, const std::string& text) {
@@ -135,27 +145,33 @@ caf::behavior session_actor::make_behavior() {
   };
 }
 
-void session_actor::on_exit() {
-  ctx_->sinks.remove(id());
+void session_server::on_exit() {
+  deps_->sinks->remove(id());
   if (phase_ != phase::closed)
     conn_->close(frames::close_code::going_away, "session ended");
   if (registered_)
-    ctx_->stats.sessions_authenticated.fetch_sub(1, std::memory_order_relaxed);
+    deps_->stats->sessions_authenticated.fetch_sub(1,
+                                                   std::memory_order_relaxed);
   conn_.reset(); // breaks the session <-> connection reference cycle
+  // A connection that outlives this actor keeps the actor object, not the
+  // node's handles in the deps (a detached actor's thread waits for its
+  // last handle, and the node's stop for that thread).
+  deps_.reset();
   // Topic actors and the registry monitor this actor and clean up on the
   // down message, whatever the reason of the exit.
 }
 
 // -- inbound frames -----------------------------------------------------------
 
-bool session_actor::on_text(const std::string& text) {
+bool session_server::on_text(const std::string& text) {
   if (phase_ == phase::closed)
     return true;
-  return on_frame(decode_client_frame(text, ctx_->cfg.max_json_depth),
+  return on_frame(decode_client_frame(text, deps_->cfg->max_json_depth),
                   text.size(), text.capacity());
 }
 
-bool session_actor::on_frame(client_frame frame, size_t size, size_t capacity) {
+bool session_server::on_frame(client_frame frame, size_t size,
+                              size_t capacity) {
   if (frame.type != client_frame_type::none
       && frame.type != client_frame_type::auth && phase_ != phase::open) {
     reply_error(frame.id, "unauthorized", "authenticate first");
@@ -175,7 +191,7 @@ bool session_actor::on_frame(client_frame frame, size_t size, size_t capacity) {
       break;
     case client_frame_type::publish: return on_publish(frame, capacity);
     case client_frame_type::ack:
-      send(ctx_->notifications, ack_atom::value, claims_->org, claims_->sub,
+      send(deps_->notifications, ack_atom::value, claims_->org, claims_->sub,
            frame.id);
       break;
     case client_frame_type::none: break; // refused above: no type
@@ -183,10 +199,10 @@ bool session_actor::on_frame(client_frame frame, size_t size, size_t capacity) {
   return true;
 }
 
-bool session_actor::on_msgpack(const std::string& bytes) {
+bool session_server::on_msgpack(const std::string& bytes) {
   if (phase_ == phase::closed)
     return true;
-  auto max_depth = ctx_->cfg.max_json_depth;
+  auto max_depth = deps_->cfg->max_json_depth;
   auto parsed = json_limits::parse_msgpack(bytes, max_depth);
   auto too_deep = parsed.error == json_limits::failure::too_deep;
   if (parsed.error != json_limits::failure::none || !parsed.value.is_object()) {
@@ -200,9 +216,9 @@ bool session_actor::on_msgpack(const std::string& bytes) {
                   bytes.capacity());
 }
 
-void session_actor::refuse(size_t size, bool too_deep, const std::string& id,
-                           const char* code, const std::string& message) {
-  ctx_->stats.count_rejected(input_source::client, too_deep);
+void session_server::refuse(size_t size, bool too_deep, const std::string& id,
+                            const char* code, const std::string& message) {
+  deps_->stats->count_rejected(input_source::client, too_deep);
   if (uint64_t held = 0; rejection_log().admit(held))
     log()->warn("session {}: refused a {}-byte frame ({}); {} more refused "
                 "since the last such line",
@@ -210,11 +226,12 @@ void session_actor::refuse(size_t size, bool too_deep, const std::string& id,
   reply_error(id, code, message);
 }
 
-void session_actor::on_auth(const std::string& id, const std::string& token) {
-  auto res = verify_token(token, ctx_->cfg.jwt_keys,
-                          node_context::unix_ms() / 1000, ctx_->cfg.jwt_leeway);
+void session_server::on_auth(const std::string& id, const std::string& token) {
+  auto res = verify_token(token, deps_->cfg->jwt_keys,
+                          node_context::unix_ms() / 1000,
+                          deps_->cfg->jwt_leeway);
   if (!res.value) {
-    ctx_->stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    deps_->stats->auth_failures.fetch_add(1, std::memory_order_relaxed);
     reply_error(id, "unauthorized", res.error);
     if (phase_ == phase::awaiting_auth)
       close(frames::close_code::unauthorized, res.error);
@@ -237,12 +254,12 @@ void session_actor::on_auth(const std::string& id, const std::string& token) {
   authenticated(std::move(*res.value), id);
 }
 
-void session_actor::authenticated(claims c, const std::string& id) {
+void session_server::authenticated(claims c, const std::string& id) {
   claims_ = std::move(c);
   // Wait for the registry before anything else: frames that arrive
   // meanwhile stay in the mailbox, in order.
-  request(ctx_->sessions, std::chrono::seconds(10), register_atom::value,
-          claims_->org, claims_->sub, caf::actor_cast<caf::actor>(this))
+  request(deps_->sessions, std::chrono::seconds(10), register_atom::value,
+          claims_->org, claims_->sub, caf::actor_cast<session_actor>(this))
     .await(
       [this, id](bool admitted) {
         if (!admitted) {
@@ -252,11 +269,12 @@ void session_actor::authenticated(claims c, const std::string& id) {
         }
         phase_ = phase::open;
         registered_ = true;
-        ctx_->stats.sessions_authenticated.fetch_add(1,
-                                                     std::memory_order_relaxed);
-        conn_->send_text(frames::welcome_json(
-          session_id(), claims_->sub, claims_->org,
-          ctx_->cfg.heartbeat_interval.count(), claims_->exp, conn_->format()));
+        deps_->stats->sessions_authenticated.fetch_add(
+          1, std::memory_order_relaxed);
+        conn_->send_text(
+          frames::welcome_json(session_id(), claims_->sub, claims_->org,
+                               deps_->cfg->heartbeat_interval.count(),
+                               claims_->exp, conn_->format()));
         if (!id.empty())
           reply_ok(id);
         ++auth_gen_;
@@ -270,8 +288,8 @@ void session_actor::authenticated(claims c, const std::string& id) {
       });
 }
 
-void session_actor::on_subscribe(const std::string& id,
-                                 const std::string& pattern) {
+void session_server::on_subscribe(const std::string& id,
+                                  const std::string& pattern) {
   std::string why;
   if (!topic::valid_pattern(pattern, &why)) {
     reply_error(id, "bad_topic", why);
@@ -282,13 +300,13 @@ void session_actor::on_subscribe(const std::string& id,
     return;
   }
   auto room = rooms::room_of_pattern(pattern);
-  if (room.empty() || !ctx_->rooms) {
+  if (room.empty() || !deps_->rooms) {
     subscribe_checked(id, pattern);
     return;
   }
   // A private room's topics are for its participants: ask before
   // subscribing (await: later frames wait, and their replies keep order).
-  request(ctx_->rooms, std::chrono::seconds(10), access_atom::value,
+  request(deps_->rooms, std::chrono::seconds(10), access_atom::value,
           claims_->org, claims_->sub, std::string{room})
     .await(
       [this, id, pattern](bool allowed) {
@@ -303,34 +321,34 @@ void session_actor::on_subscribe(const std::string& id,
       });
 }
 
-void session_actor::subscribe_checked(const std::string& id,
-                                      const std::string& pattern) {
+void session_server::subscribe_checked(const std::string& id,
+                                       const std::string& pattern) {
   if (subs_.count(pattern) != 0) {
     reply_ok(id); // idempotent: still one delivery per event
     return;
   }
-  if (subs_.size() >= ctx_->cfg.max_subscriptions) {
+  if (subs_.size() >= deps_->cfg->max_subscriptions) {
     reply_error(id, "too_many_subscriptions",
-                "at most " + std::to_string(ctx_->cfg.max_subscriptions)
+                "at most " + std::to_string(deps_->cfg->max_subscriptions)
                   + " subscriptions per connection");
     return;
   }
   auto gen = ++sub_gen_;
-  subs_.emplace(pattern, subscription{caf::actor{}, gen});
-  request(ctx_->topics, std::chrono::seconds(10), subscribe_atom::value,
-          pattern, caf::actor_cast<caf::actor>(this))
+  subs_.emplace(pattern, subscription{subscription_actor{}, gen});
+  request(deps_->topics, std::chrono::seconds(10), subscribe_atom::value,
+          pattern, caf::actor_cast<subscriber_actor>(this))
     .then(
-      [this, id, pattern, gen](caf::actor& node) {
+      [this, id, pattern, gen](subscription_actor& node) {
         auto i = subs_.find(pattern);
         if (i == subs_.end()) {
           // Unsubscribed while the subscribe was in flight.
           send(node, unsubscribe_atom::value,
-               caf::actor_cast<caf::actor>(this));
+               caf::actor_cast<subscriber_actor>(this));
         } else if (i->second.gen == gen) {
           i->second.node = std::move(node);
         } // else: unsubscribed and subscribed again; the newer reply counts
         reply_ok(id);
-        if (ctx_->rooms && rooms::may_match_streams(pattern, claims_->org))
+        if (deps_->rooms && rooms::may_match_streams(pattern, claims_->org))
           catch_up(pattern);
       },
       [this, id, pattern, gen](caf::error& err) {
@@ -343,8 +361,8 @@ void session_actor::subscribe_checked(const std::string& id,
       });
 }
 
-void session_actor::on_unsubscribe(const std::string& id,
-                                   const std::string& pattern) {
+void session_server::on_unsubscribe(const std::string& id,
+                                    const std::string& pattern) {
   std::string why;
   if (!topic::valid_pattern(pattern, &why)) {
     reply_error(id, "bad_topic", why);
@@ -354,7 +372,7 @@ void session_actor::on_unsubscribe(const std::string& id,
   if (i != subs_.end()) {
     if (i->second.node)
       send(i->second.node, unsubscribe_atom::value,
-           caf::actor_cast<caf::actor>(this));
+           caf::actor_cast<subscriber_actor>(this));
     subs_.erase(i);
     if (streams_) {
       auto first = streams_->views.lower_bound({pattern, std::string{}});
@@ -369,12 +387,12 @@ void session_actor::on_unsubscribe(const std::string& id,
   reply_ok(id); // idempotent, like subscribe
 }
 
-bool session_actor::on_publish(client_frame& frame, size_t capacity) {
+bool session_server::on_publish(client_frame& frame, size_t capacity) {
   if (auto refusal = check_publish(*claims_, frame.topic)) {
     reply_error(frame.id, refusal->code, refusal->message);
     return true;
   }
-  auto ev = client_event(*ctx_, *claims_, std::move(frame.topic),
+  auto ev = client_event(*deps_->ids, *claims_, std::move(frame.topic),
                          std::move(frame.event_id), std::move(frame.data));
   auto event_id = ev.id;
   auto deadline = node_context::unix_ms() + publish_timeout.count();
@@ -382,7 +400,7 @@ bool session_actor::on_publish(client_frame& frame, size_t capacity) {
   // after it wait in the mailbox (counted against the connection's inbound
   // limit) so every reply comes in the order of the requests. The frame's
   // own bytes count until the bus took the event.
-  request(ctx_->publisher, publish_timeout, publish_atom::value, std::move(ev),
+  request(deps_->publisher, publish_timeout, publish_atom::value, std::move(ev),
           deadline)
     .await(
       [this, id = frame.id, event_id, capacity](const std::string& status) {
@@ -435,7 +453,8 @@ std::string header(const event& ev, std::string_view key) {
 
 } // namespace
 
-void session_actor::on_room_event(const std::string& pattern, const event& ev) {
+void session_server::on_room_event(const std::string& pattern,
+                                   const event& ev) {
   if (!rooms::in_audience(ev, claims_->sub))
     return;
   if (rooms::event_of(ev.topic) != "message_stream") {
@@ -458,7 +477,7 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   else if (streams_->views.size() >= max_stream_views)
     forget_idle_views(streams_->views); // replies whose end this client missed
   auto key = std::make_pair(pattern, message_id);
-  if (index > 0 && streams_->views.count(key) == 0 && ctx_->rooms) {
+  if (index > 0 && streams_->views.count(key) == 0 && deps_->rooms) {
     // This client missed the start of the reply (it joined the room, or
     // this subscription was in place before its subscribe completed):
     // the text so far first.
@@ -468,7 +487,7 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   auto& view = streams_->views[key];
   if (index <= view.sent)
     return; // covered by the catch-up
-  bool lagging = conn_->backlog() > ctx_->cfg.stream_coalesce_bytes;
+  bool lagging = conn_->backlog() > deps_->cfg->stream_coalesce_bytes;
   if (!view.pending && !lagging) {
     conn_->push(frames::encode_event(conn_->format(), pattern, ev));
     view.sent = index;
@@ -490,7 +509,7 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   }
   auto token = text_of(data, "token");
   streams_->held += token.size();
-  if (streams_->held > ctx_->cfg.outbound_queue_limit) {
+  if (streams_->held > deps_->cfg->outbound_queue_limit) {
     // As the outbound queue would: this client reads slower than replies
     // stream, for longer than the limit allows.
     close(frames::close_code::slow_consumer, "slow consumer");
@@ -501,7 +520,7 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   view.done = done;
   view.state = text_of(data, "state");
   view.reason = text_of(data, "reason");
-  ctx_->stats.stream_tokens_coalesced.fetch_add(1, std::memory_order_relaxed);
+  deps_->stats->stream_tokens_coalesced.fetch_add(1, std::memory_order_relaxed);
   if (done) {
     flush_streams(true);
   } else if (!flush_armed_) {
@@ -510,10 +529,10 @@ void session_actor::on_room_event(const std::string& pattern, const event& ev) {
   }
 }
 
-void session_actor::flush_streams(bool force) {
+void session_server::flush_streams(bool force) {
   if (!streams_ || phase_ != phase::open)
     return;
-  if (!force && conn_->backlog() > ctx_->cfg.stream_coalesce_bytes) {
+  if (!force && conn_->backlog() > deps_->cfg->stream_coalesce_bytes) {
     if (!flush_armed_) {
       flush_armed_ = true;
       delayed_send(this, stream_flush_interval, flush_atom::value);
@@ -549,10 +568,10 @@ void session_actor::flush_streams(bool force) {
   }
 }
 
-void session_actor::send_catch_up(const std::string& pattern,
-                                  const stream_snapshot& snap) {
+void session_server::send_catch_up(const std::string& pattern,
+                                   const stream_snapshot& snap) {
   event ev;
-  ev.id = ctx_->next_event_id();
+  ev.id = deps_->ids->next();
   ev.topic = snap.topic;
   ev.ts = node_context::unix_ms();
   ev.data = nlohmann::json{
@@ -568,9 +587,9 @@ void session_actor::send_catch_up(const std::string& pattern,
   streams_->views[{pattern, snap.message_id}].sent = snap.index;
 }
 
-void session_actor::lazy_catch_up(const std::string& pattern, const event& ev,
-                                  const std::string& message_id,
-                                  int64_t index) {
+void session_server::lazy_catch_up(const std::string& pattern, const event& ev,
+                                   const std::string& message_id,
+                                   int64_t index) {
   // await: later events wait, so this one and those after it follow the
   // catch-up in order.
   auto resume = [this, pattern, ev, message_id,
@@ -587,7 +606,7 @@ void session_actor::lazy_catch_up(const std::string& pattern, const event& ev,
       streams_->views[{pattern, message_id}].sent = index - 1;
     on_room_event(pattern, ev);
   };
-  request(ctx_->rooms, std::chrono::seconds(10), catch_up_atom::value,
+  request(deps_->rooms, std::chrono::seconds(10), catch_up_atom::value,
           claims_->org, claims_->sub, ev.topic)
     .await(
       [resume](std::vector<stream_snapshot>& snaps) {
@@ -598,10 +617,10 @@ void session_actor::lazy_catch_up(const std::string& pattern, const event& ev,
       });
 }
 
-void session_actor::catch_up(const std::string& pattern) {
+void session_server::catch_up(const std::string& pattern) {
   // await: the live tokens that arrive meanwhile wait in the mailbox, and
   // those the snapshot covers are dropped when they come.
-  request(ctx_->rooms, std::chrono::seconds(10), catch_up_atom::value,
+  request(deps_->rooms, std::chrono::seconds(10), catch_up_atom::value,
           claims_->org, claims_->sub, pattern)
     .await(
       [this, pattern](std::vector<stream_snapshot>& snaps) {
@@ -621,19 +640,19 @@ void session_actor::catch_up(const std::string& pattern) {
 
 // -- helpers ------------------------------------------------------------------
 
-void session_actor::schedule_expiry() {
+void session_server::schedule_expiry() {
   // A timer per session costs memory for the token's whole life; arm it only
   // once expiry is within two heartbeats (each tick calls this again).
   auto left = claims_->exp * 1000 - node_context::unix_ms();
   if (expiry_armed_ == auth_gen_
-      || left > 2 * ctx_->cfg.heartbeat_interval.count())
+      || left > 2 * deps_->cfg->heartbeat_interval.count())
     return;
   expiry_armed_ = auth_gen_;
   delayed_send(this, std::chrono::milliseconds(std::max<int64_t>(left, 0)),
                expire_atom::value, auth_gen_);
 }
 
-void session_actor::drop_forbidden_subscriptions() {
+void session_server::drop_forbidden_subscriptions() {
   for (auto i = subs_.begin(); i != subs_.end();) {
     if (may_subscribe(*claims_, i->first)) {
       ++i;
@@ -641,7 +660,7 @@ void session_actor::drop_forbidden_subscriptions() {
     }
     if (i->second.node)
       send(i->second.node, unsubscribe_atom::value,
-           caf::actor_cast<caf::actor>(this));
+           caf::actor_cast<subscriber_actor>(this));
     conn_->send_text(nlohmann::json{
       {"type", "unsubscribed"}, {"topic", i->first}, {"reason", "forbidden"}}
                        .dump());
@@ -649,16 +668,16 @@ void session_actor::drop_forbidden_subscriptions() {
   }
 }
 
-void session_actor::reply_ok(const std::string& id) {
+void session_server::reply_ok(const std::string& id) {
   conn_->send_text(frames::ok_json(id));
 }
 
-void session_actor::reply_error(const std::string& id, const char* code,
-                                const std::string& message) {
+void session_server::reply_error(const std::string& id, const char* code,
+                                 const std::string& message) {
   conn_->send_text(frames::error_json(id, code, message));
 }
 
-void session_actor::close(uint16_t code, const std::string& reason) {
+void session_server::close(uint16_t code, const std::string& reason) {
   if (phase_ == phase::closed)
     return;
   phase_ = phase::closed;

@@ -19,9 +19,29 @@
 
 namespace switchyard {
 
+/// What the sessions need of their node, shared by all of them.
+struct session_deps {
+  std::shared_ptr<const settings> cfg;
+  std::shared_ptr<metrics> stats;
+  /// Where a session registers its socket queue for the topic actors.
+  std::shared_ptr<sink_registry> sinks;
+  std::shared_ptr<id_source> ids;
+  topic_router_actor topics;
+  session_registry_actor sessions;
+  bus_publisher_actor publisher;
+  /// Null where a unit test runs without rooms or notifications.
+  room_directory_actor rooms;
+  notification_directory_actor notifications;
+};
+
+using session_deps_ptr = std::shared_ptr<const session_deps>;
+
+/// The sessions' part of `ctx`, once its actors are spawned.
+session_deps_ptr session_deps_of(const node_context_ptr& ctx);
+
 /// A session is a small state machine:
 /// awaiting_auth -> (registering) -> open -> closed.
-class session_actor : public caf::event_based_actor {
+class session_server : public session_actor::base {
 public:
   // -- member types -----------------------------------------------------------
 
@@ -31,8 +51,8 @@ public:
 
   /// `token` comes from the upgrade request (header or query) and may be
   /// empty, in which case the client has `auth_timeout` to send an `auth`.
-  session_actor(caf::actor_config& cfg, std::shared_ptr<connection_port> conn,
-                node_context_ptr ctx, std::string token);
+  session_server(caf::actor_config& cfg, std::shared_ptr<connection_port> conn,
+                 session_deps_ptr deps, std::string token);
 
   // -- overrides --------------------------------------------------------------
 
@@ -40,7 +60,7 @@ public:
     return "session";
   }
 
-  caf::behavior make_behavior() override;
+  behavior_type make_behavior() override;
 
   void on_exit() override;
 
@@ -100,13 +120,13 @@ private:
   /// `s-<node id>-<actor id>`, computed when needed rather than stored: an
   /// idle session should cost as little memory as possible.
   std::string session_id() const {
-    return ctx_->session_id(id());
+    return "s-" + deps_->ids->node_id() + "-" + std::to_string(id());
   }
 
   // -- member variables -------------------------------------------------------
 
   std::shared_ptr<connection_port> conn_;
-  node_context_ptr ctx_;
+  session_deps_ptr deps_;
   std::string initial_token_;
   phase phase_ = phase::awaiting_auth;
   std::optional<claims> claims_;
@@ -116,7 +136,7 @@ private:
   uint64_t expiry_armed_ = 0;
   struct subscription {
     /// The topic actor; null while the subscribe is in flight.
-    caf::actor node;
+    subscription_actor node;
     /// Tells a reply to this subscribe from one to an earlier, cancelled one.
     uint64_t gen = 0;
   };

@@ -17,17 +17,22 @@ size_t heartbeat_buckets(milliseconds interval) {
   return static_cast<size_t>(std::clamp<int64_t>(n, 1, 64));
 }
 
-caf::behavior
-session_registry(caf::stateful_actor<session_registry_state>* self,
-                 node_context_ptr ctx) {
+session_registry_state::config registry_config(const settings& cfg) {
+  return {cfg.heartbeat_interval, cfg.heartbeat_timeout,
+          cfg.max_connections_per_user};
+}
+
+session_registry_actor::behavior_type session_registry(
+  session_registry_actor::stateful_pointer<session_registry_state> self,
+  session_registry_state::config cfg) {
   auto& st = self->state;
-  st.ctx = std::move(ctx);
-  auto interval = st.ctx->cfg.heartbeat_interval;
+  st.cfg = cfg;
+  auto interval = st.cfg.heartbeat_interval;
   st.buckets.resize(heartbeat_buckets(interval));
   auto step = interval / static_cast<int64_t>(st.buckets.size());
   // Buckets between a ping and its pong check; a timeout as long as the
   // interval is checked by the session at its next tick instead.
-  auto timeout = st.ctx->cfg.heartbeat_timeout;
+  auto timeout = st.cfg.heartbeat_timeout;
   auto steps = std::max<int64_t>(1, step.count());
   auto lag = static_cast<size_t>(
     std::max<int64_t>(1, (timeout.count() + steps - 1) / steps));
@@ -52,13 +57,13 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
   });
   return {
     [self](register_atom, const std::string& org, const std::string& sub,
-           const caf::actor& session) {
+           const session_actor& session) {
       auto& st = self->state;
       if (st.sessions.count(session.address()) != 0)
         return true;
       auto user = user_key(org, sub);
       auto& list = st.per_user[user];
-      if (list.size() >= st.ctx->cfg.max_connections_per_user)
+      if (list.size() >= st.cfg.max_connections_per_user)
         return false;
       list.push_back(session);
       self->monitor(session);
@@ -86,24 +91,25 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
       self->delayed_send(self, step, tick_atom::value);
     },
     [self](sessions_atom atm,
-           const std::string& user) -> caf::result<std::vector<caf::actor>> {
+           const std::string& user) -> caf::result<std::vector<session_actor>> {
       auto& st = self->state;
       auto i = st.per_user.find(user);
       auto here = i != st.per_user.end() ? i->second
-                                         : std::vector<caf::actor>{};
+                                         : std::vector<session_actor>{};
       if (st.members.size() < 2
           || sent_by_member(self->current_sender(), st.members,
                             &node_card::sessions))
         return here;
       // Asked here: the user's sessions on every live member.
-      auto all = gather<caf::actor>::make(self, st.members.size() - 1);
+      auto all = gather<session_actor>::make(self, st.members.size() - 1);
       all->result = std::move(here);
       for (size_t m = 1; m < st.members.size(); ++m)
         self
-          ->request(caf::actor_cast<caf::actor>(st.members[m].sessions),
-                    std::chrono::seconds(5), atm, user)
+          ->request(
+            caf::actor_cast<session_registry_actor>(st.members[m].sessions),
+            std::chrono::seconds(5), atm, user)
           .then(
-            [all](std::vector<caf::actor>& there) {
+            [all](std::vector<session_actor>& there) {
               for (auto& x : there)
                 all->result.push_back(std::move(x));
               all->done();
@@ -112,7 +118,7 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
               // A member gone or slow: its sessions end with it.
               all->done();
             });
-      return caf::delegated<std::vector<caf::actor>>{};
+      return caf::delegated<std::vector<session_actor>>{};
     },
     [self](members_atom, member_view& members) {
       self->state.members = std::move(members);
@@ -123,7 +129,7 @@ session_registry(caf::stateful_actor<session_registry_state>* self,
         return std::vector<session_info>{};
       auto all = gather<session_info>::make(self, st.sessions.size());
       for (auto& kvp : st.sessions) {
-        auto session = caf::actor_cast<caf::actor>(kvp.first);
+        auto session = caf::actor_cast<session_actor>(kvp.first);
         if (!session) {
           all->done();
           continue;

@@ -18,17 +18,24 @@ namespace switchyard {
 
 /// State of the session registry.
 struct session_registry_state {
-  node_context_ptr ctx;
+  /// What it needs of the node's settings.
+  struct config {
+    milliseconds heartbeat_interval;
+    milliseconds heartbeat_timeout;
+    uint32_t max_connections_per_user;
+  };
+
+  config cfg;
   /// Session -> user key (see `user_key`).
   std::unordered_map<caf::actor_addr, std::string> sessions;
   /// Live sessions per user key.
-  std::unordered_map<std::string, std::vector<caf::actor>> per_user;
+  std::unordered_map<std::string, std::vector<session_actor>> per_user;
   /// The heartbeat wheel: every session sits in one bucket; one bucket is
   /// ticked per step, so each session gets `(tick_atom)` once per heartbeat
   /// interval, and `(pong_due_atom)` the heartbeat timeout after it (rounded
   /// up to a step), without a timer of its own (a CAF timer costs ~0.2 KiB
   /// per session, and each wakes CAF's clock thread).
-  std::vector<std::vector<caf::actor>> buckets;
+  std::vector<std::vector<session_actor>> buckets;
   size_t cursor = 0;
   size_t next_bucket = 0;
   /// The live members of the cluster, this node first.
@@ -37,23 +44,15 @@ struct session_registry_state {
   static inline const char* name = "session_registry";
 };
 
-/// Messages:
-/// - `(register_atom, org, sub, session) -> bool`: admits a session, false
-///   when the user (`sub` of `org`: the same `sub` in two orgs is two users)
-///   is at the connection limit;
-/// - `(sessions_atom) -> std::vector<session_info>`: asks every session;
-/// - `(sessions_atom, user_key) -> std::vector<caf::actor>`: the live
-///   sessions of one user (its notifier delivers to them), on every live
-///   member of the cluster when asked from this node, on this one when
-///   asked by another member;
-/// - `(members_atom, member_view)`: from the cluster actor, the live
-///   members;
-/// - `(tick_atom)`: internal, one step of the heartbeat wheel: `tick` to the
-///   sessions of one bucket, `pong_due` to those pinged one heartbeat
-///   timeout ago.
-caf::behavior
-session_registry(caf::stateful_actor<session_registry_state>* self,
-                 node_context_ptr ctx);
+/// A `session_registry_actor`. The heartbeat wheel sends each session
+/// `tick` once per heartbeat interval and `pong_due` the heartbeat timeout
+/// after it (rounded up to a step).
+session_registry_actor::behavior_type session_registry(
+  session_registry_actor::stateful_pointer<session_registry_state> self,
+  session_registry_state::config cfg);
+
+/// The registry's part of the node's settings.
+session_registry_state::config registry_config(const settings& cfg);
 
 /// Returns the key of user `sub` of `org` in the registry. An org is one
 /// topic token and never holds a `.`, so the key is unambiguous.

@@ -44,7 +44,7 @@ void publish(stream_ptr self, const std::string& token, bool done,
     data["state"] = state;
   if (!reason.empty())
     data["reason"] = reason;
-  auto ev = room_event(*st.spec.ctx, st.topic, reply.author, data.dump(),
+  auto ev = room_event(*st.spec.deps->ids, st.topic, reply.author, data.dump(),
                        st.spec.is_private, st.spec.audience);
   ev.headers.emplace(rooms::message_header, reply.message_id);
   ev.headers.emplace(rooms::index_header, std::to_string(st.index));
@@ -62,7 +62,7 @@ void publish(stream_ptr self, const std::string& token, bool done,
   };
   if (rp == nullptr) {
     self
-      ->request(st.spec.ctx->publisher, publish_timeout, publish_atom::value,
+      ->request(st.spec.deps->publisher, publish_timeout, publish_atom::value,
                 std::move(ev), deadline)
       .then(on_status, [on_status](caf::error& err) {
         on_status(to_string(err));
@@ -70,7 +70,7 @@ void publish(stream_ptr self, const std::string& token, bool done,
     return;
   }
   self
-    ->request(st.spec.ctx->publisher, publish_timeout, publish_atom::value,
+    ->request(st.spec.deps->publisher, publish_timeout, publish_atom::value,
               std::move(ev), deadline)
     .then(
       [self, rp = *rp, on_status](const std::string& status) mutable {
@@ -106,11 +106,20 @@ void finish(stream_ptr self, const std::string& state,
 
 } // namespace
 
-event room_event(node_context& ctx, std::string topic, std::string source,
+room_deps_ptr room_deps_of(const node_context_ptr& ctx) {
+  // Aliasing pointers: each keeps the context alive, and names only its part.
+  return std::make_shared<const room_deps>(
+    room_deps{std::shared_ptr<const settings>(ctx, &ctx->cfg),
+              std::shared_ptr<metrics>(ctx, &ctx->stats),
+              std::shared_ptr<id_source>(ctx, &ctx->ids), ctx->publisher,
+              ctx->agents, ctx->http});
+}
+
+event room_event(id_source& ids, std::string topic, std::string source,
                  std::string data, bool is_private,
                  const std::vector<std::string>& audience) {
   event ev;
-  ev.id = ctx.next_event_id();
+  ev.id = ids.next();
   ev.topic = std::move(topic);
   ev.ts = node_context::unix_ms();
   ev.source = std::move(source);
@@ -124,11 +133,11 @@ stream_actor::behavior_type stream_server(stream_ptr self, stream_spec spec) {
   auto& st = self->state;
   st.spec = std::move(spec);
   st.topic = rooms::topic(st.spec.org, "message_stream", st.spec.room);
-  st.spec.ctx->stats.streams_active.fetch_add(1, std::memory_order_relaxed);
-  self->attach_functor([c = st.spec.ctx] {
-    c->stats.streams_active.fetch_sub(1, std::memory_order_relaxed);
+  st.spec.deps->stats->streams_active.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([stats = st.spec.deps->stats] {
+    stats->streams_active.fetch_sub(1, std::memory_order_relaxed);
   });
-  auto stall = st.spec.ctx->cfg.agent_stall_timeout;
+  auto stall = st.spec.deps->cfg->agent_stall_timeout;
   if (st.spec.agent) {
     self->monitor(st.spec.agent);
     self->set_down_handler([self](const caf::down_msg&) {
@@ -143,7 +152,7 @@ stream_actor::behavior_type stream_server(stream_ptr self, stream_spec spec) {
       if (st.ended)
         return false;
       if (st.spec.reply.text.size() + token.size()
-          > st.spec.ctx->cfg.max_reply_text) {
+          > st.spec.deps->cfg->max_reply_text) {
         finish(self, "failed", "reply longer than the node allows");
         return false;
       }

@@ -15,6 +15,28 @@
 
 namespace switchyard {
 
+class agent_registry;
+
+/// What the room actors (the directory, rooms, streams) need of their
+/// node, shared by all of them.
+struct room_deps {
+  /// Room limits: texts, idle and stall timeouts, JSON depth.
+  std::shared_ptr<const settings> cfg;
+  std::shared_ptr<metrics> stats;
+  /// Event and message ids.
+  std::shared_ptr<id_source> ids;
+  bus_publisher_actor publisher;
+  /// The agent behaviors rooms may use.
+  std::shared_ptr<const agent_registry> agents;
+  /// Streamed HTTP requests for agents.
+  std::shared_ptr<http_port> http;
+};
+
+using room_deps_ptr = std::shared_ptr<const room_deps>;
+
+/// The room actors' part of `ctx` (its publisher, agents and http set).
+room_deps_ptr room_deps_of(const node_context_ptr& ctx);
+
 /// What a stream actor is spawned with.
 struct stream_spec {
   std::string org;
@@ -29,7 +51,7 @@ struct stream_spec {
   /// The agent writing the reply (null for an external agent): a crash of
   /// it fails the reply.
   agent_actor agent;
-  node_context_ptr ctx;
+  room_deps_ptr deps;
 };
 
 /// State of a stream actor.
@@ -49,7 +71,7 @@ struct stream_state {
 
 /// Builds the event a room publishes on `topic`: `data` the payload, the
 /// audience header for private rooms (see rooms::audience_header).
-event room_event(node_context& ctx, std::string topic, std::string source,
+event room_event(id_source& ids, std::string topic, std::string source,
                  std::string data, bool is_private,
                  const std::vector<std::string>& audience);
 

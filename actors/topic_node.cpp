@@ -12,7 +12,7 @@ namespace switchyard {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<topic_node_state>*;
+using self_ptr = topic_actor::stateful_pointer<topic_node_state>;
 
 void report(self_ptr self) {
   auto& st = self->state;
@@ -33,7 +33,7 @@ void remove_subscriber(self_ptr self, const caf::actor_addr& addr) {
   }
   st.subscribers.pop_back();
   st.chunks_stale = true;
-  st.ctx->stats.subscriptions.fetch_sub(1, std::memory_order_relaxed);
+  st.deps->stats->subscriptions.fetch_sub(1, std::memory_order_relaxed);
   report(self);
 }
 
@@ -74,55 +74,63 @@ void rebuild_chunks(topic_node_state& st) {
 
 } // namespace
 
-caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
-                         std::string pattern, caf::actor router,
-                         node_context_ptr ctx, bool armed) {
+topic_deps_ptr topic_deps_of(const node_context_ptr& ctx) {
+  // Aliasing pointers: each keeps the context alive, and names only its part.
+  return std::make_shared<const topic_deps>(topic_deps{
+    std::shared_ptr<metrics>(ctx, &ctx->stats),
+    std::shared_ptr<const sink_registry>(ctx, &ctx->sinks), ctx->bridge});
+}
+
+topic_actor::behavior_type
+topic_node(topic_actor::stateful_pointer<topic_node_state> self,
+           std::string pattern, topic_router_actor router, topic_deps_ptr deps,
+           bool armed) {
   auto& st = self->state;
   st.armed = armed;
   st.pattern = std::move(pattern);
   st.router = std::move(router);
-  st.ctx = std::move(ctx);
-  st.ctx->stats.topic_actors.fetch_add(1, std::memory_order_relaxed);
-  self->attach_functor([c = st.ctx] {
-    c->stats.topic_actors.fetch_sub(1, std::memory_order_relaxed);
+  st.deps = std::move(deps);
+  st.deps->stats->topic_actors.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([stats = st.deps->stats] {
+    stats->topic_actors.fetch_sub(1, std::memory_order_relaxed);
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     remove_subscriber(self, dm.source);
   });
   return {
     [self](subscribe_atom, const std::string&,
-           const caf::actor& session) -> caf::result<caf::actor> {
+           const subscriber_actor& session) -> caf::result<subscription_actor> {
       auto& st = self->state;
       ++st.received;
       if (st.index.count(session.address()) == 0) {
         topic_node_state::subscriber sub{session, nullptr};
         if (session.node() == self->node())
-          sub.sink = st.ctx->sinks.find(session.id());
+          sub.sink = st.deps->sinks->find(session.id());
         if (sub.sink)
           sub.format = sub.sink->format();
         self->monitor(session);
         st.index.emplace(session.address(), st.subscribers.size());
         st.subscribers.emplace_back(std::move(sub));
         st.chunks_stale = true;
-        st.ctx->stats.subscriptions.fetch_add(1, std::memory_order_relaxed);
+        st.deps->stats->subscriptions.fetch_add(1, std::memory_order_relaxed);
       }
       report(self);
       if (!st.armed) {
         st.waiting.emplace_back(self->make_response_promise());
-        return caf::delegated<caf::actor>{};
+        return caf::delegated<subscription_actor>{};
       }
-      return caf::actor_cast<caf::actor>(self);
+      return caf::actor_cast<subscription_actor>(self);
     },
     [self](register_atom) {
       auto& st = self->state;
       st.armed = true;
-      auto me = caf::actor_cast<caf::actor>(self);
+      auto me = caf::actor_cast<subscription_actor>(self);
       for (auto& rp : st.waiting)
         rp.deliver(me);
       st.waiting.clear();
     },
-    [self](unsubscribe_atom, const caf::actor& session) {
-      self->demonitor(session);
+    [self](unsubscribe_atom, const subscriber_actor& session) {
+      self->demonitor(session.address());
       remove_subscriber(self, session.address());
     },
     [self](publish_atom, const event& ev) {
@@ -134,7 +142,7 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
         // (private rooms, catch-up, coalescing): its session decides.
         auto msg = caf::make_message(publish_atom::value, st.pattern, ev);
         for (auto& sub : st.subscribers)
-          self->send(sub.session, msg);
+          self->anon_send(caf::actor_cast<caf::actor>(sub.session), msg);
         return;
       }
       // One encoding per subprotocol for every recipient of this
@@ -156,10 +164,11 @@ caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
           continue;
         if (remote_msg.empty())
           remote_msg = caf::make_message(publish_atom::value, st.pattern, ev);
-        self->send(sub.session, remote_msg);
+        self->anon_send(caf::actor_cast<caf::actor>(sub.session), remote_msg);
         ++delivered;
       }
-      st.ctx->stats.events_out.fetch_add(delivered, std::memory_order_relaxed);
+      st.deps->stats->events_out.fetch_add(delivered,
+                                           std::memory_order_relaxed);
     },
   };
 }

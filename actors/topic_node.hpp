@@ -14,10 +14,24 @@
 
 namespace switchyard {
 
+/// What the actors of the topic tree need of their node, shared by all of
+/// them: its counters, the local sessions' socket queues, and its NATS
+/// interest (null on the in-process bus).
+struct topic_deps {
+  std::shared_ptr<metrics> stats;
+  std::shared_ptr<const sink_registry> sinks;
+  bus_bridge_actor bridge;
+};
+
+using topic_deps_ptr = std::shared_ptr<const topic_deps>;
+
+/// The topic tree's part of `ctx` (its bridge spawned already, if any).
+topic_deps_ptr topic_deps_of(const node_context_ptr& ctx);
+
 /// State of a topic actor.
 struct topic_node_state {
   struct subscriber {
-    caf::actor session;
+    subscriber_actor session;
     /// The local socket queue, or null for a session on another node (it
     /// then gets the event as a `publish_atom` message and encodes it).
     std::shared_ptr<frame_sink> sink;
@@ -26,8 +40,8 @@ struct topic_node_state {
   };
 
   std::string pattern;
-  caf::actor router;
-  node_context_ptr ctx;
+  topic_router_actor router;
+  topic_deps_ptr deps;
   std::vector<subscriber> subscribers;
   std::unordered_map<caf::actor_addr, size_t> index;
   /// Subscribe messages received so far; the router compares it with what it
@@ -51,17 +65,13 @@ struct topic_node_state {
   static inline const char* name = "topic_node";
 };
 
-/// Messages:
-/// - `(subscribe_atom, pattern, session) -> actor`: adds (idempotent), replies
-///   with this actor's handle for later unsubscribes;
-/// - `(unsubscribe_atom, session)`: removes;
-/// - `(publish_atom, event)`: delivers the event to every subscriber, encoded
-///   once per subprotocol in use;
-/// - `(register_atom)`: from the bus bridge, the NATS interest is in place.
-/// Monitors each subscriber; a dead one is removed. Reports
+/// A `topic_actor`: subscribes are idempotent; an event is encoded once
+/// per subprotocol in use and handed to every local subscriber's socket
+/// queue. Monitors each subscriber; a dead one is removed. Reports
 /// `(count_atom, pattern, subscribers, received)` to its router on change.
-caf::behavior topic_node(caf::stateful_actor<topic_node_state>* self,
-                         std::string pattern, caf::actor router,
-                         node_context_ptr ctx, bool armed);
+topic_actor::behavior_type
+topic_node(topic_actor::stateful_pointer<topic_node_state> self,
+           std::string pattern, topic_router_actor router, topic_deps_ptr deps,
+           bool armed);
 
 } // namespace switchyard

@@ -9,9 +9,10 @@
 
 namespace switchyard {
 
-caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
-                         node_context_ptr ctx) {
-  self->state.ctx = std::move(ctx);
+topic_router_actor::behavior_type
+topic_root(topic_router_actor::stateful_pointer<topic_root_state> self,
+           topic_deps_ptr deps) {
+  self->state.deps = std::move(deps);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& orgs = self->state.orgs;
     for (auto i = orgs.begin(); i != orgs.end(); ++i)
@@ -28,7 +29,7 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
   });
   return {
     [self](subscribe_atom atm, std::string& pattern,
-           caf::actor& session) -> caf::result<caf::message> {
+           subscriber_actor& session) -> caf::result<subscription_actor> {
       auto org = std::string{topic::org_of(pattern)};
       if (org.empty())
         return caf::make_error(error_code::bad_pattern,
@@ -37,7 +38,8 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
       auto i = st.orgs.find(org);
       if (i == st.orgs.end()) {
         auto router = self->spawn(topic_router, org,
-                                  caf::actor_cast<caf::actor>(self), st.ctx);
+                                  caf::actor_cast<topic_router_actor>(self),
+                                  st.deps);
         self->monitor(router);
         i = st.orgs.emplace(org, topic_root_state::entry{router}).first;
       }
@@ -58,7 +60,7 @@ caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
       auto i = orgs.find(org);
       if (i == orgs.end() || patterns != 0 || received != i->second.forwarded)
         return;
-      self->demonitor(i->second.router);
+      self->demonitor(i->second.router.address());
       self->send_exit(i->second.router, caf::exit_reason::user_shutdown);
       orgs.erase(i);
     },

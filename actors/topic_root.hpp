@@ -9,30 +9,29 @@
 
 #include <caf/all.hpp>
 
-#include "actors/node_context.hpp"
+#include "actors/node_interfaces.hpp"
+#include "actors/topic_node.hpp"
 
 namespace switchyard {
 
 /// State of the topic root.
 struct topic_root_state {
   struct entry {
-    caf::actor router;
+    topic_router_actor router;
     uint64_t forwarded = 0;
   };
 
-  node_context_ptr ctx;
+  topic_deps_ptr deps;
   std::unordered_map<std::string, entry> orgs;
 
   static inline const char* name = "topic_root";
 };
 
-/// Messages:
-/// - `(subscribe_atom, pattern, session) -> actor` (pattern already checked
-///   against the grammar and the session's token);
-/// - `(publish_atom, event)`: delivers to local subscribers;
-/// - `(count_atom, org, patterns, received)`: from a router;
-/// - `(topics_atom) -> std::vector<topic_info>`: every topic actor.
-caf::behavior topic_root(caf::stateful_actor<topic_root_state>* self,
-                         node_context_ptr ctx);
+/// The `topic_router_actor` a node's subscribers and buses talk to: it
+/// passes subscribes and publishes to the router of the pattern's or
+/// topic's org; `topics` gathers every router's topic actors.
+topic_router_actor::behavior_type
+topic_root(topic_router_actor::stateful_pointer<topic_root_state> self,
+           topic_deps_ptr deps);
 
 } // namespace switchyard

@@ -8,7 +8,7 @@ namespace switchyard {
 
 // -- pattern_trie -------------------------------------------------------------
 
-void pattern_trie::insert(std::string_view pattern, caf::actor value) {
+void pattern_trie::insert(std::string_view pattern, topic_actor value) {
   auto toks = topic::split(pattern);
   node* n = &root_;
   for (size_t i = 0; i < toks.size(); ++i) {
@@ -47,13 +47,13 @@ bool pattern_trie::erase(node& n, const std::vector<std::string_view>& toks,
 }
 
 void pattern_trie::match(std::string_view topic,
-                         std::vector<caf::actor>& out) const {
+                         std::vector<topic_actor>& out) const {
   match(root_, topic::split(topic), 0, out);
 }
 
 void pattern_trie::match(const node& n,
                          const std::vector<std::string_view>& toks, size_t i,
-                         std::vector<caf::actor>& out) {
+                         std::vector<topic_actor>& out) {
   if (n.rest && i < toks.size())
     out.push_back(n.rest);
   if (i == toks.size()) {
@@ -74,7 +74,7 @@ void pattern_trie::match(const node& n,
 
 namespace {
 
-using self_ptr = caf::stateful_actor<topic_router_state>*;
+using self_ptr = topic_router_actor::stateful_pointer<topic_router_state>;
 
 void report(self_ptr self) {
   auto& st = self->state;
@@ -88,8 +88,8 @@ using entry_iter = std::map<std::string, topic_router_state::entry>::iterator;
 void forget(self_ptr self, entry_iter i) {
   auto& st = self->state;
   st.trie.erase(i->first);
-  if (st.ctx->bridge)
-    self->send(st.ctx->bridge, unsubscribe_atom::value, i->first,
+  if (st.deps->bridge)
+    self->send(st.deps->bridge, unsubscribe_atom::value, i->first,
                i->second.node);
   st.patterns.erase(i);
   report(self);
@@ -97,23 +97,23 @@ void forget(self_ptr self, entry_iter i) {
 
 /// Stops an empty topic actor and forgets its pattern.
 void retire(self_ptr self, entry_iter i) {
-  self->demonitor(i->second.node);
+  self->demonitor(i->second.node.address());
   self->send_exit(i->second.node, caf::exit_reason::user_shutdown);
   forget(self, i);
 }
 
 } // namespace
 
-caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
-                           std::string org, caf::actor root,
-                           node_context_ptr ctx) {
+topic_router_actor::behavior_type
+topic_router(topic_router_actor::stateful_pointer<topic_router_state> self,
+             std::string org, topic_router_actor root, topic_deps_ptr deps) {
   auto& st = self->state;
   st.org = std::move(org);
   st.root = std::move(root);
-  st.ctx = std::move(ctx);
-  st.ctx->stats.org_routers.fetch_add(1, std::memory_order_relaxed);
-  self->attach_functor([c = st.ctx] {
-    c->stats.org_routers.fetch_sub(1, std::memory_order_relaxed);
+  st.deps = std::move(deps);
+  st.deps->stats->org_routers.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([stats = st.deps->stats] {
+    stats->org_routers.fetch_sub(1, std::memory_order_relaxed);
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     // A topic actor died on its own (it never should): forget it so the next
@@ -133,15 +133,16 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
     self->quit(msg.reason);
   });
   return {
-    [self](subscribe_atom atm, std::string& pattern, caf::actor& session) {
+    [self](subscribe_atom atm, std::string& pattern,
+           subscriber_actor& session) -> caf::result<subscription_actor> {
       auto& st = self->state;
       ++st.received;
       auto i = st.patterns.find(pattern);
       if (i == st.patterns.end()) {
-        auto& bridge = st.ctx->bridge;
+        auto& bridge = st.deps->bridge;
         auto node = self->spawn(topic_node, pattern,
-                                caf::actor_cast<caf::actor>(self), st.ctx,
-                                bridge == nullptr);
+                                caf::actor_cast<topic_router_actor>(self),
+                                st.deps, bridge == nullptr);
         self->monitor(node);
         if (bridge)
           self->send(bridge, subscribe_atom::value, pattern, node);
@@ -153,13 +154,14 @@ caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
                             std::move(session));
     },
     [self](publish_atom, event& ev) {
-      std::vector<caf::actor> targets;
+      std::vector<topic_actor> targets;
       self->state.trie.match(ev.topic, targets);
       if (targets.empty())
         return;
+      // One message, shared by the matching topic actors.
       auto msg = caf::make_message(publish_atom::value, std::move(ev));
       for (auto& target : targets)
-        self->send(target, msg);
+        self->anon_send(caf::actor_cast<caf::actor>(target), msg);
     },
     [self](count_atom, const std::string& pattern, uint64_t subscribers,
            uint64_t received) {

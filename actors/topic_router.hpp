@@ -14,7 +14,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/node_context.hpp"
+#include "actors/node_interfaces.hpp"
+#include "actors/topic_node.hpp"
 
 namespace switchyard {
 
@@ -22,27 +23,27 @@ namespace switchyard {
 class pattern_trie {
 public:
   /// Adds `pattern` with `value`; replaces an older value.
-  void insert(std::string_view pattern, caf::actor value);
+  void insert(std::string_view pattern, topic_actor value);
 
   /// Removes `pattern`.
   void erase(std::string_view pattern);
 
   /// Appends the value of every pattern matching `topic` to `out`.
-  void match(std::string_view topic, std::vector<caf::actor>& out) const;
+  void match(std::string_view topic, std::vector<topic_actor>& out) const;
 
 private:
   struct node {
     std::unordered_map<std::string, std::unique_ptr<node>> children;
     std::unique_ptr<node> star;
-    caf::actor terminal; // a pattern ends here
-    caf::actor rest;     // a pattern ends here with `>`
+    topic_actor terminal; // a pattern ends here
+    topic_actor rest;     // a pattern ends here with `>`
     bool empty() const {
       return children.empty() && !star && !terminal && !rest;
     }
   };
 
   static void match(const node& n, const std::vector<std::string_view>& toks,
-                    size_t i, std::vector<caf::actor>& out);
+                    size_t i, std::vector<topic_actor>& out);
 
   static bool erase(node& n, const std::vector<std::string_view>& toks,
                     size_t i);
@@ -53,14 +54,14 @@ private:
 /// State of an org router.
 struct topic_router_state {
   struct entry {
-    caf::actor node;
+    topic_actor node;
     uint64_t forwarded = 0;
     uint64_t subscribers = 0;
   };
 
   std::string org;
-  caf::actor root;
-  node_context_ptr ctx;
+  topic_router_actor root;
+  topic_deps_ptr deps;
   std::map<std::string, entry> patterns;
   pattern_trie trie;
   /// Subscribes received from the root (see topic_node_state::received).
@@ -69,15 +70,12 @@ struct topic_router_state {
   static inline const char* name = "topic_router";
 };
 
-/// Messages:
-/// - `(subscribe_atom, pattern, session) -> actor`: delegates to the topic
-///   actor of `pattern`, spawning it on first use;
-/// - `(publish_atom, event)`: forwards to every matching topic actor;
-/// - `(count_atom, pattern, subscribers, received)`: from a topic actor;
-///   retires it once it is empty and no subscribe is in flight;
-/// - `(topics_atom) -> std::vector<topic_info>`.
-caf::behavior topic_router(caf::stateful_actor<topic_router_state>* self,
-                           std::string org, caf::actor root,
-                           node_context_ptr ctx);
+/// A `topic_router_actor` for one org: a subscribe goes to the topic actor
+/// of its pattern, spawned on first use; a publish to every matching topic
+/// actor; a topic actor that reports itself empty, with no subscribe in
+/// flight, retires.
+topic_router_actor::behavior_type
+topic_router(topic_router_actor::stateful_pointer<topic_router_state> self,
+             std::string org, topic_router_actor root, topic_deps_ptr deps);
 
 } // namespace switchyard

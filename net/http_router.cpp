@@ -195,7 +195,7 @@ void http_router::handle(const http_request& req,
     // off.
     auto bus = ctx_->bus_status();
     nlohmann::json body{{"status", bus == "down" ? "degraded" : "ok"},
-                        {"node", ctx_->node_id},
+                        {"node", ctx_->ids.node_id()},
                         {"bus", bus},
                         {"connections", ctx_->stats.connections.load()}};
     done(json(http::status::ok, body.dump(), v, ka));
@@ -309,7 +309,7 @@ void http_router::publish(const http_request& req,
     }
     chosen_id = id->get<std::string>();
   }
-  auto ev = client_event(*ctx_, *checked.value, std::move(topic),
+  auto ev = client_event(ctx_->ids, *checked.value, std::move(topic),
                          std::move(chosen_id),
                          json_limits::field_text(body, "data"));
   auto id = ev.id;
@@ -468,7 +468,8 @@ void http_router::introspect(const http_request& req, bool sessions,
   auto all_orgs = checked->node_admin;
   auto org = checked->org;
   auto org_prefix = "events." + org + ".";
-  auto target = sessions ? ctx_->sessions : ctx_->topics;
+  auto sessions_hdl = ctx_->sessions;
+  auto topics_hdl = ctx_->topics;
   auto on_error = [done, v, ka](caf::error& err) {
     log()->warn("introspection failed: {}", to_string(err));
     done(error(http::status::service_unavailable, "unavailable",
@@ -478,7 +479,7 @@ void http_router::introspect(const http_request& req, bool sessions,
   // never waits for an actor.
   if (sessions) {
     sys_.spawn([=](caf::event_based_actor* self) {
-      self->request(target, std::chrono::seconds(5), sessions_atom::value)
+      self->request(sessions_hdl, std::chrono::seconds(5), sessions_atom::value)
         .then(
           [=](std::vector<session_info>& xs) {
             auto arr = nlohmann::json::array();
@@ -495,7 +496,7 @@ void http_router::introspect(const http_request& req, bool sessions,
     });
   } else {
     sys_.spawn([=](caf::event_based_actor* self) {
-      self->request(target, std::chrono::seconds(5), topics_atom::value)
+      self->request(topics_hdl, std::chrono::seconds(5), topics_atom::value)
         .then(
           [=](std::vector<topic_info>& xs) {
             auto arr = nlohmann::json::array();

@@ -8,7 +8,6 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include "actors/log.hpp"
-#include "actors/session.hpp"
 #include "net/ws_codec.hpp"
 
 namespace switchyard::net {
@@ -44,11 +43,13 @@ public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
   http_session(Stream stream, io_pool& pool, caf::actor_system& sys,
-               node_context_ptr ctx, std::shared_ptr<http_router> router)
+               node_context_ptr ctx, std::weak_ptr<const session_deps> sessions,
+               std::shared_ptr<http_router> router)
     : stream_(std::move(stream)),
       pool_(pool),
       sys_(sys),
       ctx_(std::move(ctx)),
+      sessions_(std::move(sessions)),
       router_(std::move(router)) {
     // nop
   }
@@ -197,6 +198,14 @@ private:
       offered += ',';
     }
     auto format = frames::negotiate_subprotocol(offered);
+    // Weak here: a connection that never finishes its upgrade must not keep
+    // the node's actors (their handles in the deps) from stopping.
+    auto deps = sessions_.lock();
+    if (!deps) {
+      write(http_router::error(http::status::service_unavailable, "unavailable",
+                               "the node is stopping", req.version(), false));
+      return;
+    }
     if (!format) {
       write(http_router::error(http::status::bad_request,
                                "unsupported_subprotocol",
@@ -223,15 +232,17 @@ private:
     beast::get_lowest_layer(stream_).expires_never();
     asio::async_write(stream_, asio::buffer(*response),
                       [self = this->shared_from_this(), response,
-                       token = std::move(token),
+                       deps = std::move(deps), token = std::move(token),
                        format = *format](beast::error_code ec, size_t) mutable {
                         if (ec)
                           return;
-                        self->start_websocket(std::move(token), format);
+                        self->start_websocket(std::move(deps), std::move(token),
+                                              format);
                       });
   }
 
-  void start_websocket(std::string token, frames::wire_format format) {
+  void start_websocket(session_deps_ptr deps, std::string token,
+                       frames::wire_format format) {
     auto leftover = beast::buffers_to_string(buffer_.data());
     std::shared_ptr<ws_connection> conn;
     if constexpr (is_tls) {
@@ -259,7 +270,8 @@ private:
       }
       conn = std::make_shared<ws_connection>(std::move(sock), ctx_, format);
     }
-    auto session = sys_.spawn<session_actor>(conn, ctx_, std::move(token));
+    auto session = sys_.spawn<session_server>(conn, std::move(deps),
+                                              std::move(token));
     conn->start(std::move(session), std::move(leftover));
   }
 
@@ -276,6 +288,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   caf::actor_system& sys_;
   node_context_ptr ctx_;
+  std::weak_ptr<const session_deps> sessions_;
   std::shared_ptr<http_router> router_;
 };
 
@@ -300,7 +313,8 @@ void listener::open(const tcp::endpoint& ep) {
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }
 
-void listener::run() {
+void listener::run(std::weak_ptr<const session_deps> sessions) {
+  sessions_ = std::move(sessions);
   do_accept();
 }
 
@@ -328,12 +342,12 @@ void listener::do_accept() {
         if (self->tls_) {
           std::make_shared<http_session<tls_stream>>(
             tls_stream{std::move(socket), *self->tls_->current()}, self->pool_,
-            self->sys_, self->ctx_, self->router_)
+            self->sys_, self->ctx_, self->sessions_, self->router_)
             ->run();
         } else {
           std::make_shared<http_session<beast::tcp_stream>>(
             beast::tcp_stream{std::move(socket)}, self->pool_, self->sys_,
-            self->ctx_, self->router_)
+            self->ctx_, self->sessions_, self->router_)
             ->run();
         }
         self->do_accept();

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "actors/node_context.hpp"
+#include "actors/session.hpp"
 #include "net/http_router.hpp"
 #include "net/io_pool.hpp"
 #include "net/tls.hpp"
@@ -29,8 +30,11 @@ public:
   /// Binds and listens; throws boost::system::system_error on failure.
   void open(const tcp::endpoint& ep);
 
-  /// Starts accepting.
-  void run();
+  /// Starts accepting; WebSocket upgrades spawn sessions with `sessions`
+  /// while the caller holds them (weak: their handles of detached actors,
+  /// the bus publisher's, must not outlive the node's stop), and get 503
+  /// after.
+  void run(std::weak_ptr<const session_deps> sessions);
 
   /// Stops accepting new connections.
   void stop();
@@ -44,6 +48,7 @@ private:
   io_pool& pool_;
   caf::actor_system& sys_;
   node_context_ptr ctx_;
+  std::weak_ptr<const session_deps> sessions_;
   std::shared_ptr<tls_config> tls_;
   std::shared_ptr<http_router> router_;
   tcp::acceptor acceptor_;

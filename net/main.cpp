@@ -144,15 +144,15 @@ void drain_then_stop(std::shared_ptr<asio::steady_timer> timer,
 /// Tells the node's actors to exit and waits for every actor of `sys`, at
 /// most `actor_stop_timeout`.
 void stop_actors(caf::actor_system& sys, const node_context& ctx) {
-  for (auto* hdl : {&ctx.topics, &ctx.sessions, &ctx.bridge, &ctx.publisher})
-    if (*hdl)
-      caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
-  if (ctx.rooms)
-    caf::anon_send_exit(ctx.rooms, caf::exit_reason::user_shutdown);
-  if (ctx.notifications)
-    caf::anon_send_exit(ctx.notifications, caf::exit_reason::user_shutdown);
-  if (ctx.cluster)
-    caf::anon_send_exit(ctx.cluster, caf::exit_reason::user_shutdown);
+  for (auto& hdl : {caf::actor_cast<caf::actor>(ctx.topics),
+                    caf::actor_cast<caf::actor>(ctx.sessions),
+                    caf::actor_cast<caf::actor>(ctx.bridge),
+                    caf::actor_cast<caf::actor>(ctx.publisher),
+                    caf::actor_cast<caf::actor>(ctx.rooms),
+                    caf::actor_cast<caf::actor>(ctx.notifications),
+                    caf::actor_cast<caf::actor>(ctx.cluster)})
+    if (hdl)
+      caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
   auto deadline = std::chrono::steady_clock::now() + actor_stop_timeout;
   while (sys.registry().running() > 0
          && std::chrono::steady_clock::now() < deadline)
@@ -276,11 +276,10 @@ int run_node(node_options opts) {
                           : "plain TCP (no TLS, no peer "
                             "authentication)");
   }
-  ctx->topics = sys.spawn(topic_root, ctx);
-  ctx->sessions = sys.spawn(session_registry, ctx);
+  ctx->sessions = sys.spawn(session_registry, registry_config(ctx->cfg));
   if (nats) {
     ctx->bus = nats;
-    ctx->bridge = sys.spawn(bus_bridge, ctx, nats);
+    ctx->bridge = sys.spawn(bus_bridge, nats);
     std::string urls;
     for (auto& url : opts.nats.servers)
       urls += (urls.empty() ? "" : ",") + url;
@@ -290,8 +289,10 @@ int run_node(node_options opts) {
     log->info("event bus: in-process (no --nats given); events published "
               "here reach only this node's clients");
   }
+  // After the bridge: the topic tree keeps its handle.
+  ctx->topics = sys.spawn(topic_root, topic_deps_of(ctx));
   // On a thread of its own: a NATS publish can block (bus_publisher.hpp).
-  ctx->publisher = sys.spawn<caf::detached>(bus_publisher, ctx);
+  ctx->publisher = sys.spawn<caf::detached>(bus_publisher, ctx->bus);
   auto agents = std::make_shared<agent_registry>();
   register_builtin_agents(*agents);
   ctx->agents = agents;
@@ -321,7 +322,7 @@ int run_node(node_options opts) {
   }
   // Detached: the JetStream store blocks in nats.c calls.
   auto store_actor = sys.spawn<caf::detached>(room_store_server, store);
-  ctx->rooms = sys.spawn(room_directory, ctx, store_actor);
+  ctx->rooms = sys.spawn(room_directory, room_deps_of(ctx), store_actor);
   auto notify_store_actor = sys.spawn<caf::detached>(notification_store_server,
                                                      notify_store);
   auto channels = std::make_shared<net::network_channels>(opts.channels);
@@ -335,7 +336,8 @@ int run_node(node_options opts) {
   ctx->notifications = sys.spawn(
     notification_directory,
     notification_deps{ctx->cfg.notify, notify_store_actor, ctx->topics,
-                      ctx->sessions, ctx->rooms, channels, &ctx->stats});
+                      ctx->sessions, ctx->rooms, channels, &ctx->stats,
+                      ctx->cluster != nullptr});
   if (ctx->cluster) {
     node_card card;
     card.name = opts.node_name;
@@ -349,7 +351,11 @@ int run_node(node_options opts) {
   }
   agent_gateway_actor gateway;
   if (nats)
-    gateway = sys.spawn<caf::detached>(agent_gateway, ctx, nats);
+    gateway = sys.spawn<caf::detached>(
+      agent_gateway,
+      agent_gateway_state::config{ctx->ids.node_id(), ctx->cfg.max_json_depth,
+                                  ctx->rooms},
+      nats);
   log_origin_policy(ctx->cfg);
   for (auto& src : ctx->cfg.ingest_sources)
     log->info("webhook source {}: POST /v1/ingest/{} publishes to "
@@ -359,14 +365,15 @@ int run_node(node_options opts) {
                 ? std::string{}
                 : ", timestamp in " + src.timestamp_header);
 
-  lst->run();
+  auto sessions = session_deps_of(ctx);
+  lst->run(sessions);
   if (opts.dev_secret)
     std::cout << "development secret (SWITCHYARD_JWT_SECRET): "
               << ctx->cfg.jwt_keys.secret << "\n";
   std::cout << "listening on " << (tls ? "https" : "http") << "://" << opts.host
             << ":" << lst->port() << std::endl;
   log->info("node {} listening on {}:{} ({} I/O threads, {} actor threads)",
-            ctx->node_id, opts.host, lst->port(), opts.io_threads,
+            ctx->ids.node_id(), opts.host, lst->port(), opts.io_threads,
             opts.actor_threads);
 
   asio::signal_set signals{pool.http(), SIGINT, SIGTERM};
@@ -424,6 +431,7 @@ int run_node(node_options opts) {
   stop_actors(sys, *ctx);
   // A detached actor's thread ends only once the actor is destroyed, and
   // the actor system's destructor waits for that thread: drop the handle.
+  sessions = nullptr;
   ctx->publisher = nullptr;
   ctx->rooms = nullptr;
   ctx->notifications = nullptr;

@@ -29,7 +29,7 @@ constexpr size_t recent_id_groups = 64;
 /// callback after the subscription's last message callback returned.
 struct sub_closure {
   nats_client* client;
-  caf::actor node;
+  topic_actor node;
 };
 
 void free_closure(void* closure) {
@@ -141,8 +141,9 @@ nats_client::make(nats_settings cfg, node_context_ptr ctx, std::string& error) {
     return nullptr;
   auto* o = self->opts_;
   if (!apply_nats_settings(o, c, error)
-      || !check(natsOptions_SetName(o, ("switchyard-" + ctx->node_id).c_str()),
-                "name")
+      || !check(
+        natsOptions_SetName(o, ("switchyard-" + ctx->ids.node_id()).c_str()),
+        "name")
       || !check(natsOptions_SetRetryOnFailedConnect(o, true, on_connected,
                                                     self.get()),
                 "retry")
@@ -264,7 +265,7 @@ void nats_client::render_metrics(std::string& out) const {
 // -- interest -----------------------------------------------------------------
 
 nats_port::subscription_ptr nats_client::subscribe(const std::string& pattern,
-                                                   caf::actor node) {
+                                                   topic_actor node) {
   auto result = std::make_shared<nats_subscription>();
   result->pattern = pattern;
   if (conn_ == nullptr)

@@ -94,7 +94,7 @@ public:
   // -- nats_port --------------------------------------------------------------
 
   subscription_ptr subscribe(const std::string& pattern,
-                             caf::actor node) override;
+                             topic_actor node) override;
 
   void unsubscribe(const subscription_ptr& sub) override;
 

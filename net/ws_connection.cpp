@@ -63,7 +63,7 @@ ws_connection::~ws_connection() {
   // nop
 }
 
-void ws_connection::start(caf::actor session, std::string leftover) {
+void ws_connection::start(session_actor session, std::string leftover) {
   session_ = std::move(session);
   asio::dispatch(socket_.get_executor(),
                  [self = shared_from_this(), leftover = std::move(leftover)] {

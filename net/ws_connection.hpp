@@ -55,7 +55,7 @@ public:
 
   /// Starts reading; inbound frames go to `session`.
   /// `leftover` holds bytes the client sent right after the upgrade request.
-  void start(caf::actor session, std::string leftover);
+  void start(session_actor session, std::string leftover);
 
   // -- connection_port --------------------------------------------------------
 
@@ -167,7 +167,7 @@ private:
   /// "ip:port" of the client, for logs.
   std::string peer_;
   node_context_ptr ctx_;
-  caf::actor session_;
+  session_actor session_;
   ws_parser parser_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;
 

@@ -16,6 +16,7 @@
 
 #include "actors/cluster_interfaces.hpp"
 #include "actors/errors.hpp"
+#include "actors/node_interfaces.hpp"
 #include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
 
@@ -135,22 +136,17 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::member_status>))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::cluster_actor))
 
-  // Subscriptions and publishing.
-  CAF_ADD_ATOM(switchyard, switchyard, count_atom, "count")
-  // Connection I/O to session actor.
-  CAF_ADD_ATOM(switchyard, switchyard, text_atom, "text")
-  CAF_ADD_ATOM(switchyard, switchyard, binary_atom, "binary")
-  CAF_ADD_ATOM(switchyard, switchyard, pong_atom, "pong")
-  CAF_ADD_ATOM(switchyard, switchyard, closed_atom, "closed")
-  CAF_ADD_ATOM(switchyard, switchyard, close_atom, "close")
-  // Session timers (and tick_atom, in actors/room_interfaces.hpp).
-  CAF_ADD_ATOM(switchyard, switchyard, pong_due_atom, "pong_due")
-  CAF_ADD_ATOM(switchyard, switchyard, auth_due_atom, "auth_due")
-  CAF_ADD_ATOM(switchyard, switchyard, expire_atom, "expire")
-  // Registries and introspection.
-  CAF_ADD_ATOM(switchyard, switchyard, register_atom, "register")
-  CAF_ADD_ATOM(switchyard, switchyard, topics_atom, "topics")
-  CAF_ADD_ATOM(switchyard, switchyard, sessions_atom, "sessions")
+  // Sessions, the topic tree, the registry and the bus
+  // (actors/node_interfaces.hpp).
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::subscriber_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::subscription_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::topic_router_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::topic_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::session_actor))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::session_actor>))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::session_registry_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::bus_bridge_actor))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::bus_publisher_actor))
 
 CAF_END_TYPE_ID_BLOCK(switchyard)
 

@@ -29,14 +29,14 @@ event sample_event() {
 void trie_match(benchmark::State& state) {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto dummy = sys.spawn([] {});
+  auto dummy = caf::actor_cast<topic_actor>(sys.spawn([] {}));
   pattern_trie trie;
   auto n = state.range(0);
   for (int64_t i = 0; i < n; ++i)
     trie.insert("events.org_1.svc.task.done.r" + std::to_string(i), dummy);
   trie.insert("events.org_1.svc.task.done.*", dummy);
   trie.insert("events.org_1.>", dummy);
-  std::vector<caf::actor> out;
+  std::vector<topic_actor> out;
   int64_t i = 0;
   for (auto _ : state) {
     out.clear();

@@ -126,11 +126,11 @@ inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
   if (cfg.jwt_keys.secret.empty())
     cfg.jwt_keys.secret = "unit-test-secret";
   auto ctx = std::make_shared<node_context>(cfg);
-  ctx->topics = sys.spawn(topic_root, ctx);
-  ctx->sessions = sys.spawn(session_registry, ctx);
+  ctx->topics = sys.spawn(topic_root, topic_deps_of(ctx));
+  ctx->sessions = sys.spawn(session_registry, registry_config(ctx->cfg));
   ctx->bus = std::make_shared<local_bus>(*ctx);
   // Not detached here: the deterministic scheduler runs it like any actor.
-  ctx->publisher = sys.spawn(bus_publisher, ctx);
+  ctx->publisher = sys.spawn(bus_publisher, ctx->bus);
   return ctx;
 }
 

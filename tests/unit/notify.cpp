@@ -166,7 +166,7 @@ struct fixture : test_coordinator_fixture<test_config> {
   fixture() {
     room_store = sys.spawn(room_store_server,
                            std::make_shared<memory_room_store>());
-    ctx->rooms = sys.spawn(room_directory, ctx, room_store);
+    ctx->rooms = sys.spawn(room_directory, room_deps_of(ctx), room_store);
     store = sys.spawn(notification_store_server, memory);
     ctx->notifications = sys.spawn(
       notification_directory,
@@ -231,8 +231,8 @@ struct fixture : test_coordinator_fixture<test_config> {
     c.org = "org_1";
     c.exp = node_context::unix_ms() / 1000 + 3600;
     auto conn = std::make_shared<recording_connection>();
-    auto s = sys.spawn<session_actor>(conn, ctx,
-                                      mint_token(c, ctx->cfg.jwt_keys.secret));
+    auto s = caf::actor_cast<caf::actor>(sys.spawn<session_server>(
+      conn, session_deps_of(ctx), mint_token(c, ctx->cfg.jwt_keys.secret)));
     sessions.push_back(s);
     sched.run();
     return {s, conn};
@@ -253,6 +253,26 @@ struct fixture : test_coordinator_fixture<test_config> {
       false);
     CAF_REQUIRE(res.ok());
     return xs;
+  }
+
+  static node_card card(std::string name,
+                        const notification_directory_actor& hdl) {
+    node_card c;
+    c.name = std::move(name);
+    c.notifications = caf::actor_cast<caf::strong_actor_ptr>(hdl);
+    return c;
+  }
+
+  /// A member name that owns alice in a cluster with "node-a".
+  static std::string owner_of_alice() {
+    for (int i = 0; i < 256; ++i) {
+      auto name = "node-" + std::to_string(i);
+      member_view view{card("node-a", {}), card(name, {})};
+      if (owner_of(view, "user/" + user_key("org_1", "alice"))->name == name)
+        return name;
+    }
+    CAF_FAIL("no member name owns alice");
+    return {};
   }
 
   void advance(milliseconds d) {
@@ -591,20 +611,7 @@ CAF_TEST(a notification sent to an owner that died is delivered by the next) {
   sched.run();
   caf::anon_send_exit(peer, caf::exit_reason::kill);
   sched.run();
-  auto card = [](std::string name, const notification_directory_actor& hdl) {
-    node_card c;
-    c.name = std::move(name);
-    c.notifications = caf::actor_cast<caf::strong_actor_ptr>(hdl);
-    return c;
-  };
-  std::string owner;
-  for (int i = 0; owner.empty() && i < 256; ++i) {
-    auto name = "node-" + std::to_string(i);
-    member_view view{card("node-a", {}), card(name, {})};
-    if (owner_of(view, "user/" + user_key("org_1", "alice"))->name == name)
-      owner = name;
-  }
-  CAF_REQUIRE(!owner.empty());
+  auto owner = owner_of_alice();
   caf::anon_send(ctx->notifications, members_atom::value,
                  member_view{card("node-a", ctx->notifications),
                              card(owner, peer)});
@@ -617,6 +624,37 @@ CAF_TEST(a notification sent to an owner that died is delivered by the next) {
   sched.run();
   CAF_CHECK_EQUAL(channels->count("push"), 1u);
   CAF_CHECK_EQUAL(inbox("alice").size(), 1u);
+}
+
+CAF_TEST(a member that joins and owns a user takes its deliveries over once) {
+  add_rule(urgent_rule);
+  set_contact("alice", R"({"email":"a@example.com",
+                           "devices":[{"platform":"fcm","token":"t"}]})");
+  // Alone, this node pushes the alert; the email waits for the ack timeout.
+  publish("events.org_1.alerts.alert.fired.a1", "e1", R"({"name":"x"})");
+  CAF_CHECK_EQUAL(channels->count("push"), 1u);
+  // A member that owns alice joins.
+  auto peer = sys.spawn(notification_directory,
+                        notification_deps{ctx->cfg.notify, store, ctx->topics,
+                                          ctx->sessions, ctx->rooms, channels,
+                                          &ctx->stats, true});
+  sched.run();
+  auto owner = owner_of_alice();
+  caf::anon_send(ctx->notifications, members_atom::value,
+                 member_view{card("node-a", ctx->notifications),
+                             card(owner, peer)});
+  caf::anon_send(peer, members_atom::value,
+                 member_view{card(owner, peer),
+                             card("node-a", ctx->notifications)});
+  sched.run();
+  // A second alert, delivered by the owner, whose notifier reads alice's
+  // pending notifications, the first one's included.
+  publish("events.org_1.alerts.alert.fired.a2", "e2", R"({"name":"y"})");
+  advance(milliseconds(1500));
+  CAF_CHECK_EQUAL(channels->count("push"), 2u);
+  CAF_CHECK_EQUAL(channels->count("email"), 2u);
+  caf::anon_send_exit(peer, caf::exit_reason::user_shutdown);
+  sched.run();
 }
 
 CAF_TEST(only admins manage rules and users their own contact points) {

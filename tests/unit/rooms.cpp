@@ -79,7 +79,7 @@ struct fixture : test_coordinator_fixture<test_config> {
     agents->add_behavior("silent", silent);
     ctx->agents = agents;
     store = sys.spawn(room_store_server, std::make_shared<memory_room_store>());
-    ctx->rooms = sys.spawn(room_directory, ctx, store);
+    ctx->rooms = sys.spawn(room_directory, room_deps_of(ctx), store);
     sched.run();
   }
 
@@ -155,8 +155,8 @@ struct fixture : test_coordinator_fixture<test_config> {
     c.org = "org_1";
     c.exp = node_context::unix_ms() / 1000 + 3600;
     auto conn = std::make_shared<recording_connection>();
-    auto s = sys.spawn<session_actor>(conn, ctx,
-                                      mint_token(c, ctx->cfg.jwt_keys.secret));
+    auto s = caf::actor_cast<caf::actor>(sys.spawn<session_server>(
+      conn, session_deps_of(ctx), mint_token(c, ctx->cfg.jwt_keys.secret)));
     sessions.push_back(s);
     sched.run();
     int n = 0;

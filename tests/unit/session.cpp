@@ -48,7 +48,8 @@ struct fixture : test_coordinator_fixture<test_config> {
 
   caf::actor start(std::shared_ptr<recording_connection> c,
                    std::string initial_token = "") {
-    auto s = sys.spawn<session_actor>(c, ctx, std::move(initial_token));
+    auto s = caf::actor_cast<caf::actor>(sys.spawn<session_server>(
+      c, session_deps_of(ctx), std::move(initial_token)));
     sched.run();
     return s;
   }

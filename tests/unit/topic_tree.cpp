@@ -22,26 +22,26 @@ struct fixture : test_coordinator_fixture<test_config> {
   std::vector<caf::actor> clients;
 
   struct client {
-    caf::actor actor;
+    subscriber_actor actor;
     std::shared_ptr<recording_connection> conn;
   };
 
   /// A stand-in session: an actor whose socket queue is a recording sink.
   client make_client(frames::wire_format format = frames::wire_format::json) {
-    auto actor = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    auto actor = sys.spawn([]() -> subscriber_actor::behavior_type {
       return {[](publish_atom, const std::string&, const event&) {}};
     });
     auto conn = std::make_shared<recording_connection>(format);
     ctx->sinks.add(actor.id(), conn);
-    clients.push_back(actor);
+    clients.push_back(caf::actor_cast<caf::actor>(actor));
     return {actor, conn};
   }
 
-  caf::actor subscribe(const client& c, const std::string& pattern) {
+  subscription_actor subscribe(const client& c, const std::string& pattern) {
     self->send(ctx->topics, subscribe_atom::value, pattern, c.actor);
     sched.run();
-    caf::actor node;
-    self->receive([&](caf::actor& x) {
+    subscription_actor node;
+    self->receive([&](subscription_actor& x) {
       node = x;
     });
     return node;
@@ -222,7 +222,7 @@ CAF_TEST(a pattern outside events of an org is refused with a named error) {
   sched.run();
   caf::error err;
   self->receive(
-    [](caf::actor&) {
+    [](subscription_actor&) {
       CAF_FAIL("subscribed");
     },
     [&](caf::error& x) {
@@ -236,13 +236,13 @@ CAF_TEST(a pattern outside events of an org is refused with a named error) {
 
 CAF_TEST(the trie matches star and greater - than at every level) {
   pattern_trie trie;
-  auto a = sys.spawn([] {});
-  auto b = sys.spawn([] {});
-  auto c = sys.spawn([] {});
+  auto a = caf::actor_cast<topic_actor>(sys.spawn([] {}));
+  auto b = caf::actor_cast<topic_actor>(sys.spawn([] {}));
+  auto c = caf::actor_cast<topic_actor>(sys.spawn([] {}));
   trie.insert("x.*.z", a);
   trie.insert("x.>", b);
   trie.insert("x.y.z", c);
-  std::vector<caf::actor> out;
+  std::vector<topic_actor> out;
   trie.match("x.y.z", out);
   CAF_CHECK_EQUAL(out.size(), 3u);
   out.clear();
