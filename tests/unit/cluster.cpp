@@ -251,12 +251,12 @@ CAF_TEST(a member that rejoins learns the rooms made while it was apart) {
   auto [res, rec] = call<outcome, room_record>(dir_b, create_atom::value, alice,
                                                std::string{"apart"}, false);
   CAF_REQUIRE(res.ok());
-  auto listed = [&] {
+  auto listed = [this, id = rec.id] {
     auto [ok, rooms] = call<outcome, std::vector<room_record>>(
       dir_a, list_atom::value, alice, std::string{}, uint32_t{0});
     CAF_REQUIRE(ok.ok());
-    return std::any_of(rooms.begin(), rooms.end(), [&](auto& r) {
-      return r.id == rec.id;
+    return std::any_of(rooms.begin(), rooms.end(), [&id](auto& r) {
+      return r.id == id;
     });
   };
   CAF_CHECK(!listed());
