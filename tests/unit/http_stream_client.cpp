@@ -90,8 +90,7 @@ using strings = std::vector<std::string>;
 
 CAF_TEST(URLs parse into scheme host port and target) {
   std::string error;
-  auto a = parse_http_url("https://api.openai.com/v1/chat?x=1#frag",
-                               error);
+  auto a = parse_http_url("https://api.openai.com/v1/chat?x=1#frag", error);
   CAF_REQUIRE(a);
   CAF_CHECK(a->tls);
   CAF_CHECK_EQUAL(a->host, "api.openai.com");
