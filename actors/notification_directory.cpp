@@ -489,12 +489,9 @@ notification_directory_actor::behavior_type notification_directory(
     },
     [self](members_atom, member_view& members) {
       auto& st = self->state;
-      auto same = [](const node_card& x, const node_card& y) {
-        return x.name == y.name && x.started_at == y.started_at;
-      };
       auto changed = members.size() != st.members.size()
         || !std::equal(members.begin(), members.end(), st.members.begin(),
-                       same);
+                       same_incarnation);
       st.members = std::move(members);
       if (!changed)
         return;

@@ -1,5 +1,6 @@
 #include "actors/placement.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace switchyard {
@@ -51,6 +52,19 @@ const node_card* remote_owner(const member_view& members,
     return nullptr;
   auto* owner = owner_of(members, key);
   return owner == &members.front() ? nullptr : owner;
+}
+
+bool same_incarnation(const node_card& x, const node_card& y) {
+  return x.name == y.name && x.started_at == y.started_at;
+}
+
+bool has_newcomer(const member_view& before, const member_view& now) {
+  return std::any_of(now.begin(), now.end(), [&](const node_card& m) {
+    return std::none_of(before.begin(), before.end(),
+                        [&](const node_card& old) {
+                          return same_incarnation(old, m);
+                        });
+  });
 }
 
 bool sent_by_member(const caf::strong_actor_ptr& sender,

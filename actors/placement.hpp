@@ -33,6 +33,14 @@ bool sent_by_member(const caf::strong_actor_ptr& sender,
                     const member_view& members,
                     caf::strong_actor_ptr node_card::*field);
 
+/// Whether `x` and `y` are one incarnation of one member: same name, same
+/// start.
+bool same_incarnation(const node_card& x, const node_card& y);
+
+/// Whether `now` holds a member incarnation that `before` does not (a
+/// member joined, rejoined or restarted).
+bool has_newcomer(const member_view& before, const member_view& now);
+
 /// The placement key of room `room` of `org`.
 std::string room_key(std::string_view org, std::string_view room);
 

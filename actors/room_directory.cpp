@@ -387,12 +387,7 @@ room_directory(directory_ptr self, room_deps_ptr deps, room_store_actor store) {
     },
     [self](members_atom, member_view& members) {
       auto& st = self->state;
-      auto joined = std::any_of(members.begin(), members.end(), [&](auto& m) {
-        return std::none_of(
-          st.members.begin(), st.members.end(), [&](auto& old) {
-            return old.name == m.name && old.started_at == m.started_at;
-          });
-      });
+      auto joined = has_newcomer(st.members, members);
       st.members = std::move(members);
       hand_over(self);
       reroute_forwards(self);
