@@ -29,6 +29,33 @@ namespace switchyard {
 
 using std::chrono::milliseconds;
 
+/// The history stream (`--history*`): the events of `events.>` kept in
+/// JetStream so that clients recover what they missed.
+struct history_settings {
+  /// A day: a phone off overnight still recovers.
+  static constexpr milliseconds default_max_age{86'400'000};
+  /// Stream limits by count and size; the first one reached drops the
+  /// oldest events.
+  static constexpr int64_t default_max_msgs = 10'000'000;
+  static constexpr int64_t default_max_bytes = int64_t{1} << 30;
+  /// Most events one subscribe replays: a client that missed more should
+  /// load the current state instead (`recovered:false`, `too_many`).
+  static constexpr size_t default_replay_max = 1000;
+  /// Most payload bytes one replay carries, for the same reason.
+  static constexpr size_t default_replay_max_bytes = 8 * 1024 * 1024;
+  /// Replays and history pages read at once: each reader blocks on one
+  /// JetStream call at a time.
+  static constexpr int default_readers = 4;
+
+  bool enabled = false;
+  milliseconds max_age = default_max_age;
+  int64_t max_msgs = default_max_msgs;
+  int64_t max_bytes = default_max_bytes;
+  size_t replay_max = default_replay_max;
+  size_t replay_max_bytes = default_replay_max_bytes;
+  int readers = default_readers;
+};
+
 /// Tunables of one node, with the defaults `switchyard --help` shows.
 struct settings {
   // -- defaults, each with its reason ---------------------------------------
@@ -116,6 +143,7 @@ struct settings {
   size_t max_ingest_body = ingest::default_max_body;
   /// Webhook sources (`[ingest.<source>]` sections of the config file).
   std::vector<ingest::source> ingest_sources;
+  history_settings history;
 };
 
 /// Maps local session actors to their connection: topic actors find a
@@ -212,6 +240,8 @@ struct node_context {
   /// Publishes clients' events through `bus` off the scheduler's threads
   /// (bus_publisher actor).
   bus_publisher_actor publisher;
+  /// The history readers (actors/history.hpp); none without --history.
+  std::vector<history_actor> history;
   /// The rooms (room_directory actor).
   room_directory_actor rooms;
   /// Rules, contact points and notifiers (notification_directory actor).

@@ -13,10 +13,15 @@
 
 #include <caf/all.hpp>
 
+#include "actors/history_interfaces.hpp"
 #include "actors/notification_interfaces.hpp"
 
 // Subscriptions and publishing.
 CAF_ADD_ATOM(switchyard, switchyard, count_atom, "count")
+// Recovery: a subscription whose events are held until released.
+CAF_ADD_ATOM(switchyard, switchyard, recover_atom, "recover")
+CAF_ADD_ATOM(switchyard, switchyard, release_atom, "release")
+CAF_ADD_ATOM(switchyard, switchyard, overflow_atom, "overflow")
 // Connection I/O to session actor.
 CAF_ADD_ATOM(switchyard, switchyard, text_atom, "text")
 CAF_ADD_ATOM(switchyard, switchyard, binary_atom, "binary")
@@ -47,7 +52,11 @@ using subscriber_actor = caf::typed_actor<
 /// What a subscriber keeps of its topic actor.
 using subscription_actor = caf::typed_actor<
   // Ends the subscription of `subscriber`.
-  caf::reacts_to<unsubscribe_atom, subscriber_actor>>;
+  caf::reacts_to<unsubscribe_atom, subscriber_actor>,
+  // Ends the hold of a subscription made with `recover_atom`: its held
+  // events after stream sequence `after` go to the subscriber in order,
+  // and live events from then on.
+  caf::reacts_to<release_atom, subscriber_actor, uint64_t /*after*/>>;
 
 /// The messages that enter the topic tree at its root, and that the root
 /// passes to an org's router: the root and routers share this interface.
@@ -56,6 +65,11 @@ using topic_router_actor = caf::typed_actor<
   // the subscriber's token already); answers once events published from
   // then on reach it, with the handle to unsubscribe from.
   caf::replies_to<subscribe_atom, std::string /*pattern*/,
+                  subscriber_actor>::with<subscription_actor>,
+  // Subscribes as `subscribe_atom` does, but holds the subscription's
+  // events until the subscriber sends `release_atom`: a recovering
+  // subscription replays what its client missed first.
+  caf::replies_to<recover_atom, std::string /*pattern*/,
                   subscriber_actor>::with<subscription_actor>,
   // Delivers an event to every matching subscription of this node.
   caf::reacts_to<publish_atom, event>,
@@ -70,6 +84,8 @@ using topic_router_actor = caf::typed_actor<
 using topic_actor = subscription_actor::extend<
   caf::replies_to<subscribe_atom, std::string /*pattern*/,
                   subscriber_actor>::with<subscription_actor>,
+  caf::replies_to<recover_atom, std::string /*pattern*/,
+                  subscriber_actor>::with<subscription_actor>,
   caf::reacts_to<publish_atom, event>,
   // From the bus bridge: the NATS interest for the pattern is in place.
   caf::reacts_to<register_atom>>;
@@ -83,6 +99,11 @@ using session_actor = subscriber_actor::extend<
   caf::reacts_to<closed_atom, uint16_t>,
   // A notification frame for its user, from the user's notifier.
   caf::reacts_to<frame_atom, std::string>,
+  // From a topic actor: the events held for recovering subscription
+  // `pattern` passed the outbound queue limit.
+  caf::reacts_to<overflow_atom, std::string /*pattern*/>,
+  // Its own timer: go on pushing the replay of subscription `pattern`.
+  caf::reacts_to<replay_atom, std::string /*pattern*/>,
   // From the session registry's heartbeat wheel: ping now; the pong of the
   // last ping is due.
   caf::reacts_to<tick_atom>, caf::reacts_to<pong_due_atom>,

@@ -27,6 +27,13 @@ log_limiter& rejection_log() {
   return instance;
 }
 
+/// How long a replay waits for its history reader: behind a reconnect
+/// storm, readers take replays in turn.
+constexpr auto replay_timeout = std::chrono::seconds(60);
+
+/// How long a replay waits while its client reads what is queued.
+constexpr auto replay_pause = std::chrono::milliseconds(10);
+
 /// Limits the log lines about publishes the bus did not answer in time.
 log_limiter& publish_log() {
   static log_limiter instance;
@@ -42,7 +49,7 @@ session_deps_ptr session_deps_of(const node_context_ptr& ctx) {
     std::shared_ptr<metrics>(ctx, &ctx->stats),
     std::shared_ptr<sink_registry>(ctx, &ctx->sinks),
     std::shared_ptr<id_source>(ctx, &ctx->ids), ctx->topics, ctx->sessions,
-    ctx->publisher, ctx->rooms, ctx->notifications});
+    ctx->publisher, ctx->rooms, ctx->notifications, ctx->history});
 }
 
 session_server::session_server(caf::actor_config& cfg,
@@ -99,6 +106,13 @@ session_actor::behavior_type session_server::make_behavior() {
     [this](flush_atom) {
       flush_armed_ = false;
       flush_streams(false);
+    },
+    [this](replay_atom, const std::string& pattern) {
+      continue_replay(pattern);
+    },
+    [this](overflow_atom, const std::string&) {
+      // Live events piled up behind a replay the client reads too slowly.
+      close(frames::close_code::slow_consumer, "slow consumer");
     },
     [this](auth_due_atom) {
       if (phase_ == phase::awaiting_auth) {
@@ -183,9 +197,15 @@ bool session_server::on_frame(client_frame frame, size_t size,
   }
   switch (frame.type) {
     case client_frame_type::auth: on_auth(frame.id, frame.token); break;
-    case client_frame_type::subscribe:
-      on_subscribe(frame.id, frame.topic);
+    case client_frame_type::subscribe: {
+      std::optional<replay_request> recover;
+      if (frame.recover)
+        recover = replay_request{frame.topic, frame.recover_since,
+                                 std::move(frame.recover_epoch),
+                                 frame.recover_since_ts, frame.recover_by_time};
+      on_subscribe(frame.id, frame.topic, std::move(recover));
       break;
+    }
     case client_frame_type::unsubscribe:
       on_unsubscribe(frame.id, frame.topic);
       break;
@@ -289,7 +309,8 @@ void session_server::authenticated(claims c, const std::string& id) {
 }
 
 void session_server::on_subscribe(const std::string& id,
-                                  const std::string& pattern) {
+                                  const std::string& pattern,
+                                  std::optional<replay_request> recover) {
   std::string why;
   if (!topic::valid_pattern(pattern, &why)) {
     reply_error(id, "bad_topic", why);
@@ -301,7 +322,7 @@ void session_server::on_subscribe(const std::string& id,
   }
   auto room = rooms::room_of_pattern(pattern);
   if (room.empty() || !deps_->rooms) {
-    subscribe_checked(id, pattern);
+    subscribe_checked(id, pattern, std::move(recover));
     return;
   }
   // A private room's topics are for its participants: ask before
@@ -309,9 +330,9 @@ void session_server::on_subscribe(const std::string& id,
   request(deps_->rooms, std::chrono::seconds(10), access_atom::value,
           claims_->org, claims_->sub, std::string{room})
     .await(
-      [this, id, pattern](bool allowed) {
+      [this, id, pattern, recover](bool allowed) {
         if (allowed)
-          subscribe_checked(id, pattern);
+          subscribe_checked(id, pattern, recover);
         else
           reply_error(id, "forbidden",
                       "not a participant of the private room of " + pattern);
@@ -322,9 +343,18 @@ void session_server::on_subscribe(const std::string& id,
 }
 
 void session_server::subscribe_checked(const std::string& id,
-                                       const std::string& pattern) {
+                                       const std::string& pattern,
+                                       std::optional<replay_request> recover) {
   if (subs_.count(pattern) != 0) {
-    reply_ok(id); // idempotent: still one delivery per event
+    // Idempotent: still one delivery per event, and nothing to recover on
+    // a subscription that never stopped.
+    if (recover) {
+      replay_result res;
+      res.reason = "subscribed";
+      conn_->send_text(frames::recovered_json(id, res));
+    } else {
+      reply_ok(id);
+    }
     return;
   }
   if (subs_.size() >= deps_->cfg->max_subscriptions) {
@@ -335,30 +365,113 @@ void session_server::subscribe_checked(const std::string& id,
   }
   auto gen = ++sub_gen_;
   subs_.emplace(pattern, subscription{subscription_actor{}, gen});
-  request(deps_->topics, std::chrono::seconds(10), subscribe_atom::value,
-          pattern, caf::actor_cast<subscriber_actor>(this))
-    .then(
-      [this, id, pattern, gen](subscription_actor& node) {
-        auto i = subs_.find(pattern);
-        if (i == subs_.end()) {
-          // Unsubscribed while the subscribe was in flight.
-          send(node, unsubscribe_atom::value,
-               caf::actor_cast<subscriber_actor>(this));
-        } else if (i->second.gen == gen) {
-          i->second.node = std::move(node);
-        } // else: unsubscribed and subscribed again; the newer reply counts
-        reply_ok(id);
-        if (deps_->rooms && rooms::may_match_streams(pattern, claims_->org))
-          catch_up(pattern);
-      },
-      [this, id, pattern, gen](caf::error& err) {
-        auto i = subs_.find(pattern);
-        if (i != subs_.end() && i->second.gen == gen)
-          subs_.erase(i);
-        log()->warn("session {}: subscribe {} failed: {}", session_id(),
-                    pattern, to_string(err));
-        reply_error(id, "unavailable", "subscription failed, retry");
-      });
+  // With history, a recovering subscription's live events wait in its
+  // topic actor until the replay is queued.
+  bool replays = recover && !deps_->history.empty();
+  auto on_node = [this, id, pattern, gen, recover,
+                  replays](subscription_actor& node) {
+    auto i = subs_.find(pattern);
+    if (i == subs_.end()) {
+      // Unsubscribed while the subscribe was in flight.
+      send(node, unsubscribe_atom::value,
+           caf::actor_cast<subscriber_actor>(this));
+    } else if (i->second.gen == gen) {
+      i->second.node = std::move(node);
+      if (replays) {
+        replay(id, pattern, gen, *recover);
+        return;
+      }
+    } // else: unsubscribed and subscribed again; the newer reply counts
+    if (recover) {
+      replay_result res;
+      res.reason = "unavailable"; // no history on this node
+      conn_->send_text(frames::recovered_json(id, res));
+    } else {
+      reply_ok(id);
+    }
+    if (deps_->rooms && rooms::may_match_streams(pattern, claims_->org))
+      catch_up(pattern);
+  };
+  auto on_error = [this, id, pattern, gen](caf::error& err) {
+    auto i = subs_.find(pattern);
+    if (i != subs_.end() && i->second.gen == gen)
+      subs_.erase(i);
+    log()->warn("session {}: subscribe {} failed: {}", session_id(), pattern,
+                to_string(err));
+    reply_error(id, "unavailable", "subscription failed, retry");
+  };
+  auto self = caf::actor_cast<subscriber_actor>(this);
+  if (replays)
+    request(deps_->topics, std::chrono::seconds(10), recover_atom::value,
+            pattern, self)
+      .then(on_node, on_error);
+  else
+    request(deps_->topics, std::chrono::seconds(10), subscribe_atom::value,
+            pattern, self)
+      .then(on_node, on_error);
+}
+
+// -- recovery -----------------------------------------------------------------
+
+void session_server::replay(const std::string& id, const std::string& pattern,
+                            uint64_t gen, replay_request req) {
+  auto& reader = deps_->history[this->id() % deps_->history.size()];
+  auto start = [this, id, pattern, gen](replay_result&& res) {
+    auto i = subs_.find(pattern);
+    if (i == subs_.end() || i->second.gen != gen)
+      return; // unsubscribed meanwhile; its topic actor dropped the hold
+    if (!replays_)
+      replays_ = std::make_unique<std::map<std::string, replay_state>>();
+    (*replays_)[pattern] = replay_state{id, gen, std::move(res), 0};
+    continue_replay(pattern);
+  };
+  auto since = req.by_time ? 0 : req.since;
+  request(reader, replay_timeout, replay_atom::value, std::move(req))
+    .then([start](replay_result& res) { start(std::move(res)); },
+          [this, start, pattern, since](caf::error& err) {
+            log()->warn("session {}: replay of {} failed: {}", session_id(),
+                        pattern, to_string(err));
+            replay_result res;
+            res.last_seq = since;
+            res.reason = "unavailable";
+            start(std::move(res));
+          });
+}
+
+void session_server::continue_replay(const std::string& pattern) {
+  if (!replays_ || phase_ != phase::open)
+    return;
+  auto i = replays_->find(pattern);
+  if (i == replays_->end())
+    return;
+  auto& r = i->second;
+  auto& events = r.result.events;
+  // Paced by the client: what it has not read yet stays under half the
+  // outbound limit, so a replay never makes it a slow consumer.
+  auto most = deps_->cfg->outbound_queue_limit / 2;
+  while (r.next < events.size()) {
+    if (conn_->backlog() > most) {
+      delayed_send(this, replay_pause, replay_atom::value, pattern);
+      return;
+    }
+    auto& ev = events[r.next++];
+    // What a room's live events would have shown this client: its audience
+    // only, and replies whole (their `message_posted`), not token by token.
+    if (rooms::is_room_topic(ev.topic)
+        && (!rooms::in_audience(ev, claims_->sub)
+            || rooms::event_of(ev.topic) == "message_stream"))
+      continue;
+    conn_->push(frames::encode_event(conn_->format(), pattern, ev));
+  }
+  conn_->send_text(frames::recovered_json(r.id, r.result));
+  if (auto s = subs_.find(pattern); s != subs_.end() && s->second.node)
+    send(s->second.node, release_atom::value,
+         caf::actor_cast<subscriber_actor>(this), r.result.last_seq);
+  replays_->erase(i);
+  if (replays_->empty())
+    replays_.reset();
+  if (deps_->rooms && rooms::may_match_streams(pattern, claims_->org))
+    catch_up(pattern);
 }
 
 void session_server::on_unsubscribe(const std::string& id,
@@ -374,6 +487,8 @@ void session_server::on_unsubscribe(const std::string& id,
       send(i->second.node, unsubscribe_atom::value,
            caf::actor_cast<subscriber_actor>(this));
     subs_.erase(i);
+    if (replays_)
+      replays_->erase(pattern);
     if (streams_) {
       auto first = streams_->views.lower_bound({pattern, std::string{}});
       auto last = first;
@@ -664,6 +779,8 @@ void session_server::drop_forbidden_subscriptions() {
     conn_->send_text(nlohmann::json{
       {"type", "unsubscribed"}, {"topic", i->first}, {"reason", "forbidden"}}
                        .dump());
+    if (replays_)
+      replays_->erase(i->first);
     i = subs_.erase(i);
   }
 }

@@ -32,6 +32,8 @@ struct session_deps {
   /// Null where a unit test runs without rooms or notifications.
   room_directory_actor rooms;
   notification_directory_actor notifications;
+  /// The history readers; empty without --history.
+  std::vector<history_actor> history;
 };
 
 using session_deps_ptr = std::shared_ptr<const session_deps>;
@@ -78,12 +80,25 @@ private:
   /// the connection. Returns as `on_text` does.
   bool on_frame(client_frame frame, size_t size, size_t capacity);
   void on_auth(const std::string& id, const std::string& token);
-  void on_subscribe(const std::string& id, const std::string& pattern);
+  void on_subscribe(const std::string& id, const std::string& pattern,
+                    std::optional<replay_request> recover);
   void on_unsubscribe(const std::string& id, const std::string& pattern);
   /// Returns false when the event went to the bus (see `on_text`).
   bool on_publish(client_frame& frame, size_t capacity);
-  /// Subscribes once the pattern is known to be allowed.
-  void subscribe_checked(const std::string& id, const std::string& pattern);
+  /// Subscribes once the pattern is known to be allowed; with `recover`,
+  /// replays what the client missed before its events go live.
+  void subscribe_checked(const std::string& id, const std::string& pattern,
+                         std::optional<replay_request> recover);
+
+  // -- recovery ---------------------------------------------------------------
+
+  /// Asks a history reader what subscription `pattern` (generation `gen`,
+  /// its events held by its topic actor) missed since `req`.
+  void replay(const std::string& id, const std::string& pattern, uint64_t gen,
+              replay_request req);
+  /// Pushes the replay of `pattern` into the socket queue while the client
+  /// keeps up, then answers the subscribe and releases the live events.
+  void continue_replay(const std::string& pattern);
 
   // -- room events ------------------------------------------------------------
 
@@ -172,6 +187,17 @@ private:
   /// Made at the first reply token, so that a session without any costs
   /// one pointer.
   std::unique_ptr<stream_state> streams_;
+
+  /// A replay on its way to the client: the subscribe's id, what the
+  /// history reader found, and how much of it is queued.
+  struct replay_state {
+    std::string id;
+    uint64_t gen = 0;
+    replay_result result;
+    size_t next = 0;
+  };
+  /// Pattern -> replay; made at the first, as `streams_`.
+  std::unique_ptr<std::map<std::string, replay_state>> replays_;
   bool flush_armed_ = false;
 };
 

@@ -52,7 +52,7 @@ void rebuild_chunks(topic_node_state& st) {
     sinks = sink_list{};
   };
   for (auto& sub : st.subscribers) {
-    if (!sub.sink)
+    if (!sub.sink || sub.held)
       continue;
     auto key = std::make_pair(sub.sink->group(), sub.format);
     auto i = std::find_if(open.begin(), open.end(), [&](auto& g) {
@@ -72,13 +72,90 @@ void rebuild_chunks(topic_node_state& st) {
   st.chunks_stale = false;
 }
 
+/// Adds `subscriber` (once); its events are held with `hold`. Returns
+/// what the subscribe answers.
+caf::result<subscription_actor> add_subscriber(self_ptr self,
+                                               const subscriber_actor& session,
+                                               bool hold) {
+  auto& st = self->state;
+  ++st.received;
+  auto i = st.index.find(session.address());
+  if (i == st.index.end()) {
+    topic_node_state::subscriber sub{session, nullptr};
+    if (session.node() == self->node())
+      sub.sink = st.deps->sinks->find(session.id());
+    if (sub.sink)
+      sub.format = sub.sink->format();
+    self->monitor(session);
+    i = st.index.emplace(session.address(), st.subscribers.size()).first;
+    st.subscribers.emplace_back(std::move(sub));
+    st.chunks_stale = true;
+    st.deps->stats->subscriptions.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto& sub = st.subscribers[i->second];
+  if (hold && !sub.held) {
+    sub.held = std::make_unique<topic_node_state::hold>();
+    st.chunks_stale = true;
+  }
+  report(self);
+  if (!st.armed) {
+    st.waiting.emplace_back(self->make_response_promise());
+    return caf::delegated<subscription_actor>{};
+  }
+  return caf::actor_cast<subscription_actor>(self);
+}
+
+/// Holds `ev` (as `frame` or `msg`) for recovering subscriber `sub`.
+void hold_event(self_ptr self, topic_node_state::subscriber& sub,
+                const event& ev, frames::frame_ptr frame, caf::message msg) {
+  auto& held = *sub.held;
+  if (held.overflowed)
+    return;
+  held.bytes += frame ? frame->size() : ev.data.size() + ev.topic.size();
+  if (held.bytes > self->state.deps->hold_limit) {
+    held.overflowed = true;
+    held.events.clear();
+    held.events.shrink_to_fit();
+    self->anon_send(caf::actor_cast<caf::actor>(sub.session),
+                    overflow_atom::value, self->state.pattern);
+    return;
+  }
+  held.events.push_back({ev.seq, std::move(frame), std::move(msg)});
+}
+
+/// Ends the hold of `session`: what it held after `after` goes out first.
+void release(self_ptr self, const subscriber_actor& session, uint64_t after) {
+  auto& st = self->state;
+  auto i = st.index.find(session.address());
+  if (i == st.index.end())
+    return;
+  auto& sub = st.subscribers[i->second];
+  if (!sub.held)
+    return;
+  auto held = std::move(sub.held);
+  st.chunks_stale = true;
+  if (held->overflowed)
+    return; // its session closes
+  uint64_t delivered = 0;
+  for (auto& e : held->events) {
+    if (e.seq != 0 && e.seq <= after)
+      continue; // replayed already
+    if (e.frame && sub.sink->push(e.frame))
+      ++delivered;
+    else if (!e.frame)
+      self->anon_send(caf::actor_cast<caf::actor>(sub.session), e.msg);
+  }
+  st.deps->stats->events_out.fetch_add(delivered, std::memory_order_relaxed);
+}
+
 } // namespace
 
 topic_deps_ptr topic_deps_of(const node_context_ptr& ctx) {
   // Aliasing pointers: each keeps the context alive, and names only its part.
   return std::make_shared<const topic_deps>(topic_deps{
     std::shared_ptr<metrics>(ctx, &ctx->stats),
-    std::shared_ptr<const sink_registry>(ctx, &ctx->sinks), ctx->bridge});
+    std::shared_ptr<const sink_registry>(ctx, &ctx->sinks), ctx->bridge,
+    ctx->cfg.outbound_queue_limit});
 }
 
 topic_actor::behavior_type
@@ -100,26 +177,14 @@ topic_node(topic_actor::stateful_pointer<topic_node_state> self,
   return {
     [self](subscribe_atom, const std::string&,
            const subscriber_actor& session) -> caf::result<subscription_actor> {
-      auto& st = self->state;
-      ++st.received;
-      if (st.index.count(session.address()) == 0) {
-        topic_node_state::subscriber sub{session, nullptr};
-        if (session.node() == self->node())
-          sub.sink = st.deps->sinks->find(session.id());
-        if (sub.sink)
-          sub.format = sub.sink->format();
-        self->monitor(session);
-        st.index.emplace(session.address(), st.subscribers.size());
-        st.subscribers.emplace_back(std::move(sub));
-        st.chunks_stale = true;
-        st.deps->stats->subscriptions.fetch_add(1, std::memory_order_relaxed);
-      }
-      report(self);
-      if (!st.armed) {
-        st.waiting.emplace_back(self->make_response_promise());
-        return caf::delegated<subscription_actor>{};
-      }
-      return caf::actor_cast<subscription_actor>(self);
+      return add_subscriber(self, session, false);
+    },
+    [self](recover_atom, const std::string&,
+           const subscriber_actor& session) -> caf::result<subscription_actor> {
+      return add_subscriber(self, session, true);
+    },
+    [self](release_atom, const subscriber_actor& session, uint64_t after) {
+      release(self, session, after);
     },
     [self](register_atom) {
       auto& st = self->state;
@@ -142,7 +207,10 @@ topic_node(topic_actor::stateful_pointer<topic_node_state> self,
         // (private rooms, catch-up, coalescing): its session decides.
         auto msg = caf::make_message(publish_atom::value, st.pattern, ev);
         for (auto& sub : st.subscribers)
-          self->anon_send(caf::actor_cast<caf::actor>(sub.session), msg);
+          if (sub.held)
+            hold_event(self, sub, ev, nullptr, msg);
+          else
+            self->anon_send(caf::actor_cast<caf::actor>(sub.session), msg);
         return;
       }
       // One encoding per subprotocol for every recipient of this
@@ -160,10 +228,21 @@ topic_node(topic_actor::stateful_pointer<topic_node_state> self,
       uint64_t delivered = 0;
       caf::message remote_msg;
       for (auto& sub : st.subscribers) {
-        if (sub.sink)
+        if (sub.sink && !sub.held)
           continue;
+        if (sub.held && sub.sink) {
+          auto& frame = encoded[static_cast<size_t>(sub.format)];
+          if (!frame)
+            frame = frames::encode_event(sub.format, st.pattern, ev);
+          hold_event(self, sub, ev, frame, caf::message{});
+          continue;
+        }
         if (remote_msg.empty())
           remote_msg = caf::make_message(publish_atom::value, st.pattern, ev);
+        if (sub.held) {
+          hold_event(self, sub, ev, nullptr, remote_msg);
+          continue;
+        }
         self->anon_send(caf::actor_cast<caf::actor>(sub.session), remote_msg);
         ++delivered;
       }

@@ -21,6 +21,9 @@ struct topic_deps {
   std::shared_ptr<metrics> stats;
   std::shared_ptr<const sink_registry> sinks;
   bus_bridge_actor bridge;
+  /// Most bytes held for one recovering subscription (the outbound queue
+  /// limit): past it, its session closes as a slow consumer.
+  size_t hold_limit = settings::default_outbound_queue_limit;
 };
 
 using topic_deps_ptr = std::shared_ptr<const topic_deps>;
@@ -30,6 +33,22 @@ topic_deps_ptr topic_deps_of(const node_context_ptr& ctx);
 
 /// State of a topic actor.
 struct topic_node_state {
+  /// An event held for a recovering subscription: its frame for a local
+  /// socket queue, else the message for the subscriber.
+  struct held_event {
+    uint64_t seq;
+    frames::frame_ptr frame;
+    caf::message msg;
+  };
+
+  /// The events of a recovering subscription, until it is released.
+  struct hold {
+    std::vector<held_event> events;
+    size_t bytes = 0;
+    /// Passed `hold_limit`: its session was told, and holds nothing more.
+    bool overflowed = false;
+  };
+
   struct subscriber {
     subscriber_actor session;
     /// The local socket queue, or null for a session on another node (it
@@ -37,6 +56,8 @@ struct topic_node_state {
     std::shared_ptr<frame_sink> sink;
     /// The subprotocol of `sink`.
     frames::wire_format format = frames::wire_format::json;
+    /// Non-null while the subscription recovers (`recover_atom`).
+    std::unique_ptr<hold> held;
   };
 
   std::string pattern;
@@ -67,7 +88,7 @@ struct topic_node_state {
 
 /// A `topic_actor`: subscribes are idempotent; an event is encoded once
 /// per subprotocol in use and handed to every local subscriber's socket
-/// queue. Monitors each subscriber; a dead one is removed. Reports
+/// queue, or held for a recovering subscriber until it releases it. Monitors each subscriber; a dead one is removed. Reports
 /// `(count_atom, pattern, subscribers, received)` to its router on change.
 topic_actor::behavior_type
 topic_node(topic_actor::stateful_pointer<topic_node_state> self,

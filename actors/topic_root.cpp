@@ -9,6 +9,32 @@
 
 namespace switchyard {
 
+namespace {
+
+using self_ptr = topic_router_actor::stateful_pointer<topic_root_state>;
+
+/// The router of the org of `pattern` (spawned on first use), counting one
+/// more subscribe forwarded to it; null for a pattern outside
+/// `events.<org>.`.
+topic_router_actor router_of(self_ptr self, const std::string& pattern) {
+  auto org = std::string{topic::org_of(pattern)};
+  if (org.empty())
+    return {};
+  auto& st = self->state;
+  auto i = st.orgs.find(org);
+  if (i == st.orgs.end()) {
+    auto router = self->spawn(topic_router, org,
+                              caf::actor_cast<topic_router_actor>(self),
+                              st.deps);
+    self->monitor(router);
+    i = st.orgs.emplace(org, topic_root_state::entry{router}).first;
+  }
+  ++i->second.forwarded;
+  return i->second.router;
+}
+
+} // namespace
+
 topic_router_actor::behavior_type
 topic_root(topic_router_actor::stateful_pointer<topic_root_state> self,
            topic_deps_ptr deps) {
@@ -30,21 +56,20 @@ topic_root(topic_router_actor::stateful_pointer<topic_root_state> self,
   return {
     [self](subscribe_atom atm, std::string& pattern,
            subscriber_actor& session) -> caf::result<subscription_actor> {
-      auto org = std::string{topic::org_of(pattern)};
-      if (org.empty())
+      auto router = router_of(self, pattern);
+      if (!router)
         return caf::make_error(error_code::bad_pattern,
                                "pattern outside events.<org>.");
-      auto& st = self->state;
-      auto i = st.orgs.find(org);
-      if (i == st.orgs.end()) {
-        auto router = self->spawn(topic_router, org,
-                                  caf::actor_cast<topic_router_actor>(self),
-                                  st.deps);
-        self->monitor(router);
-        i = st.orgs.emplace(org, topic_root_state::entry{router}).first;
-      }
-      ++i->second.forwarded;
-      return self->delegate(i->second.router, atm, std::move(pattern),
+      return self->delegate(router, atm, std::move(pattern),
+                            std::move(session));
+    },
+    [self](recover_atom atm, std::string& pattern,
+           subscriber_actor& session) -> caf::result<subscription_actor> {
+      auto router = router_of(self, pattern);
+      if (!router)
+        return caf::make_error(error_code::bad_pattern,
+                               "pattern outside events.<org>.");
+      return self->delegate(router, atm, std::move(pattern),
                             std::move(session));
     },
     [self](publish_atom atm, event& ev) {

@@ -102,6 +102,27 @@ void retire(self_ptr self, entry_iter i) {
   forget(self, i);
 }
 
+/// The topic actor of `pattern` (spawned on first use), counting one more
+/// subscribe forwarded to it.
+topic_actor forward_to(self_ptr self, const std::string& pattern) {
+  auto& st = self->state;
+  ++st.received;
+  auto i = st.patterns.find(pattern);
+  if (i == st.patterns.end()) {
+    auto& bridge = st.deps->bridge;
+    auto node = self->spawn(topic_node, pattern,
+                            caf::actor_cast<topic_router_actor>(self), st.deps,
+                            bridge == nullptr);
+    self->monitor(node);
+    if (bridge)
+      self->send(bridge, subscribe_atom::value, pattern, node);
+    st.trie.insert(pattern, node);
+    i = st.patterns.emplace(pattern, topic_router_state::entry{node}).first;
+  }
+  ++i->second.forwarded;
+  return i->second.node;
+}
+
 } // namespace
 
 topic_router_actor::behavior_type
@@ -135,23 +156,13 @@ topic_router(topic_router_actor::stateful_pointer<topic_router_state> self,
   return {
     [self](subscribe_atom atm, std::string& pattern,
            subscriber_actor& session) -> caf::result<subscription_actor> {
-      auto& st = self->state;
-      ++st.received;
-      auto i = st.patterns.find(pattern);
-      if (i == st.patterns.end()) {
-        auto& bridge = st.deps->bridge;
-        auto node = self->spawn(topic_node, pattern,
-                                caf::actor_cast<topic_router_actor>(self),
-                                st.deps, bridge == nullptr);
-        self->monitor(node);
-        if (bridge)
-          self->send(bridge, subscribe_atom::value, pattern, node);
-        st.trie.insert(pattern, node);
-        i = st.patterns.emplace(pattern, topic_router_state::entry{node}).first;
-      }
-      ++i->second.forwarded;
-      return self->delegate(i->second.node, atm, std::move(pattern),
-                            std::move(session));
+      auto node = forward_to(self, pattern);
+      return self->delegate(node, atm, std::move(pattern), std::move(session));
+    },
+    [self](recover_atom atm, std::string& pattern,
+           subscriber_actor& session) -> caf::result<subscription_actor> {
+      auto node = forward_to(self, pattern);
+      return self->delegate(node, atm, std::move(pattern), std::move(session));
     },
     [self](publish_atom, event& ev) {
       std::vector<topic_actor> targets;

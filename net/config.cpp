@@ -356,6 +356,29 @@ parsed_options parse_node_options(int argc, char** argv) {
     po::value<int>()->default_value(n.delivery_threads),
     "nats.c threads that decode and hand messages to topic actors");
   desc.add(nats_desc);
+  auto& h = c.history;
+  po::options_description history_desc{
+    "History and recovery (needs --nats with JetStream; off without "
+    "--history)"};
+  history_desc.add_options()(
+    "history", po::bool_switch(),
+    "keep events.> in the JetStream stream SWITCHYARD_EVENTS: event frames "
+    "carry seq and epoch, subscribe may recover, POST /v1/history")(
+    "history-max-age",
+    po::value<std::string>()->default_value(dur(h.max_age)),
+    "events older than this leave the stream")(
+    "history-max-msgs", po::value<int64_t>()->default_value(h.max_msgs),
+    "most events kept (the oldest leave first)")(
+    "history-max-bytes", po::value<int64_t>()->default_value(h.max_bytes),
+    "most bytes kept (the oldest leave first)")(
+    "history-replay-max", po::value<size_t>()->default_value(h.replay_max),
+    "most events one subscribe recovers; beyond: recovered false, too_many")(
+    "history-replay-max-bytes",
+    po::value<size_t>()->default_value(h.replay_max_bytes),
+    "most payload bytes one subscribe recovers")(
+    "history-readers", po::value<int>()->default_value(h.readers),
+    "replays and history pages read from JetStream at once");
+  desc.add(history_desc);
   auto& ns = c.notify;
   auto& ch = opts.channels;
   po::options_description notify_desc{
@@ -466,6 +489,7 @@ parsed_options parse_node_options(int argc, char** argv) {
                    {"notify-retry-max-delay", &ns.retry_max_delay},
                    {"notify-give-up-after", &ns.give_up_after},
                    {"cluster-timeout", &opts.cluster_timeout},
+                   {"history-max-age", &c.history.max_age},
                    {"jwt-leeway", &c.jwt_leeway, true}};
   for (auto& d : durations) {
     auto parsed = parse_duration(vm[d.name].as<std::string>());
@@ -592,6 +616,20 @@ parsed_options parse_node_options(int argc, char** argv) {
   n.replicas = vm["nats-replicas"].as<int>();
   if (n.replicas < 1 || n.replicas > 5)
     return fail("--nats-replicas needs 1 to 5");
+  auto& hs = c.history;
+  hs.enabled = vm["history"].as<bool>();
+  if (hs.enabled && n.servers.empty())
+    return fail("--history needs --nats: the history is a JetStream stream");
+  hs.max_msgs = vm["history-max-msgs"].as<int64_t>();
+  hs.max_bytes = vm["history-max-bytes"].as<int64_t>();
+  hs.replay_max = vm["history-replay-max"].as<size_t>();
+  hs.replay_max_bytes = vm["history-replay-max-bytes"].as<size_t>();
+  hs.readers = vm["history-readers"].as<int>();
+  if (hs.max_msgs < 1 || hs.max_bytes < 1024 || hs.replay_max < 1
+      || hs.replay_max_bytes < 1024 || hs.readers < 1 || hs.readers > 64)
+    return fail("--history-max-msgs and --history-replay-max need at least "
+                "1, --history-max-bytes and --history-replay-max-bytes at "
+                "least 1024, --history-readers 1 to 64");
   c.max_frame_size = vm["max-frame-size"].as<size_t>();
   c.max_subscriptions = vm["max-subscriptions"].as<size_t>();
   c.outbound_queue_limit = vm["outbound-queue-limit"].as<size_t>();

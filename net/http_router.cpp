@@ -211,6 +211,9 @@ void http_router::handle(const http_request& req,
   } else if (path == "/v1/publish") {
     if (method_is(http::verb::post))
       publish(req, done);
+  } else if (path == "/v1/history") {
+    if (method_is(http::verb::post))
+      history(req, done);
   } else if (path == "/v1/introspect/sessions"
              || path == "/v1/introspect/topics") {
     if (method_is(http::verb::get))

@@ -77,6 +77,9 @@ private:
   http_response refuse_webhook(size_t index, ingest::outcome x,
                                const std::string& why, size_t body_size,
                                unsigned version, bool keep_alive);
+  /// `POST /v1/history` (net/http_history.cpp).
+  void history(const http_request& req,
+               std::function<void(http_response)>& done);
   /// /v1/rooms and below (net/http_rooms.cpp).
   void rooms(const http_request& req, std::string_view path,
              std::function<void(http_response)>& done);

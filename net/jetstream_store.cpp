@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/log.hpp"
+#include "net/jetstream_util.hpp"
 #include "schemas/notifications.hpp"
 #include "schemas/rooms.hpp"
 
@@ -48,35 +49,7 @@ constexpr size_t max_record_size = 1024 * 1024;
 /// room needs tens of thousands of messages to reach it.
 constexpr size_t max_records = 100'000;
 
-/// Destroys what a unique_ptr holds with nats.c's `Destroy` function.
-template<auto Destroy>
-struct destroy_with {
-  template<class T>
-  void operator()(T* x) const {
-    Destroy(x);
-  }
-};
-
-template<class T, auto Destroy>
-using owned = std::unique_ptr<T, destroy_with<Destroy>>;
-
-/// Unsubscribing deletes the ephemeral consumer of a history load at once;
-/// nats.c's Destroy alone leaves it on the server until it times out.
-void drop_subscription(natsSubscription* sub) {
-  if (auto s = natsSubscription_Unsubscribe(sub); s != NATS_OK)
-    log()->debug("history consumer left to expire on the server: {}",
-                 natsStatus_GetText(s));
-  natsSubscription_Destroy(sub);
-}
-
-using subscription_ptr = owned<natsSubscription, drop_subscription>;
-
-/// Makes natsConnection_Connect return at once while NATS is down (with no
-/// callback it would block until connected). No closure: nats.c may call it
-/// after the store is gone.
-void on_connected(natsConnection*, void*) {
-  // nop
-}
+using subscription_ptr = js_subscription_ptr;
 
 outcome unavailable(const std::string& what, natsStatus s) {
   return outcome::fail("unavailable", what + ": " + natsStatus_GetText(s));
@@ -185,40 +158,10 @@ std::shared_ptr<jetstream_store> jetstream_store::make(const nats_settings& cfg,
     return nullptr;
   }
   std::shared_ptr<jetstream_store> self{new jetstream_store(cfg)};
-  auto fail = [&error](const char* what, natsStatus s) {
-    error = std::string{what} + ": " + natsStatus_GetText(s);
+  // Also bounds the KV calls: the buckets use this context.
+  if (!open_jetstream(self->cfg_, "switchyard-room-store", "room store",
+                      timeout_ms, self->conn_, self->js_, error))
     return nullptr;
-  };
-  natsOptions* raw_opts = nullptr;
-  if (auto s = natsOptions_Create(&raw_opts); s != NATS_OK)
-    return fail("nats options", s);
-  // natsConnection_Connect copies the options.
-  owned<natsOptions, natsOptions_Destroy> opts{raw_opts};
-  if (!apply_nats_settings(raw_opts, self->cfg_, error))
-    return nullptr;
-  if (auto s = natsOptions_SetName(raw_opts, "switchyard-room-store");
-      s != NATS_OK)
-    return fail("name", s);
-  if (auto s = natsOptions_SetRetryOnFailedConnect(raw_opts, true, on_connected,
-                                                   nullptr);
-      s != NATS_OK)
-    return fail("retry", s);
-  switch (auto s = natsConnection_Connect(&self->conn_, raw_opts)) {
-    case NATS_OK: log()->info("room store connected to NATS"); break;
-    case NATS_NOT_YET_CONNECTED:
-      log()->warn("NATS unreachable at start; the room store answers "
-                  "'unavailable' until it connects in the background");
-      break;
-    default: return fail("connect", s);
-  }
-  jsOptions js_opts;
-  if (auto s = jsOptions_Init(&js_opts); s != NATS_OK)
-    return fail("JetStream options", s);
-  // Also bounds the KV calls: the bucket uses this context.
-  js_opts.Wait = timeout_ms;
-  if (auto s = natsConnection_JetStream(&self->js_, self->conn_, &js_opts);
-      s != NATS_OK)
-    return fail("JetStream context", s);
   return self;
 }
 

@@ -22,6 +22,7 @@
 #include "actors/agents/registry.hpp"
 #include "actors/bus_bridge.hpp"
 #include "actors/bus_publisher.hpp"
+#include "actors/history.hpp"
 #include "actors/cluster.hpp"
 #include "actors/local_bus.hpp"
 #include "actors/log.hpp"
@@ -33,6 +34,7 @@
 #include "actors/topic_root.hpp"
 #include "net/config.hpp"
 #include "net/http_stream_client.hpp"
+#include "net/jetstream_history.hpp"
 #include "net/jetstream_store.hpp"
 #include "net/listener.hpp"
 #include "net/notification_channels.hpp"
@@ -277,6 +279,29 @@ int run_node(node_options opts) {
                             "authentication)");
   }
   ctx->sessions = sys.spawn(session_registry, registry_config(ctx->cfg));
+  std::shared_ptr<net::jetstream_history> history;
+  if (nats && ctx->cfg.history.enabled) {
+    std::string error;
+    auto& hc = ctx->cfg.history;
+    history = net::jetstream_history::make(opts.nats, hc,
+                                           ctx->cfg.max_json_depth, error);
+    if (!history) {
+      log->error("cannot keep the history in JetStream: {}", error);
+      return exit_start_failed;
+    }
+    // Before the bridge's first subscription: live events come from the
+    // stream's republished copies.
+    nats->use_history(net::jetstream_history::live_prefix, history);
+    for (int i = 0; i < hc.readers; ++i)
+      ctx->history.push_back(sys.spawn<caf::detached>(
+        history_reader, history,
+        replay_limits{hc.replay_max, hc.replay_max_bytes}));
+    log->info("history: events.> kept in JetStream stream {} (max age {} "
+              "ms, {} events, {} bytes); live events from {}.events.>; {} "
+              "readers",
+              net::jetstream_history::stream, hc.max_age.count(), hc.max_msgs,
+              hc.max_bytes, net::jetstream_history::live_prefix, hc.readers);
+  }
   if (nats) {
     ctx->bus = nats;
     ctx->bridge = sys.spawn(bus_bridge, nats);
@@ -426,6 +451,8 @@ int run_node(node_options opts) {
   // until they exit.
   caf::anon_send_exit(store_actor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(notify_store_actor, caf::exit_reason::user_shutdown);
+  for (auto& reader : ctx->history)
+    caf::anon_send_exit(reader, caf::exit_reason::user_shutdown);
   if (gateway)
     caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
   stop_actors(sys, *ctx);
@@ -438,6 +465,7 @@ int run_node(node_options opts) {
   ctx->cluster = nullptr;
   store_actor = nullptr;
   notify_store_actor = nullptr;
+  ctx->history.clear();
   gateway = nullptr;
   if (nats)
     nats->close();

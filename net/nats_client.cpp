@@ -5,6 +5,7 @@
 #include <random>
 #include <strings.h>
 
+#include "actors/history_port.hpp"
 #include "actors/log.hpp"
 #include "schemas/envelope.hpp"
 #include "schemas/messages.hpp"
@@ -108,6 +109,12 @@ bool apply_nats_settings(natsOptions* o, const nats_settings& c,
                 "--nats-tls-cert"))
     return false;
   return true;
+}
+
+bool json_envelope(natsMsg* msg) {
+  const char* type = nullptr;
+  return natsMsgHeader_Get(msg, "Content-Type", &type) == NATS_OK
+         && type != nullptr && strncasecmp(type, "application/json", 16) == 0;
 }
 
 struct nats_client::nats_subscription : nats_port::subscription {
@@ -271,7 +278,8 @@ nats_port::subscription_ptr nats_client::subscribe(const std::string& pattern,
   if (conn_ == nullptr)
     return result;
   auto* closure = new sub_closure{this, std::move(node)};
-  auto s = natsConnection_Subscribe(&result->sub, conn_, pattern.c_str(),
+  auto subject = live_prefix_ + pattern;
+  auto s = natsConnection_Subscribe(&result->sub, conn_, subject.c_str(),
                                     on_message, closure);
   if (s != NATS_OK) {
     delete closure;
@@ -286,6 +294,12 @@ nats_port::subscription_ptr nats_client::subscribe(const std::string& pattern,
     static_cast<int>(std::min<int64_t>(cfg_.pending_bytes, INT32_MAX)));
   interest_.fetch_add(1, std::memory_order_relaxed);
   return result;
+}
+
+void nats_client::use_history(std::string_view prefix,
+                              std::shared_ptr<const history_port> history) {
+  live_prefix_ = std::string{prefix} + '.';
+  history_ = std::move(history);
 }
 
 nats_port::subscription_ptr
@@ -388,12 +402,14 @@ void nats_client::run_worker() {
 
 std::optional<event>
 nats_client::decode(node_context& ctx, std::string_view subject,
-                    std::string_view payload, bool is_json, const void* sub) {
+                    std::string_view payload, bool is_json, uint64_t seq,
+                    const void* sub) {
   auto hash = std::hash<std::string_view>{}(payload);
   {
     std::lock_guard<std::mutex> guard{ids_mtx_};
     for (auto& g : recent_ids_) {
-      if (g.hash != hash || g.subject != subject || g.payload != payload)
+      if (g.hash != hash || g.seq != seq || g.subject != subject
+          || g.payload != payload)
         continue;
       if (std::find(g.seen_by.begin(), g.seen_by.end(), sub) != g.seen_by.end())
         continue; // this subscription already had that copy: a new message
@@ -407,16 +423,21 @@ nats_client::decode(node_context& ctx, std::string_view subject,
   if (!decoded.value) {
     count_malformed(ctx, subject, decoded);
   } else {
-    if (decoded.value->id.empty())
-      decoded.value->id = ctx.next_event_id();
-    if (decoded.value->ts == 0)
-      decoded.value->ts = node_context::unix_ms();
+    auto& ev = *decoded.value;
+    if (seq != 0) {
+      ev.seq = seq;
+      ev.epoch = history_->epoch();
+    }
+    if (ev.id.empty())
+      ev.id = seq != 0 ? history_event_id(ev.epoch, seq) : ctx.next_event_id();
+    if (ev.ts == 0)
+      ev.ts = node_context::unix_ms();
   }
   std::lock_guard<std::mutex> guard{ids_mtx_};
   if (recent_ids_.size() >= recent_id_groups)
     recent_ids_.pop_front();
-  recent_ids_.push_back(id_group{
-    std::string{subject}, hash, std::string{payload}, decoded.value, {sub}});
+  recent_ids_.push_back(id_group{std::string{subject}, seq, hash,
+                                 std::string{payload}, decoded.value, {sub}});
   return std::move(decoded.value);
 }
 
@@ -432,12 +453,18 @@ void nats_client::on_message(natsConnection*, natsSubscription* sub,
   std::string_view subject{natsMsg_GetSubject(msg)};
   std::string_view payload{natsMsg_GetData(msg),
                            static_cast<size_t>(natsMsg_GetDataLength(msg))};
-  const char* content_type = nullptr;
-  bool is_json = natsMsgHeader_Get(msg, "Content-Type", &content_type)
-      == NATS_OK
-    && content_type != nullptr
-    && strncasecmp(content_type, "application/json", 16) == 0;
-  auto ev = self->decode(*ctx, subject, payload, is_json, sub);
+  bool is_json = json_envelope(msg);
+  uint64_t seq = 0;
+  if (auto& prefix = self->live_prefix_; !prefix.empty()) {
+    // A copy republished by the history stream, numbered in its header.
+    if (subject.substr(0, prefix.size()) == prefix)
+      subject.remove_prefix(prefix.size());
+    const char* text = nullptr;
+    if (natsMsgHeader_Get(msg, "Nats-Sequence", &text) == NATS_OK
+        && text != nullptr)
+      seq = std::strtoull(text, nullptr, 10);
+  }
+  auto ev = self->decode(*ctx, subject, payload, is_json, seq, sub);
   natsMsg_Destroy(msg);
   if (!ev)
     return;

@@ -23,6 +23,7 @@
 #include <caf/all.hpp>
 #include <nats/nats.h>
 
+#include "actors/history_port.hpp"
 #include "actors/log_limiter.hpp"
 #include "actors/nats_port.hpp"
 #include "actors/node_context.hpp"
@@ -67,6 +68,10 @@ struct nats_settings {
 bool apply_nats_settings(natsOptions* opts, const nats_settings& cfg,
                          std::string& error);
 
+/// Whether `msg` holds a JSON envelope (its `Content-Type` header says
+/// `application/json`); else it is msgpack.
+bool json_envelope(natsMsg* msg);
+
 /// One NATS connection of a node.
 class nats_client : public nats_port {
 public:
@@ -107,6 +112,15 @@ public:
 
   void flush_async(std::function<void(bool)> done) override;
 
+  // -- history ----------------------------------------------------------------
+
+  /// Takes live events from the history stream's republished copies,
+  /// `<prefix>.<subject>`, numbered by their stream sequence of the epoch
+  /// `history` reports (net/jetstream_history.hpp). Called before the
+  /// first `subscribe`.
+  void use_history(std::string_view prefix,
+                   std::shared_ptr<const history_port> history);
+
   // -- lifetime ---------------------------------------------------------------
 
   /// Closes the connection and stops the worker.
@@ -138,10 +152,12 @@ private:
   /// of a recent message (same subject and payload, a subscription that has
   /// not seen it yet) reuses the first decoding: the same event, with the
   /// same node-assigned id, so clients can de-duplicate; a malformed one is
-  /// counted once. Returns nothing for a malformed envelope.
+  /// counted once. A message of the history stream (`seq` not 0) is told
+  /// from its copies by its sequence, and an id-less one gets an id made of
+  /// its position. Returns nothing for a malformed envelope.
   std::optional<event> decode(node_context& ctx, std::string_view subject,
                               std::string_view payload, bool is_json,
-                              const void* sub);
+                              uint64_t seq, const void* sub);
   void run_worker();
 
   // -- member variables -------------------------------------------------------
@@ -151,6 +167,10 @@ private:
   std::weak_ptr<node_context> ctx_;
   natsOptions* opts_ = nullptr;
   natsConnection* conn_ = nullptr;
+  /// `<prefix>.` of the history stream's live copies; empty without
+  /// --history.
+  std::string live_prefix_;
+  std::shared_ptr<const history_port> history_;
 
   std::atomic<bool> up_{false};
   std::atomic<uint64_t> received_{0};
@@ -171,6 +191,7 @@ private:
   // subscriptions that got a copy. Guarded by ids_mtx_.
   struct id_group {
     std::string subject;
+    uint64_t seq;
     size_t hash;
     std::string payload;
     std::optional<event> ev; // nothing: the envelope was malformed

@@ -34,6 +34,44 @@ void refuse(client_frame& frame, std::string message) {
   frame.error = std::move(message);
 }
 
+/// Longest epoch a client may send back: the node's are 16 hex digits.
+constexpr size_t max_epoch_size = 64;
+
+/// Reads `recover` of a subscribe: `{"since": <seq>, "epoch": "..."}` or
+/// `{"since_ts": <unix ms>}`.
+void read_recover(client_frame& frame, const nlohmann::json& r) {
+  auto unsigned_field = [&r](const char* key) -> const nlohmann::json* {
+    auto i = r.find(key);
+    return i != r.end() && i->is_number_unsigned() ? &*i : nullptr;
+  };
+  if (!r.is_object()) {
+    refuse(frame, "recover must be an object");
+    return;
+  }
+  if (auto* ts = unsigned_field("since_ts");
+      ts != nullptr && r.find("since") == r.end()) {
+    if (ts->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX / 1'000'000)) {
+      refuse(frame, "recover.since_ts is out of range");
+      return;
+    }
+    frame.recover = true;
+    frame.recover_by_time = true;
+    frame.recover_since_ts = ts->get<int64_t>();
+    return;
+  }
+  auto* since = unsigned_field("since");
+  auto epoch = r.find("epoch");
+  if (since == nullptr || epoch == r.end() || !epoch->is_string()
+      || epoch->get_ref<const std::string&>().size() > max_epoch_size) {
+    refuse(frame, "recover needs 'since' (a sequence) and 'epoch' (a string "
+                  "of at most 64 bytes), or 'since_ts' (unix ms)");
+    return;
+  }
+  frame.recover = true;
+  frame.recover_since = since->get<uint64_t>();
+  frame.recover_epoch = epoch->get<std::string>();
+}
+
 } // namespace
 
 client_frame decode_client_frame(std::string_view text, size_t max_depth) {
@@ -95,6 +133,9 @@ client_frame client_frame_from_json(const nlohmann::json& j) {
     refuse(frame, *type + " needs a string field 'topic'");
     return frame;
   }
+  if (frame.type == client_frame_type::subscribe)
+    if (auto i = j.find("recover"); i != j.end())
+      read_recover(frame, *i);
   if (frame.type != client_frame_type::publish)
     return frame;
   if (auto i = j.find("event_id"); i != j.end()) {

@@ -46,6 +46,13 @@ struct client_frame {
   /// `data` of a publish frame as JSON text, the form an event's payload
   /// has inside the node; `null` when absent.
   std::string data;
+  /// `recover` of a subscribe frame: replay what was missed since
+  /// (`since`, `epoch`) or since unix ms `since_ts` (`recover_by_time`).
+  bool recover = false;
+  bool recover_by_time = false;
+  uint64_t recover_since = 0;
+  std::string recover_epoch;
+  int64_t recover_since_ts = 0;
   /// Error code for the error frame; null when the frame is usable.
   const char* error_code = nullptr;
   /// Error message for the error frame.

@@ -118,6 +118,12 @@ std::string event_json(std::string_view subscription, const event& ev) {
   out += json_string(ev.id);
   out += R"(,"ts":)";
   out += std::to_string(ev.ts);
+  if (ev.seq != 0) {
+    out += R"(,"seq":)";
+    out += std::to_string(ev.seq);
+    out += R"(,"epoch":)";
+    out += json_string(ev.epoch);
+  }
   out += R"(,"data":)";
   out += ev.data.empty() ? std::string_view{"null"} : std::string_view{ev.data};
   out += '}';
@@ -132,6 +138,17 @@ frame_ptr encode_event(wire_format format, std::string_view subscription,
 
 std::string ok_json(std::string_view id) {
   return R"({"type":"ok","id":)" + json_string(id) + "}";
+}
+
+std::string recovered_json(std::string_view id, const replay_result& res) {
+  nlohmann::json j{{"type", "ok"},
+                   {"id", id},
+                   {"recovered", res.complete},
+                   {"epoch", res.epoch},
+                   {"seq", res.last_seq}};
+  if (!res.complete)
+    j["reason"] = res.reason;
+  return j.dump();
 }
 
 std::string published_json(std::string_view id, std::string_view event_id) {

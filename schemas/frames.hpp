@@ -104,11 +104,17 @@ std::string ws_close(uint16_t code, std::string_view reason);
 /// Escapes `str` as a JSON string literal, quotes included.
 std::string json_string(std::string_view str);
 
-/// `{"type":"event",...}` for one subscription.
+/// `{"type":"event",...}` for one subscription; with its `seq` and
+/// `epoch` when it came from the history stream.
 std::string event_json(std::string_view subscription, const event& ev);
 
 /// `{"type":"ok","id":...}`.
 std::string ok_json(std::string_view id);
+
+/// `{"type":"ok","id":...,"recovered":...}`: the answer to a subscribe
+/// with `recover`, after its replay: whether it was complete (else why),
+/// and the position it reached.
+std::string recovered_json(std::string_view id, const replay_result& res);
 
 /// `{"type":"ok","id":...,"event_id":...}`: a publish frame accepted.
 std::string published_json(std::string_view id, std::string_view event_id);

@@ -16,6 +16,7 @@
 
 #include "actors/cluster_interfaces.hpp"
 #include "actors/errors.hpp"
+#include "actors/history_interfaces.hpp"
 #include "actors/node_interfaces.hpp"
 #include "actors/notification_interfaces.hpp"
 #include "actors/room_interfaces.hpp"
@@ -40,6 +41,10 @@ struct event {
   std::string data;
   /// Free-form headers (room for tracing ids and the like).
   std::map<std::string, std::string> headers;
+  /// Position in the history stream (its sequence), 0 without history.
+  uint64_t seq = 0;
+  /// The history stream's epoch at `seq` (see `history_port::epoch`).
+  std::string epoch;
 };
 
 /// Longest event id a publisher may choose (POST /v1/publish, the publish
@@ -55,7 +60,59 @@ inline bool valid_event_id(std::string_view id) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
   return f(caf::meta::type_name("switchyard::event"), x.id, x.topic, x.ts,
-           x.source, x.data, x.headers);
+           x.source, x.data, x.headers, x.seq, x.epoch);
+}
+
+// -- history ------------------------------------------------------------------
+
+/// Where a recovering subscription resumes: after stream sequence `since`
+/// of `epoch`, or (with `by_time`) at unix time `since_ts` in milliseconds.
+struct replay_request {
+  std::string pattern;
+  uint64_t since = 0;
+  std::string epoch;
+  int64_t since_ts = 0;
+  bool by_time = false;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replay_request& x) {
+  return f(caf::meta::type_name("switchyard::replay_request"), x.pattern,
+           x.since, x.epoch, x.since_ts, x.by_time);
+}
+
+/// What a replay found: the missed events in order, and whether they are
+/// all that was missed.
+struct replay_result {
+  std::vector<event> events;
+  /// Every live event of the subscription up to this sequence is in
+  /// `events` or was delivered before the client left: the switch to live
+  /// delivery drops those and passes the rest.
+  uint64_t last_seq = 0;
+  std::string epoch;
+  bool complete = false;
+  /// Why not complete: `retention`, `epoch`, `too_many` or `unavailable`.
+  std::string reason;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replay_result& x) {
+  return f(caf::meta::type_name("switchyard::replay_result"), x.events,
+           x.last_seq, x.epoch, x.complete, x.reason);
+}
+
+/// A page of past events for `POST /v1/history`, oldest first.
+struct history_page {
+  std::vector<event> events;
+  std::string epoch;
+  /// Empty on success, else why the stream could not be read.
+  std::string error;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, history_page& x) {
+  return f(caf::meta::type_name("switchyard::history_page"), x.events,
+           x.epoch, x.error);
 }
 
 // -- introspection ------------------------------------------------------------
@@ -97,6 +154,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (switchyard::session_info))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::topic_info>))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::session_info>))
+
+  // History (actors/history_interfaces.hpp).
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::event>))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::replay_request))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::replay_result))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::history_page))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::history_actor))
 
   // Rooms, streams and agents (actors/room_interfaces.hpp).
   CAF_ADD_TYPE_ID(switchyard, (switchyard::outcome))
