@@ -189,3 +189,39 @@ CAF_TEST(an already parsed JSON value decodes as its text does) {
   CAF_CHECK(refused(client_frame_from_json(nlohmann::json::array()),
                     "frame is not a JSON object"));
 }
+
+CAF_TEST(a subscribe may recover from a position or a time) {
+  auto by_seq = decode(R"({"type":"subscribe","topic":"events.o.*",)"
+                       R"("recover":{"since":41,"epoch":"18a2f"}})");
+  CAF_CHECK(by_seq.error_code == nullptr);
+  CAF_CHECK(by_seq.recover && !by_seq.recover_by_time);
+  CAF_CHECK_EQUAL(by_seq.recover_since, 41u);
+  CAF_CHECK_EQUAL(by_seq.recover_epoch, "18a2f");
+  auto by_time = decode(R"({"type":"subscribe","topic":"events.o.*",)"
+                        R"("recover":{"since_ts":1700000000000}})");
+  CAF_CHECK(by_time.error_code == nullptr);
+  CAF_CHECK(by_time.recover && by_time.recover_by_time);
+  CAF_CHECK_EQUAL(by_time.recover_since_ts, 1700000000000);
+  auto plain = decode(R"({"type":"subscribe","topic":"events.o.*"})");
+  CAF_CHECK(!plain.recover);
+  const char* usage = "recover needs 'since' (a sequence) and 'epoch' (a "
+                      "string of at most 64 bytes), or 'since_ts' (unix ms)";
+  for (auto bad : {R"("recover":{"since":-1,"epoch":"e"})",
+                   R"("recover":{"since":"3","epoch":"e"})",
+                   R"("recover":{"since":3})", R"("recover":{"epoch":"e"})",
+                   R"("recover":{"since_ts":1.5})"})
+    CAF_CHECK(refused(decode(std::string{R"({"type":"subscribe",)"} + bad
+                             + R"(,"topic":"events.o.*"})"),
+                      usage));
+  CAF_CHECK(refused(decode(R"({"type":"subscribe","topic":"events.o.*",)"
+                           R"("recover":[1]})"),
+                    "recover must be an object"));
+  CAF_CHECK(refused(decode(R"({"type":"subscribe","topic":"events.o.*",)"
+                           R"("recover":{"since_ts":18446744073709551615}})"),
+                    "recover.since_ts is out of range"));
+  auto long_epoch = std::string(65, 'a');
+  CAF_CHECK(refused(decode(R"({"type":"subscribe","topic":"events.o.*",)"
+                           R"("recover":{"since":1,"epoch":")"
+                           + long_epoch + "\"}}"),
+                    usage));
+}

@@ -51,6 +51,7 @@ public:
     std::lock_guard<std::mutex> guard{mtx};
     if (closed_with != 0)
       return false;
+    order.emplace_back(false, frames.size());
     frames.push_back(frame);
     return true;
   }
@@ -64,6 +65,7 @@ public:
 
   void send_text(const std::string& json) override {
     std::lock_guard<std::mutex> guard{mtx};
+    order.emplace_back(true, texts.size());
     texts.push_back(json);
   }
 
@@ -109,8 +111,23 @@ public:
     return result;
   }
 
+  /// Everything queued, in order: each event frame as `event:<id>`, each
+  /// text frame as its `type`.
+  std::vector<std::string> timeline() {
+    auto evs = events();
+    auto txts = json_texts();
+    std::lock_guard<std::mutex> guard{mtx};
+    std::vector<std::string> result;
+    for (auto [is_text, i] : order)
+      result.push_back(is_text ? txts[i]["type"].get<std::string>()
+                               : "event:" + evs[i]["id"].get<std::string>());
+    return result;
+  }
+
   frames::wire_format fmt;
   std::mutex mtx;
+  /// (text frame?, index in `texts` or `frames`) in the order queued.
+  std::vector<std::pair<bool, size_t>> order;
   std::vector<std::shared_ptr<const std::string>> frames;
   std::vector<std::string> texts;
   int pings = 0;
