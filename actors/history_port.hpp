@@ -24,8 +24,8 @@ public:
 
   /// The events matching `req.pattern` after `req`'s position, when there
   /// are at most `max_events` of them in at most `max_bytes`.
-  virtual replay_result replay(const replay_request& req, size_t max_events,
-                               size_t max_bytes)
+  virtual replay_result
+  replay(const replay_request& req, size_t max_events, size_t max_bytes)
     = 0;
 
   /// The last `limit` events matching `pattern` before sequence `before`

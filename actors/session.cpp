@@ -427,15 +427,18 @@ void session_server::replay(const std::string& id, const std::string& pattern,
   };
   auto since = req.by_time ? 0 : req.since;
   request(reader, replay_timeout, replay_atom::value, std::move(req))
-    .then([start](replay_result& res) { start(std::move(res)); },
-          [this, start, pattern, since](caf::error& err) {
-            log()->warn("session {}: replay of {} failed: {}", session_id(),
-                        pattern, to_string(err));
-            replay_result res;
-            res.last_seq = since;
-            res.reason = "unavailable";
-            start(std::move(res));
-          });
+    .then(
+      [start](replay_result& res) {
+        start(std::move(res));
+      },
+      [this, start, pattern, since](caf::error& err) {
+        log()->warn("session {}: replay of {} failed: {}", session_id(),
+                    pattern, to_string(err));
+        replay_result res;
+        res.last_seq = since;
+        res.reason = "unavailable";
+        start(std::move(res));
+      });
 }
 
 void session_server::continue_replay(const std::string& pattern) {

@@ -74,9 +74,8 @@ void rebuild_chunks(topic_node_state& st) {
 
 /// Adds `subscriber` (once); its events are held with `hold`. Returns
 /// what the subscribe answers.
-caf::result<subscription_actor> add_subscriber(self_ptr self,
-                                               const subscriber_actor& session,
-                                               bool hold) {
+caf::result<subscription_actor>
+add_subscriber(self_ptr self, const subscriber_actor& session, bool hold) {
   auto& st = self->state;
   ++st.received;
   auto i = st.index.find(session.address());
@@ -152,10 +151,10 @@ void release(self_ptr self, const subscriber_actor& session, uint64_t after) {
 
 topic_deps_ptr topic_deps_of(const node_context_ptr& ctx) {
   // Aliasing pointers: each keeps the context alive, and names only its part.
-  return std::make_shared<const topic_deps>(topic_deps{
-    std::shared_ptr<metrics>(ctx, &ctx->stats),
-    std::shared_ptr<const sink_registry>(ctx, &ctx->sinks), ctx->bridge,
-    ctx->cfg.outbound_queue_limit});
+  return std::make_shared<const topic_deps>(
+    topic_deps{std::shared_ptr<metrics>(ctx, &ctx->stats),
+               std::shared_ptr<const sink_registry>(ctx, &ctx->sinks),
+               ctx->bridge, ctx->cfg.outbound_queue_limit});
 }
 
 topic_actor::behavior_type

@@ -88,7 +88,8 @@ struct topic_node_state {
 
 /// A `topic_actor`: subscribes are idempotent; an event is encoded once
 /// per subprotocol in use and handed to every local subscriber's socket
-/// queue, or held for a recovering subscriber until it releases it. Monitors each subscriber; a dead one is removed. Reports
+/// queue, or held for a recovering subscriber until it releases it. Monitors
+/// each subscriber; a dead one is removed. Reports
 /// `(count_atom, pattern, subscribers, received)` to its router on change.
 topic_actor::behavior_type
 topic_node(topic_actor::stateful_pointer<topic_node_state> self,

@@ -23,9 +23,8 @@ topic_router_actor router_of(self_ptr self, const std::string& pattern) {
   auto& st = self->state;
   auto i = st.orgs.find(org);
   if (i == st.orgs.end()) {
-    auto router = self->spawn(topic_router, org,
-                              caf::actor_cast<topic_router_actor>(self),
-                              st.deps);
+    auto router = self->spawn(
+      topic_router, org, caf::actor_cast<topic_router_actor>(self), st.deps);
     self->monitor(router);
     i = st.orgs.emplace(org, topic_root_state::entry{router}).first;
   }

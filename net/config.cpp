@@ -364,8 +364,7 @@ parsed_options parse_node_options(int argc, char** argv) {
     "history", po::bool_switch(),
     "keep events.> in the JetStream stream SWITCHYARD_EVENTS: event frames "
     "carry seq and epoch, subscribe may recover, POST /v1/history")(
-    "history-max-age",
-    po::value<std::string>()->default_value(dur(h.max_age)),
+    "history-max-age", po::value<std::string>()->default_value(dur(h.max_age)),
     "events older than this leave the stream")(
     "history-max-msgs", po::value<int64_t>()->default_value(h.max_msgs),
     "most events kept (the oldest leave first)")(

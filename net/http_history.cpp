@@ -48,7 +48,8 @@ void http_router::history(const http_request& req,
   if (parsed.error != json_limits::failure::none || !body.is_object()) {
     ctx_->stats.count_rejected(input_source::http,
                                parsed.error == json_limits::failure::too_deep);
-    fail(http::status::bad_request, "bad_request", "body must be a JSON object");
+    fail(http::status::bad_request, "bad_request",
+         "body must be a JSON object");
     return;
   }
   auto t = body.find("topic");
@@ -91,8 +92,8 @@ void http_router::history(const http_request& req,
   if (!number("limit", default_history_limit, 1, max_history_limit, limit)
       || !number("before", 0, 1, UINT64_MAX, before))
     return;
-  auto& reader = ctx_->history[std::hash<std::string>{}(pattern)
-                               % ctx_->history.size()];
+  auto& reader
+    = ctx_->history[std::hash<std::string>{}(pattern) % ctx_->history.size()];
   auto user = checked.value->sub;
   sys_.spawn([=](caf::event_based_actor* self) {
     self
@@ -123,8 +124,8 @@ void http_router::history(const http_request& req,
                                             {"seq", ev.seq},
                                             {"data", std::move(data)}});
           }
-          nlohmann::json res{
-            {"epoch", page.epoch}, {"events", std::move(events)}};
+          nlohmann::json res{{"epoch", page.epoch},
+                             {"events", std::move(events)}};
           done(json(http::status::ok,
                     res.dump(-1, ' ', false,
                              nlohmann::json::error_handler_t::replace),

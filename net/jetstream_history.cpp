@@ -117,7 +117,9 @@ void jetstream_history::run_keeper() {
     }
     last_error = std::move(error);
     guard.lock();
-    cv_.wait_for(guard, keep_interval, [this] { return stopping_; });
+    cv_.wait_for(guard, keep_interval, [this] {
+      return stopping_;
+    });
   }
 }
 
@@ -161,8 +163,8 @@ bool jetstream_history::check_stream(stream_state& out, std::string& error) {
   } else if (s == NATS_OK) {
     auto& have = raw_info->Config;
     bool republish_ok = have->RePublish != nullptr
-                        && have->RePublish->Destination != nullptr
-                        && live_subjects == have->RePublish->Destination;
+      && have->RePublish->Destination != nullptr
+      && live_subjects == have->RePublish->Destination;
     if (have->MaxAge != sc.MaxAge || have->MaxMsgs != sc.MaxMsgs
         || have->MaxBytes != sc.MaxBytes || !republish_ok) {
       jsStreamInfo_Destroy(raw_info);
@@ -260,13 +262,11 @@ bool jetstream_history::read(const read_range& range, std::vector<event>& out,
         return true;
       last_seq = std::max(last_seq, seq);
       std::string_view subject{natsMsg_GetSubject(msg)};
-      std::string_view payload{natsMsg_GetData(msg), static_cast<size_t>(
-                                                       natsMsg_GetDataLength(
-                                                         msg))};
+      std::string_view payload{natsMsg_GetData(msg),
+                               static_cast<size_t>(natsMsg_GetDataLength(msg))};
       auto decoded = json_envelope(msg)
-                       ? envelope::from_json(subject, payload, max_json_depth_)
-                       : envelope::from_msgpack(subject, payload,
-                                                max_json_depth_);
+        ? envelope::from_json(subject, payload, max_json_depth_)
+        : envelope::from_msgpack(subject, payload, max_json_depth_);
       if (!decoded.value)
         continue; // dropped live as well
       auto& ev = *decoded.value;
@@ -338,8 +338,8 @@ replay_result jetstream_history::replay(const replay_request& req,
   return out;
 }
 
-history_page jetstream_history::page(const std::string& pattern,
-                                     uint32_t limit, uint64_t before) {
+history_page jetstream_history::page(const std::string& pattern, uint32_t limit,
+                                     uint64_t before) {
   history_page out;
   stream_state st;
   if (!check_stream(st, out.error))

@@ -53,8 +53,8 @@ public:
   replay_result replay(const replay_request& req, size_t max_events,
                        size_t max_bytes) override;
 
-  history_page
-  page(const std::string& pattern, uint32_t limit, uint64_t before) override;
+  history_page page(const std::string& pattern, uint32_t limit,
+                    uint64_t before) override;
 
 private:
   /// What the stream's info says of its contents.

@@ -114,7 +114,7 @@ bool apply_nats_settings(natsOptions* o, const nats_settings& c,
 bool json_envelope(natsMsg* msg) {
   const char* type = nullptr;
   return natsMsgHeader_Get(msg, "Content-Type", &type) == NATS_OK
-         && type != nullptr && strncasecmp(type, "application/json", 16) == 0;
+    && type != nullptr && strncasecmp(type, "application/json", 16) == 0;
 }
 
 struct nats_client::nats_subscription : nats_port::subscription {
@@ -400,10 +400,10 @@ void nats_client::run_worker() {
 
 // -- nats.c callbacks ---------------------------------------------------------
 
-std::optional<event>
-nats_client::decode(node_context& ctx, std::string_view subject,
-                    std::string_view payload, bool is_json, uint64_t seq,
-                    const void* sub) {
+std::optional<event> nats_client::decode(node_context& ctx,
+                                         std::string_view subject,
+                                         std::string_view payload, bool is_json,
+                                         uint64_t seq, const void* sub) {
   auto hash = std::hash<std::string_view>{}(payload);
   {
     std::lock_guard<std::mutex> guard{ids_mtx_};
@@ -436,8 +436,12 @@ nats_client::decode(node_context& ctx, std::string_view subject,
   std::lock_guard<std::mutex> guard{ids_mtx_};
   if (recent_ids_.size() >= recent_id_groups)
     recent_ids_.pop_front();
-  recent_ids_.push_back(id_group{std::string{subject}, seq, hash,
-                                 std::string{payload}, decoded.value, {sub}});
+  recent_ids_.push_back(id_group{std::string{subject},
+                                 seq,
+                                 hash,
+                                 std::string{payload},
+                                 decoded.value,
+                                 {sub}});
   return std::move(decoded.value);
 }
 

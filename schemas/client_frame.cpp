@@ -63,8 +63,9 @@ void read_recover(client_frame& frame, const nlohmann::json& r) {
   auto epoch = r.find("epoch");
   if (since == nullptr || epoch == r.end() || !epoch->is_string()
       || epoch->get_ref<const std::string&>().size() > max_epoch_size) {
-    refuse(frame, "recover needs 'since' (a sequence) and 'epoch' (a string "
-                  "of at most 64 bytes), or 'since_ts' (unix ms)");
+    refuse(frame,
+           "recover needs 'since' (a sequence) and 'epoch' (a string "
+           "of at most 64 bytes), or 'since_ts' (unix ms)");
     return;
   }
   frame.recover = true;

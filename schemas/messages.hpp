@@ -111,8 +111,8 @@ struct history_page {
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, history_page& x) {
-  return f(caf::meta::type_name("switchyard::history_page"), x.events,
-           x.epoch, x.error);
+  return f(caf::meta::type_name("switchyard::history_page"), x.events, x.epoch,
+           x.error);
 }
 
 // -- introspection ------------------------------------------------------------

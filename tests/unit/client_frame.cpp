@@ -206,10 +206,10 @@ CAF_TEST(a subscribe may recover from a position or a time) {
   CAF_CHECK(!plain.recover);
   const char* usage = "recover needs 'since' (a sequence) and 'epoch' (a "
                       "string of at most 64 bytes), or 'since_ts' (unix ms)";
-  for (auto bad : {R"("recover":{"since":-1,"epoch":"e"})",
-                   R"("recover":{"since":"3","epoch":"e"})",
-                   R"("recover":{"since":3})", R"("recover":{"epoch":"e"})",
-                   R"("recover":{"since_ts":1.5})"})
+  for (auto bad :
+       {R"("recover":{"since":-1,"epoch":"e"})",
+        R"("recover":{"since":"3","epoch":"e"})", R"("recover":{"since":3})",
+        R"("recover":{"epoch":"e"})", R"("recover":{"since_ts":1.5})"})
     CAF_CHECK(refused(decode(std::string{R"({"type":"subscribe",)"} + bad
                              + R"(,"topic":"events.o.*"})"),
                       usage));

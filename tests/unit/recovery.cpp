@@ -29,8 +29,8 @@ history_actor::behavior_type
 scripted_reader(history_actor::pointer self,
                 std::shared_ptr<scripted_history> script) {
   return {
-    [self, script](replay_atom, const replay_request& req)
-      -> caf::result<replay_result> {
+    [self, script](replay_atom,
+                   const replay_request& req) -> caf::result<replay_result> {
       script->asked = req;
       script->pending = self->make_response_promise<replay_result>();
       return caf::delegated<replay_result>{};
@@ -68,9 +68,8 @@ struct fixture : test_coordinator_fixture<test_config> {
     c.sub = "u_1";
     c.org = "org_123";
     c.exp = node_context::unix_ms() / 1000 + 3600;
-    session = caf::actor_cast<caf::actor>(
-      sys.spawn<session_server>(conn, session_deps_of(ctx),
-                                mint_token(c, ctx->cfg.jwt_keys.secret)));
+    session = caf::actor_cast<caf::actor>(sys.spawn<session_server>(
+      conn, session_deps_of(ctx), mint_token(c, ctx->cfg.jwt_keys.secret)));
     sched.run();
   }
 
