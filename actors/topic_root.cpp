@@ -32,6 +32,19 @@ topic_router_actor router_of(self_ptr self, const std::string& pattern) {
   return i->second.router;
 }
 
+/// Hands a subscribe (`subscribe_atom` or `recover_atom`) to the router of
+/// its org.
+template<class Atom>
+caf::result<subscription_actor> forward(self_ptr self, Atom atm,
+                                        std::string& pattern,
+                                        subscriber_actor& session) {
+  auto router = router_of(self, pattern);
+  if (!router)
+    return caf::make_error(error_code::bad_pattern,
+                           "pattern outside events.<org>.");
+  return self->delegate(router, atm, std::move(pattern), std::move(session));
+}
+
 } // namespace
 
 topic_router_actor::behavior_type
@@ -55,21 +68,11 @@ topic_root(topic_router_actor::stateful_pointer<topic_root_state> self,
   return {
     [self](subscribe_atom atm, std::string& pattern,
            subscriber_actor& session) -> caf::result<subscription_actor> {
-      auto router = router_of(self, pattern);
-      if (!router)
-        return caf::make_error(error_code::bad_pattern,
-                               "pattern outside events.<org>.");
-      return self->delegate(router, atm, std::move(pattern),
-                            std::move(session));
+      return forward(self, atm, pattern, session);
     },
     [self](recover_atom atm, std::string& pattern,
            subscriber_actor& session) -> caf::result<subscription_actor> {
-      auto router = router_of(self, pattern);
-      if (!router)
-        return caf::make_error(error_code::bad_pattern,
-                               "pattern outside events.<org>.");
-      return self->delegate(router, atm, std::move(pattern),
-                            std::move(session));
+      return forward(self, atm, pattern, session);
     },
     [self](publish_atom atm, event& ev) {
       auto org = topic::org_of(ev.topic);

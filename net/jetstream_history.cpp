@@ -212,7 +212,9 @@ bool jetstream_history::read(const read_range& range, std::vector<event>& out,
   so.Config.InactiveThreshold = consumer_inactive_ns;
   so.Config.MemoryStorage = true;
   so.Config.Replicas = 1;
-  if (by_time) {
+  if (by_time && start == 0) {
+    so.Config.DeliverPolicy = js_DeliverAll; // JetStream refuses time 0
+  } else if (by_time) {
     so.Config.DeliverPolicy = js_DeliverByStartTime;
     so.Config.OptStartTime = static_cast<int64_t>(start) * 1'000'000;
   } else {

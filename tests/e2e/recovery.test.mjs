@@ -11,13 +11,8 @@ const T = { timeout: 120000 };
 const ORG = 'org_123';
 const STREAM = 'SWITCHYARD_EVENTS';
 
-/** A node with --history over a fresh JetStream nats-server, and a publisher connection. */
-async function historyNode(t, flags = []) {
-  const ns = await startJetStream(t);
-  const node = await startBridgedNode(t, ns, ['--history', ...flags]);
-  const nc = await natsClient(t, ns, 'publisher');
-  const jsm = await nc.jetstreamManager();
-  // The node creates the stream at start; wait for it before publishing.
+/** Waits until the node made the history stream (at its start, or again after a delete). */
+async function streamCreated(jsm) {
   await waitUntil(
     async () => {
       try {
@@ -29,6 +24,16 @@ async function historyNode(t, flags = []) {
     },
     { timeout: 20000, message: `stream ${STREAM} created by the node` },
   );
+}
+
+/** A node with --history over a fresh JetStream nats-server, and a publisher connection. */
+async function historyNode(t, flags = []) {
+  const ns = await startJetStream(t);
+  const node = await startBridgedNode(t, ns, ['--history', ...flags]);
+  const nc = await natsClient(t, ns, 'publisher');
+  const jsm = await nc.jetstreamManager();
+  // The node creates the stream at start; wait for it before publishing.
+  await streamCreated(jsm);
   return { ns, node, nc, jsm };
 }
 
@@ -47,6 +52,18 @@ function lastPosition(c) {
   assert.equal(typeof last.seq, 'number', `event frames carry seq: ${JSON.stringify(last)}`);
   assert.equal(typeof last.epoch, 'string', `event frames carry epoch: ${JSON.stringify(last)}`);
   return { since: last.seq, epoch: last.epoch };
+}
+
+/** A client subscribes to `pattern`, receives one event on `topic`, and drops; returns its position. */
+async function receiveOneAndLeave(t, node, token, nc, pattern, topic) {
+  const c = await node.connect({ t, token });
+  await c.subscribe(pattern);
+  publish(nc, topic, 'seen');
+  await c.waitEvent((e) => e.id === 'seen');
+  const pos = lastPosition(c);
+  c.terminate();
+  await c.waitClose();
+  return pos;
 }
 
 async function recoverSubscribe(c, topic, recover) {
@@ -163,14 +180,7 @@ describe('recovery', () => {
     const { node, nc } = await historyNode(t, ['--history-max-msgs', '20']);
     const token = node.token({ sub: 'u_1', org: ORG });
     const P = `events.${ORG}.ret.*.*.*`;
-    const c = await node.connect({ t, token });
-    await c.subscribe(P);
-    publish(nc, `events.${ORG}.ret.a.b.c`, 'seen');
-    await nc.flush();
-    await c.waitEvent((e) => e.id === 'seen');
-    const pos = lastPosition(c);
-    c.terminate();
-    await c.waitClose();
+    const pos = await receiveOneAndLeave(t, node, token, nc, P, `events.${ORG}.ret.a.b.c`);
     for (let i = 0; i < 50; i++) publish(nc, `events.${ORG}.ret.a.b.c`, `m-${i}`);
     await nc.flush();
     const c2 = await node.connect({ t, token });
@@ -187,13 +197,7 @@ describe('recovery', () => {
     const { node, nc } = await historyNode(t, ['--history-replay-max', '10']);
     const token = node.token({ sub: 'u_1', org: ORG });
     const P = `events.${ORG}.many.*.*.*`;
-    const c = await node.connect({ t, token });
-    await c.subscribe(P);
-    publish(nc, `events.${ORG}.many.a.b.c`, 'seen');
-    await c.waitEvent((e) => e.id === 'seen');
-    const pos = lastPosition(c);
-    c.terminate();
-    await c.waitClose();
+    const pos = await receiveOneAndLeave(t, node, token, nc, P, `events.${ORG}.many.a.b.c`);
     for (let i = 0; i < 30; i++) publish(nc, `events.${ORG}.many.a.b.c`, `m-${i}`);
     await nc.flush();
     const c2 = await node.connect({ t, token });
@@ -218,26 +222,10 @@ describe('recovery', () => {
     const { node, nc, jsm } = await historyNode(t);
     const token = node.token({ sub: 'u_1', org: ORG });
     const P = `events.${ORG}.ep.*.*.*`;
-    const c = await node.connect({ t, token });
-    await c.subscribe(P);
-    publish(nc, `events.${ORG}.ep.a.b.c`, 'old');
-    await c.waitEvent((e) => e.id === 'old');
-    const pos = lastPosition(c);
-    c.terminate();
-    await c.waitClose();
+    const pos = await receiveOneAndLeave(t, node, token, nc, P, `events.${ORG}.ep.a.b.c`);
     await jsm.streams.delete(STREAM);
     // The node notices within its check interval (5 s) and creates the stream again.
-    await waitUntil(
-      async () => {
-        try {
-          await jsm.streams.info(STREAM);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { timeout: 20000, message: 'the node recreates the stream' },
-    );
+    await streamCreated(jsm);
     const c2 = await node.connect({ t, token });
     const ok = await recoverSubscribe(c2, P, pos);
     assert.deepEqual([ok.recovered, ok.reason], [false, 'epoch'], JSON.stringify(ok));
