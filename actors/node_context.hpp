@@ -89,6 +89,9 @@ struct settings {
   static constexpr uint32_t default_max_inbound_rate = 100;
   /// Concurrent connections one user may hold on one node.
   static constexpr uint32_t default_max_connections_per_user = 32;
+  /// Users of one presence key whose joins and leaves are published and
+  /// listed; above, only the counts are (actors/presence.hpp).
+  static constexpr uint32_t default_presence_max_members = 1000;
   /// How far `nbf` and `iat` may be ahead of the node's clock: NTP keeps
   /// clocks within a second or two, identity providers' within a few more.
   static constexpr milliseconds default_jwt_leeway{30'000};
@@ -124,6 +127,7 @@ struct settings {
   size_t write_gather_bytes = default_write_gather_bytes;
   uint32_t max_inbound_rate = default_max_inbound_rate;
   uint32_t max_connections_per_user = default_max_connections_per_user;
+  uint32_t presence_max_members = default_presence_max_members;
   milliseconds jwt_leeway = default_jwt_leeway;
   /// The HS256 secret and the identity providers' public keys.
   key_set jwt_keys;

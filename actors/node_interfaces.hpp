@@ -35,12 +35,15 @@ CAF_ADD_ATOM(switchyard, switchyard, expire_atom, "expire")
 CAF_ADD_ATOM(switchyard, switchyard, register_atom, "register")
 CAF_ADD_ATOM(switchyard, switchyard, topics_atom, "topics")
 CAF_ADD_ATOM(switchyard, switchyard, sessions_atom, "sessions")
+// Presence (actors/presence.hpp).
+CAF_ADD_ATOM(switchyard, switchyard, presence_atom, "presence")
 
 namespace switchyard {
 
 struct event;
 struct topic_info;
 struct session_info;
+struct presence_info;
 
 /// Whatever subscribes to the topic tree: a session, a rule actor.
 using subscriber_actor = caf::typed_actor<
@@ -129,7 +132,20 @@ using session_registry_actor = caf::typed_actor<
   // From the cluster actor: the live members.
   caf::reacts_to<members_atom, std::vector<node_card>>,
   // Its own timer: one step of the heartbeat wheel.
-  caf::reacts_to<tick_atom>>;
+  caf::reacts_to<tick_atom>,
+  // From a session: it subscribed to a pattern that counts for presence
+  // key `key` (see actors/presence.hpp), or unsubscribed from one.
+  caf::reacts_to<join_atom, std::string /*key*/, session_actor>,
+  caf::reacts_to<leave_atom, std::string /*key*/, session_actor>,
+  // From a member's registry to every other: member `node` (started at
+  // unix ms `started_at`) holds `sessions` sessions of `user` on `key`, 0
+  // for none; with `announce`, the key's owner publishes the join or leave
+  // this makes.
+  caf::reacts_to<presence_atom, std::string /*key*/, std::string /*user*/,
+                 std::string /*node*/, int64_t /*started_at*/,
+                 int32_t /*sessions*/, bool /*announce*/>,
+  // Who is present on `key`, cluster-wide, as this node's registry knows.
+  caf::replies_to<presence_atom, std::string /*key*/>::with<presence_info>>;
 
 /// The NATS interest of a node (actors/bus_bridge.hpp).
 using bus_bridge_actor = caf::typed_actor<

@@ -5,6 +5,7 @@
 #include "actors/bus_publisher.hpp"
 #include "actors/log.hpp"
 #include "actors/log_limiter.hpp"
+#include "actors/presence.hpp"
 #include "schemas/client_frame.hpp"
 #include "schemas/frames.hpp"
 #include "schemas/json_limits.hpp"
@@ -209,6 +210,9 @@ bool session_server::on_frame(client_frame frame, size_t size,
     case client_frame_type::unsubscribe:
       on_unsubscribe(frame.id, frame.topic);
       break;
+    case client_frame_type::presence:
+      on_presence(frame.id, frame.topic, frame.room);
+      break;
     case client_frame_type::publish: return on_publish(frame, capacity);
     case client_frame_type::ack:
       send(deps_->notifications, ack_atom::value, claims_->org, claims_->sub,
@@ -320,26 +324,93 @@ void session_server::on_subscribe(const std::string& id,
     reply_error(id, "forbidden", "token may not subscribe to " + pattern);
     return;
   }
-  auto room = rooms::room_of_pattern(pattern);
+  std::string room{rooms::room_of_pattern(pattern)};
+  if (is_presence_pattern(pattern)) {
+    auto target = parse_presence_key(pattern, &why);
+    if (!target) {
+      reply_error(id, "bad_topic", why);
+      return;
+    }
+    room = !target->room.empty()
+      ? target->room
+      : std::string{rooms::room_of_pattern(target->topic)};
+  }
+  with_room_access(id, room, pattern, [this, id, pattern, recover] {
+    subscribe_checked(id, pattern, recover);
+  });
+}
+
+template<class F>
+void session_server::with_room_access(const std::string& id,
+                                      std::string_view room,
+                                      const std::string& what, F then) {
   if (room.empty() || !deps_->rooms) {
-    subscribe_checked(id, pattern, std::move(recover));
+    then();
     return;
   }
-  // A private room's topics are for its participants: ask before
-  // subscribing (await: later frames wait, and their replies keep order).
+  // A private room's topics are for its participants: ask first (await:
+  // later frames wait, and their replies keep order).
   request(deps_->rooms, std::chrono::seconds(10), access_atom::value,
           claims_->org, claims_->sub, std::string{room})
     .await(
-      [this, id, pattern, recover](bool allowed) {
+      [this, id, what, then](bool allowed) {
         if (allowed)
-          subscribe_checked(id, pattern, recover);
+          then();
         else
           reply_error(id, "forbidden",
-                      "not a participant of the private room of " + pattern);
+                      "not a participant of the private room of " + what);
       },
       [this, id](caf::error&) {
         reply_error(id, "unavailable", "rooms did not answer, retry");
       });
+}
+
+template<class Atom>
+void session_server::tell_presence(Atom atm, const std::string& pattern) {
+  for (auto& key : presence_keys_of(claims_->org, pattern))
+    send(deps_->sessions, atm, std::move(key),
+         caf::actor_cast<session_actor>(this));
+}
+
+void session_server::on_presence(const std::string& id,
+                                 const std::string& topic,
+                                 const std::string& room) {
+  std::string key;
+  std::string what;
+  std::string_view checked_room = room;
+  if (topic.empty()) {
+    if (!rooms::valid_room_id(room)) {
+      reply_error(id, "bad_request",
+                  "room must be a room id (conv_ and 24 hex digits)");
+      return;
+    }
+    key = presence_room_key(claims_->org, room);
+    what = "room " + room;
+  } else {
+    std::string why;
+    if (!topic::valid_topic(topic, &why)) {
+      reply_error(id, "bad_topic", why);
+      return;
+    }
+    if (!may_subscribe(*claims_, topic)) {
+      reply_error(id, "forbidden", "token may not subscribe to " + topic);
+      return;
+    }
+    key = presence_topic_key(claims_->org, topic);
+    what = topic;
+    checked_room = rooms::room_of_pattern(topic);
+  }
+  with_room_access(id, checked_room, what, [this, id, key] {
+    request(deps_->sessions, std::chrono::seconds(10), presence_atom::value,
+            key)
+      .then(
+        [this, id](const presence_info& info) {
+          conn_->send_text(frames::presence_json(id, info));
+        },
+        [this, id](caf::error&) {
+          reply_error(id, "unavailable", "presence did not answer, retry");
+        });
+  });
 }
 
 void session_server::subscribe_checked(const std::string& id,
@@ -367,7 +438,8 @@ void session_server::subscribe_checked(const std::string& id,
   subs_.emplace(pattern, subscription{subscription_actor{}, gen});
   // With history, a recovering subscription's live events wait in its
   // topic actor until the replay is queued.
-  bool replays = recover && !deps_->history.empty();
+  bool replays = recover && !deps_->history.empty()
+    && !is_presence_pattern(pattern);
   auto on_node = [this, id, pattern, gen, recover,
                   replays](subscription_actor& node) {
     auto i = subs_.find(pattern);
@@ -377,6 +449,7 @@ void session_server::subscribe_checked(const std::string& id,
            caf::actor_cast<subscriber_actor>(this));
     } else if (i->second.gen == gen) {
       i->second.node = std::move(node);
+      tell_presence(join_atom::value, pattern);
       if (replays) {
         replay(id, pattern, gen, *recover);
         return;
@@ -486,9 +559,11 @@ void session_server::on_unsubscribe(const std::string& id,
   }
   auto i = subs_.find(pattern);
   if (i != subs_.end()) {
-    if (i->second.node)
+    if (i->second.node) {
       send(i->second.node, unsubscribe_atom::value,
            caf::actor_cast<subscriber_actor>(this));
+      tell_presence(leave_atom::value, pattern);
+    }
     subs_.erase(i);
     if (replays_)
       replays_->erase(pattern);
@@ -776,9 +851,11 @@ void session_server::drop_forbidden_subscriptions() {
       ++i;
       continue;
     }
-    if (i->second.node)
+    if (i->second.node) {
       send(i->second.node, unsubscribe_atom::value,
            caf::actor_cast<subscriber_actor>(this));
+      tell_presence(leave_atom::value, i->first);
+    }
     conn_->send_text(nlohmann::json{
       {"type", "unsubscribed"}, {"topic", i->first}, {"reason", "forbidden"}}
                        .dump());

@@ -83,12 +83,25 @@ private:
   void on_subscribe(const std::string& id, const std::string& pattern,
                     std::optional<replay_request> recover);
   void on_unsubscribe(const std::string& id, const std::string& pattern);
+  /// Answers who is present on exact `topic` or, when `topic` is empty, on
+  /// room `room`.
+  void on_presence(const std::string& id, const std::string& topic,
+                   const std::string& room);
   /// Returns false when the event went to the bus (see `on_text`).
   bool on_publish(client_frame& frame, size_t capacity);
   /// Subscribes once the pattern is known to be allowed; with `recover`,
   /// replays what the client missed before its events go live.
   void subscribe_checked(const std::string& id, const std::string& pattern,
                          std::optional<replay_request> recover);
+  /// Runs `then` once the user may see room `room` (at once for no room),
+  /// else answers `id` with `forbidden` for `what`.
+  template<class F>
+  void with_room_access(const std::string& id, std::string_view room,
+                        const std::string& what, F then);
+  /// Tells the registry that subscription `pattern` counts (`join_atom`)
+  /// or no longer counts (`leave_atom`) for its presence keys.
+  template<class Atom>
+  void tell_presence(Atom atm, const std::string& pattern);
 
   // -- recovery ---------------------------------------------------------------
 

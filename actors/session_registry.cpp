@@ -1,12 +1,131 @@
 #include "actors/session_registry.hpp"
 
 #include "actors/gather.hpp"
+#include "actors/log.hpp"
 #include "actors/placement.hpp"
+#include "schemas/topic.hpp"
 
 #include <algorithm>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 namespace switchyard {
+
+namespace {
+
+using self_ptr
+  = session_registry_actor::stateful_pointer<session_registry_state>;
+
+auto log() {
+  static auto instance = logger("presence");
+  return instance;
+}
+
+/// The `sub` of a user key (`user_key`).
+std::string sub_of(const std::string& user) {
+  return user.substr(user.find('.') + 1);
+}
+
+/// This node's name among the members, and its start.
+std::pair<std::string, int64_t> self_node(const session_registry_state& st) {
+  if (st.members.empty())
+    return {st.cfg.node, 0};
+  return {st.members.front().name, st.members.front().started_at};
+}
+
+/// Publishes a join or leave on the key's own topic while the key has at
+/// most the presence cap of users.
+void announce(self_ptr self, const presence_book::transition& t) {
+  auto& st = self->state;
+  auto users = t.joined ? t.users : t.users + 1;
+  if (users > st.cfg.presence_max_members || !st.cfg.publisher
+      || !topic::valid_topic(t.key))
+    return;
+  event ev;
+  ev.id = st.cfg.event_ids + "-p" + std::to_string(++st.presence_events);
+  ev.topic = t.key;
+  ev.ts = node_context::unix_ms();
+  ev.source = "switchyard";
+  ev.data = nlohmann::json{
+    {"action", t.joined ? "join" : "leave"},
+    {"user", t.user},
+    {"users",
+     t.users}}.dump();
+  constexpr auto timeout = std::chrono::seconds(5);
+  auto deadline = node_context::unix_ms() + 5000;
+  self
+    ->request(st.cfg.publisher, timeout, publish_atom::value, std::move(ev),
+              deadline)
+    .then(
+      [key = t.key](const std::string& status) {
+        if (!status.empty())
+          log()->warn("presence event of {} not published: {}", key, status);
+      },
+      [key = t.key](caf::error& err) {
+        log()->warn("presence event of {} not published: {}", key,
+                    to_string(err));
+      });
+}
+
+/// Takes member `node`'s count of `user` on `key`; the key's owner
+/// publishes the join or leave it makes.
+void apply(self_ptr self, const std::string& key, const std::string& user,
+           const std::string& node, int64_t started_at, int32_t sessions,
+           bool announced) {
+  auto& st = self->state;
+  if (auto t = st.presence.set(key, user, node, started_at, sessions);
+      t && announced && remote_owner(st.members, key) == nullptr)
+    announce(self, *t);
+}
+
+/// Sends this node's count of `c.user` on `c.key` to `member`.
+void send_count(self_ptr self, const node_card& member,
+                const presence_book::change& c, bool announced) {
+  auto [name, started_at] = self_node(self->state);
+  self->send(caf::actor_cast<session_registry_actor>(member.sessions),
+             presence_atom::value, c.key, c.user, name, started_at, c.sessions,
+             announced);
+}
+
+/// Takes this node's new count of `c.user` on `c.key`, and tells every
+/// other member.
+void report(self_ptr self, const presence_book::change& c) {
+  auto& st = self->state;
+  auto [name, started_at] = self_node(st);
+  apply(self, c.key, c.user, name, started_at, c.sessions, true);
+  for (size_t m = 1; m < st.members.size(); ++m)
+    send_count(self, st.members[m], c, true);
+}
+
+/// After a view change: drops what gone members reported (the owners
+/// publish those leaves) and tells newcomers this node's counts.
+void rebalance(self_ptr self, const member_view& before) {
+  auto& st = self->state;
+  auto me = self_node(st).first;
+  auto left = st.presence.prune(
+    [&st, &me](const std::string& node, int64_t started_at) {
+      return node == me
+        || std::any_of(st.members.begin(), st.members.end(),
+                       [&](const node_card& m) {
+                         return m.name == node && m.started_at == started_at;
+                       });
+    });
+  for (auto& t : left)
+    if (remote_owner(st.members, t.key) == nullptr)
+      announce(self, t);
+  for (size_t m = 1; m < st.members.size(); ++m) {
+    auto& member = st.members[m];
+    if (std::any_of(before.begin(), before.end(), [&](const node_card& x) {
+          return same_incarnation(x, member);
+        }))
+      continue;
+    for (auto& c : st.presence.local())
+      send_count(self, member, c, false);
+  }
+}
+
+} // namespace
 
 std::string user_key(const std::string& org, const std::string& sub) {
   return org + '.' + sub;
@@ -18,8 +137,12 @@ size_t heartbeat_buckets(milliseconds interval) {
 }
 
 session_registry_state::config registry_config(const settings& cfg) {
-  return {cfg.heartbeat_interval, cfg.heartbeat_timeout,
-          cfg.max_connections_per_user};
+  session_registry_state::config out;
+  out.heartbeat_interval = cfg.heartbeat_interval;
+  out.heartbeat_timeout = cfg.heartbeat_timeout;
+  out.max_connections_per_user = cfg.max_connections_per_user;
+  out.presence_max_members = cfg.presence_max_members;
+  return out;
 }
 
 session_registry_actor::behavior_type session_registry(
@@ -43,6 +166,8 @@ session_registry_actor::behavior_type session_registry(
     auto i = st.sessions.find(dm.source);
     if (i == st.sessions.end())
       return;
+    for (auto& c : st.presence.drop(dm.source, sub_of(i->second)))
+      report(self, c);
     if (auto u = st.per_user.find(i->second); u != st.per_user.end()) {
       auto& list = u->second;
       list.erase(std::remove_if(list.begin(), list.end(),
@@ -121,7 +246,36 @@ session_registry_actor::behavior_type session_registry(
       return caf::delegated<std::vector<session_actor>>{};
     },
     [self](members_atom, member_view& members) {
+      auto before = std::move(self->state.members);
       self->state.members = std::move(members);
+      rebalance(self, before);
+    },
+    [self](join_atom, const std::string& key, const session_actor& session) {
+      auto& st = self->state;
+      auto i = st.sessions.find(session.address());
+      if (i == st.sessions.end())
+        return; // gone already
+      auto user = sub_of(i->second);
+      if (auto n = st.presence.join(session.address(), user, key))
+        report(self, {key, user, *n});
+    },
+    [self](leave_atom, const std::string& key, const session_actor& session) {
+      auto& st = self->state;
+      auto i = st.sessions.find(session.address());
+      if (i == st.sessions.end())
+        return;
+      auto user = sub_of(i->second);
+      if (auto n = st.presence.leave(session.address(), user, key))
+        report(self, {key, user, *n});
+    },
+    [self](presence_atom, const std::string& key, const std::string& user,
+           const std::string& node, int64_t started_at, int32_t sessions,
+           bool announced) {
+      apply(self, key, user, node, started_at, sessions, announced);
+    },
+    [self](presence_atom, const std::string& key) {
+      auto& st = self->state;
+      return st.presence.info(key, st.cfg.presence_max_members);
     },
     [self](sessions_atom atm) -> caf::result<std::vector<session_info>> {
       auto& st = self->state;

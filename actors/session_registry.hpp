@@ -1,7 +1,9 @@
 // Knows every live session of the node: enforces connections per user,
-// drives heartbeats, and answers `/v1/introspect/sessions` by asking the
-// sessions themselves. Sessions are monitored, so a crashed session
-// disappears too.
+// drives heartbeats, answers `/v1/introspect/sessions` by asking the
+// sessions themselves, and keeps presence (actors/presence.hpp). Sessions
+// are monitored, so a crashed or timed-out session disappears, and leaves
+// every presence key, too. A user's sessions (what the notifier delivers
+// to) and presence are one source: this registry.
 
 #pragma once
 
@@ -12,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include "actors/node_context.hpp"
+#include "actors/presence.hpp"
 #include "schemas/messages.hpp"
 
 namespace switchyard {
@@ -23,6 +26,14 @@ struct session_registry_state {
     milliseconds heartbeat_interval;
     milliseconds heartbeat_timeout;
     uint32_t max_connections_per_user;
+    uint32_t presence_max_members;
+    /// This node's name in presence answers when it runs alone (in a
+    /// cluster, its member name).
+    std::string node;
+    /// Prefix of the ids of the presence events this node publishes.
+    std::string event_ids;
+    /// Where presence events go; none: they are not published.
+    bus_publisher_actor publisher;
   };
 
   config cfg;
@@ -40,6 +51,9 @@ struct session_registry_state {
   size_t next_bucket = 0;
   /// The live members of the cluster, this node first.
   member_view members;
+  presence_book presence;
+  /// Presence events published, for their ids.
+  uint64_t presence_events = 0;
 
   static inline const char* name = "session_registry";
 };
@@ -51,7 +65,8 @@ session_registry_actor::behavior_type session_registry(
   session_registry_actor::stateful_pointer<session_registry_state> self,
   session_registry_state::config cfg);
 
-/// The registry's part of the node's settings.
+/// The registry's part of the node's settings; `node`, `event_ids` and
+/// `publisher` are the caller's to fill in.
 session_registry_state::config registry_config(const settings& cfg);
 
 /// Returns the key of user `sub` of `org` in the registry. An org is one

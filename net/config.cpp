@@ -299,6 +299,10 @@ parsed_options parse_node_options(int argc, char** argv) {
     "max-connections-per-user",
     po::value<uint32_t>()->default_value(c.max_connections_per_user),
     "concurrent connections of one user on this node")(
+    "presence-max-members",
+    po::value<uint32_t>()->default_value(c.presence_max_members),
+    "users of one presence topic whose joins and leaves are published and "
+    "listed; above, only counts")(
     "max-json-depth", po::value<size_t>()->default_value(c.max_json_depth),
     "deepest nesting of arrays and objects in client frames, HTTP bodies "
     "and NATS envelopes (2 to 1024)")(
@@ -640,6 +644,7 @@ parsed_options parse_node_options(int argc, char** argv) {
     return fail("--write-gather-us must be between 0 and 100000");
   c.max_inbound_rate = std::max(1u, vm["max-inbound-rate"].as<uint32_t>());
   c.max_connections_per_user = vm["max-connections-per-user"].as<uint32_t>();
+  c.presence_max_members = vm["presence-max-members"].as<uint32_t>();
   if (c.max_frame_size < 128)
     return fail("--max-frame-size must be at least 128 bytes");
   if (c.batch_frame_size < 1024)

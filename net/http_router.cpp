@@ -214,6 +214,9 @@ void http_router::handle(const http_request& req,
   } else if (path == "/v1/history") {
     if (method_is(http::verb::post))
       history(req, done);
+  } else if (path == "/v1/presence") {
+    if (method_is(http::verb::get))
+      presence(req, done);
   } else if (path == "/v1/introspect/sessions"
              || path == "/v1/introspect/topics") {
     if (method_is(http::verb::get))

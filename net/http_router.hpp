@@ -80,6 +80,9 @@ private:
   /// `POST /v1/history` (net/http_history.cpp).
   void history(const http_request& req,
                std::function<void(http_response)>& done);
+  /// `GET /v1/presence` (net/http_presence.cpp).
+  void presence(const http_request& req,
+                std::function<void(http_response)>& done);
   /// /v1/rooms and below (net/http_rooms.cpp).
   void rooms(const http_request& req, std::string_view path,
              std::function<void(http_response)>& done);

@@ -278,7 +278,6 @@ int run_node(node_options opts) {
                           : "plain TCP (no TLS, no peer "
                             "authentication)");
   }
-  ctx->sessions = sys.spawn(session_registry, registry_config(ctx->cfg));
   std::shared_ptr<net::jetstream_history> history;
   if (nats && ctx->cfg.history.enabled) {
     std::string error;
@@ -318,6 +317,12 @@ int run_node(node_options opts) {
   ctx->topics = sys.spawn(topic_root, topic_deps_of(ctx));
   // On a thread of its own: a NATS publish can block (bus_publisher.hpp).
   ctx->publisher = sys.spawn<caf::detached>(bus_publisher, ctx->bus);
+  auto registry = registry_config(ctx->cfg);
+  registry.node = !opts.node_name.empty() ? opts.node_name
+                                          : asio::ip::host_name();
+  registry.event_ids = ctx->ids.node_id();
+  registry.publisher = ctx->publisher;
+  ctx->sessions = sys.spawn(session_registry, std::move(registry));
   auto agents = std::make_shared<agent_registry>();
   register_builtin_agents(*agents);
   ctx->agents = agents;

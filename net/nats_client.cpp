@@ -278,7 +278,9 @@ nats_port::subscription_ptr nats_client::subscribe(const std::string& pattern,
   if (conn_ == nullptr)
     return result;
   auto* closure = new sub_closure{this, std::move(node)};
-  auto subject = live_prefix_ + pattern;
+  // Only events.> is kept in the history stream (and republished).
+  auto kept = pattern.compare(0, 7, "events.") == 0;
+  auto subject = kept ? live_prefix_ + pattern : pattern;
   auto s = natsConnection_Subscribe(&result->sub, conn_, subject.c_str(),
                                     on_message, closure);
   if (s != NATS_OK) {

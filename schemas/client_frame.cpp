@@ -118,6 +118,20 @@ client_frame client_frame_from_json(const nlohmann::json& j) {
       refuse(frame, "ack needs the notification's id as a string field 'id'");
     return frame;
   }
+  if (*type == "presence") {
+    frame.type = client_frame_type::presence;
+    auto topic = string_field(j, "topic");
+    auto room = string_field(j, "room");
+    if (topic.has_value() == room.has_value())
+      refuse(frame,
+             "presence needs a string field 'topic' (an exact topic) "
+             "or 'room' (a room id), not both");
+    else if (topic)
+      frame.topic = std::move(*topic);
+    else
+      frame.room = std::move(*room);
+    return frame;
+  }
   if (*type == "subscribe") {
     frame.type = client_frame_type::subscribe;
   } else if (*type == "unsubscribe") {

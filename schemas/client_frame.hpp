@@ -22,7 +22,8 @@ enum class client_frame_type : uint8_t {
   subscribe,
   unsubscribe,
   publish,
-  ack
+  ack,
+  presence
 };
 
 /// A decoded client frame, or why it was refused.
@@ -40,6 +41,8 @@ struct client_frame {
   /// `topic`: a pattern for subscribe and unsubscribe, the topic of the
   /// event for publish (its grammar is checked by the session, not here).
   std::string topic;
+  /// `room` of a presence frame asking about a room (then `topic` is empty).
+  std::string room;
   /// `event_id` of a publish frame, 1 to `max_event_id_size` bytes; empty
   /// when the client chose none and the node is to assign one.
   std::string event_id;

@@ -151,6 +151,25 @@ std::string recovered_json(std::string_view id, const replay_result& res) {
   return j.dump();
 }
 
+nlohmann::json presence_object(const presence_info& info) {
+  auto members = nlohmann::json::array();
+  for (auto& m : info.members)
+    members.push_back(
+      {{"user", m.user}, {"sessions", m.sessions}, {"nodes", m.nodes}});
+  return {{"presence_topic", info.key},
+          {"users", info.users},
+          {"sessions", info.sessions},
+          {"capped", info.capped},
+          {"members", std::move(members)}};
+}
+
+std::string presence_json(std::string_view id, const presence_info& info) {
+  auto j = presence_object(info);
+  j["type"] = "presence";
+  j["id"] = id;
+  return j.dump();
+}
+
 std::string published_json(std::string_view id, std::string_view event_id) {
   return R"({"type":"ok","id":)" + json_string(id) + R"(,"event_id":)"
     + json_string(event_id) + "}";

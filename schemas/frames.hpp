@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "schemas/messages.hpp"
 
 namespace switchyard::frames {
@@ -115,6 +117,14 @@ std::string ok_json(std::string_view id);
 /// with `recover`, after its replay: whether it was complete (else why),
 /// and the position it reached.
 std::string recovered_json(std::string_view id, const replay_result& res);
+
+/// Who is present, as `GET /v1/presence` answers: `{"presence_topic",
+/// "users","sessions","capped","members":[{"user","sessions","nodes"}]}`.
+nlohmann::json presence_object(const presence_info& info);
+
+/// `{"type":"presence","id":...}` with `presence_object`'s fields: the
+/// answer to a presence frame.
+std::string presence_json(std::string_view id, const presence_info& info);
 
 /// `{"type":"ok","id":...,"event_id":...}`: a publish frame accepted.
 std::string published_json(std::string_view id, std::string_view event_id);

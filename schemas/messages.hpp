@@ -115,6 +115,42 @@ typename Inspector::result_type inspect(Inspector& f, history_page& x) {
            x.error);
 }
 
+// -- presence -----------------------------------------------------------------
+
+/// One user present on a presence key: their sessions that count for it,
+/// on the members that hold them.
+struct presence_member {
+  std::string user;
+  int32_t sessions = 0;
+  /// Names of the members holding those sessions, sorted.
+  std::vector<std::string> nodes;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, presence_member& x) {
+  return f(caf::meta::type_name("switchyard::presence_member"), x.user,
+           x.sessions, x.nodes);
+}
+
+/// Who is present on one presence key (`presence.<org>.<topic>` or
+/// `presence.<org>.room.<room id>`), counted once per user across the
+/// cluster.
+struct presence_info {
+  std::string key;
+  uint32_t users = 0;
+  uint32_t sessions = 0;
+  /// More users than the presence cap: `members` is left empty.
+  bool capped = false;
+  /// Sorted by user.
+  std::vector<presence_member> members;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, presence_info& x) {
+  return f(caf::meta::type_name("switchyard::presence_info"), x.key, x.users,
+           x.sessions, x.capped, x.members);
+}
+
 // -- introspection ------------------------------------------------------------
 
 /// What `/v1/introspect/topics` shows for one topic actor.
@@ -154,6 +190,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (switchyard::session_info))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::topic_info>))
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::session_info>))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::presence_member))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::presence_info))
 
   // History (actors/history_interfaces.hpp).
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::event>))

@@ -98,10 +98,12 @@ bool covers(std::string_view outer, std::string_view inner) {
 }
 
 std::string_view org_of(std::string_view str) {
-  constexpr std::string_view prefix = "events.";
-  if (str.substr(0, prefix.size()) != prefix)
+  std::string_view rest;
+  for (std::string_view prefix : {"events.", "presence."})
+    if (str.substr(0, prefix.size()) == prefix)
+      rest = str.substr(prefix.size());
+  if (rest.empty())
     return {};
-  auto rest = str.substr(prefix.size());
   auto dot = rest.find('.');
   auto org = rest.substr(0, dot);
   if (org == "*" || org == ">")

@@ -39,7 +39,8 @@ bool matches(std::string_view pattern, std::string_view topic);
 /// Returns whether every topic matched by `inner` is also matched by `outer`.
 bool covers(std::string_view outer, std::string_view inner);
 
-/// Returns the org of `events.{org}.…` or an empty view for any other topic.
+/// Returns the org of `events.{org}.…` and `presence.{org}.…` (presence
+/// topics, actors/presence.hpp) or an empty view for any other topic.
 std::string_view org_of(std::string_view topic_or_pattern);
 
 } // namespace switchyard::topic

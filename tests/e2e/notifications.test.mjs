@@ -168,7 +168,11 @@ describe('notifications', { skip }, () => {
     await setContact(env, 'erin', { email: 'erin@example.com', devices: [{ platform: 'fcm', token: 'dev-erin' }] });
     await env.node.publishOk(env.admin, `events.${ORG}.alerts.alert.fired.a1`, { name: 'restart', on_call: 'erin' });
     const pushed = await waitUntil(() => env.push.delivered[0], { message: 'the push' });
-    // The email waits 3 s for an ack: kill the node in that window.
+    // The email waits 3 s for an ack: kill the node in that window, once
+    // the push is on record as sent (killed between the gateway's answer
+    // and that record, the node would push again with the same
+    // Idempotency-Key, as docs/notifications.md says).
+    await inboxUntil(env, 'erin', (n) => n.id === pushed.id && n.push.state === 'sent', 'the push on record');
     env.node.proc.kill('SIGKILL');
     await env.node.exited;
     assert.equal(env.smtp.messages().length, 0, 'no email before the kill');

@@ -144,10 +144,14 @@ inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
     cfg.jwt_keys.secret = "unit-test-secret";
   auto ctx = std::make_shared<node_context>(cfg);
   ctx->topics = sys.spawn(topic_root, topic_deps_of(ctx));
-  ctx->sessions = sys.spawn(session_registry, registry_config(ctx->cfg));
   ctx->bus = std::make_shared<local_bus>(*ctx);
   // Not detached here: the deterministic scheduler runs it like any actor.
   ctx->publisher = sys.spawn(bus_publisher, ctx->bus);
+  auto registry = registry_config(ctx->cfg);
+  registry.node = "unit";
+  registry.event_ids = ctx->ids.node_id();
+  registry.publisher = ctx->publisher;
+  ctx->sessions = sys.spawn(session_registry, std::move(registry));
   return ctx;
 }
 
