@@ -44,6 +44,7 @@ struct event;
 struct topic_info;
 struct session_info;
 struct presence_info;
+struct presence_count;
 
 /// Whatever subscribes to the topic tree: a session, a rule actor.
 using subscriber_actor = caf::typed_actor<
@@ -144,6 +145,12 @@ using session_registry_actor = caf::typed_actor<
   caf::reacts_to<presence_atom, std::string /*key*/, std::string /*user*/,
                  std::string /*node*/, int64_t /*started_at*/,
                  int32_t /*sessions*/, bool /*announce*/>,
+  // From a member's registry that sees this one as new: its snapshot of
+  // its own counts (replacing what this one held of it); answered with
+  // this one's.
+  caf::replies_to<
+    presence_atom, std::string /*node*/, int64_t /*started_at*/,
+    std::vector<presence_count>>::with<std::vector<presence_count>>,
   // Who is present on `key`, cluster-wide, as this node's registry knows.
   caf::replies_to<presence_atom, std::string /*key*/>::with<presence_info>>;
 

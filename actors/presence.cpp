@@ -1,7 +1,9 @@
 #include "actors/presence.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
+#include "schemas/json_limits.hpp"
 #include "schemas/rooms.hpp"
 #include "schemas/topic.hpp"
 
@@ -49,6 +51,7 @@ std::optional<presence_target> parse_presence_key(std::string_view key,
   auto inner = rest.substr(dot + 1);
   presence_target out;
   out.key = std::string{key};
+  out.org = std::string{org};
   if (auto parts = topic::split(inner);
       parts.size() == 2 && parts[0] == room_token) {
     if (!rooms::valid_room_id(parts[1]))
@@ -61,6 +64,24 @@ std::optional<presence_target> parse_presence_key(std::string_view key,
     return fail(usage);
   out.topic = std::string{inner};
   return out;
+}
+
+bool may_see_presence(const claims& c, const presence_target& t) {
+  if (t.org != c.org)
+    return false;
+  if (!t.topic.empty())
+    return may_subscribe(c, t.topic);
+  return may_subscribe(c, rooms::topic(c.org, "*", t.room));
+}
+
+std::string room_of(const presence_target& t) {
+  if (!t.room.empty())
+    return t.room;
+  return std::string{rooms::room_of_pattern(t.topic)};
+}
+
+bool valid_presence_user(std::string_view user) {
+  return !user.empty() && user.size() <= 256 && json_limits::valid_utf8(user);
 }
 
 std::vector<std::string> presence_keys_of(std::string_view org,
@@ -188,6 +209,31 @@ presence_book::set(const std::string& key, const std::string& user,
 }
 
 std::vector<presence_book::transition>
+presence_book::replace(const std::string& node, int64_t started_at,
+                       const std::vector<presence_count>& counts) {
+  // What `node` reported before and no longer does goes to 0 first.
+  std::vector<std::pair<std::string, std::string>> before;
+  for (auto& [key, users] : cluster_)
+    for (auto& [user, nodes] : users)
+      for (auto& h : nodes)
+        if (h.node == node)
+          before.emplace_back(key, user);
+  std::unordered_set<std::string> reported;
+  for (auto& c : counts)
+    if (c.sessions > 0)
+      reported.insert(c.key + '\n' + c.user);
+  std::vector<transition> out;
+  for (auto& [key, user] : before)
+    if (reported.count(key + '\n' + user) == 0)
+      if (auto t = set(key, user, node, started_at, 0))
+        out.push_back(std::move(*t));
+  for (auto& c : counts)
+    if (auto t = set(c.key, c.user, node, started_at, c.sessions))
+      out.push_back(std::move(*t));
+  return out;
+}
+
+std::vector<presence_book::transition>
 presence_book::prune(const std::function<bool(const std::string& node,
                                               int64_t started_at)>& alive) {
   std::vector<transition> out;
@@ -208,8 +254,9 @@ presence_book::prune(const std::function<bool(const std::string& node,
       out.push_back(transition{k->first, u->first, false, 0});
       u = users.erase(u);
     }
+    // Each leave with the count right after it.
     for (auto i = first; i < out.size(); ++i)
-      out[i].users = users.size();
+      out[i].users = users.size() + (out.size() - 1 - i);
     if (users.empty())
       k = cluster_.erase(k);
     else

@@ -27,6 +27,7 @@
 #include <caf/all.hpp>
 
 #include "schemas/messages.hpp"
+#include "schemas/token.hpp"
 
 namespace switchyard {
 
@@ -34,6 +35,7 @@ namespace switchyard {
 struct presence_target {
   /// `presence.<org>.<topic>` or `presence.<org>.room.<room>`.
   std::string key;
+  std::string org;
   /// The exact topic, or empty for a room.
   std::string topic;
   /// The room id, or empty for a topic.
@@ -60,18 +62,26 @@ std::string presence_room_key(std::string_view org, std::string_view room);
 /// Whether `pattern` is a presence pattern (`presence.…`).
 bool is_presence_pattern(std::string_view pattern);
 
+/// Whether `c` may see presence `t`: of the token's org, and for a topic
+/// what subscribing to it needs, for a room what subscribing to all of its
+/// topics needs (the private-room check is the session's, as for those).
+bool may_see_presence(const claims& c, const presence_target& t);
+
+/// The room of `t`: its own, or that of its topic when that is a room's.
+std::string room_of(const presence_target& t);
+
+/// Whether `user` may be named in a presence query: 1 to 256 bytes of
+/// valid UTF-8 (ids in tokens are; a query string may hold anything).
+bool valid_presence_user(std::string_view user);
+
 /// The presence state of one node. Not an actor: the session registry
 /// owns it and sends what it returns.
 class presence_book {
 public:
   /// A user whose count changed: `sessions` is the new count.
-  struct change {
-    std::string key;
-    std::string user;
-    int32_t sessions;
-  };
+  using change = presence_count;
 
-  /// A user who appeared on or left a key this node owns.
+  /// A user who appeared on or left a key.
   struct transition {
     std::string key;
     std::string user;
@@ -111,6 +121,11 @@ public:
   std::optional<transition> set(const std::string& key, const std::string& user,
                                 const std::string& node, int64_t started_at,
                                 int32_t sessions);
+
+  /// Replaces what member `node` reported with `counts` (its snapshot);
+  /// returns the joins and leaves that makes.
+  std::vector<transition> replace(const std::string& node, int64_t started_at,
+                                  const std::vector<presence_count>& counts);
 
   /// Forgets what members that `alive` says are gone reported; returns the
   /// users that left with them.

@@ -140,6 +140,8 @@ session_actor::behavior_type session_server::make_behavior() {
       conn_->send_ping();
       schedule_expiry();
       ping_unanswered_ = true;
+      if (deps_->rooms)
+        recheck_room_presence();
     },
     [this](sessions_atom) {
       session_info info{session_id(),
@@ -320,24 +322,88 @@ void session_server::on_subscribe(const std::string& id,
     reply_error(id, "bad_topic", why);
     return;
   }
-  if (!may_subscribe(*claims_, pattern)) {
-    reply_error(id, "forbidden", "token may not subscribe to " + pattern);
-    return;
-  }
-  std::string room{rooms::room_of_pattern(pattern)};
   if (is_presence_pattern(pattern)) {
     auto target = parse_presence_key(pattern, &why);
     if (!target) {
       reply_error(id, "bad_topic", why);
       return;
     }
-    room = !target->room.empty()
-      ? target->room
-      : std::string{rooms::room_of_pattern(target->topic)};
+    if (!may_see_presence(*claims_, *target)) {
+      reply_error(id, "forbidden", "token may not see " + pattern);
+      return;
+    }
+    with_room_read(id, room_of(*target), pattern, [this, id, pattern, recover] {
+      subscribe_checked(id, pattern, recover);
+    });
+    return;
   }
-  with_room_access(id, room, pattern, [this, id, pattern, recover] {
-    subscribe_checked(id, pattern, recover);
-  });
+  if (!may_subscribe(*claims_, pattern)) {
+    reply_error(id, "forbidden", "token may not subscribe to " + pattern);
+    return;
+  }
+  with_room_access(id, rooms::room_of_pattern(pattern), pattern,
+                   [this, id, pattern, recover] {
+                     subscribe_checked(id, pattern, recover);
+                   });
+}
+
+template<class F>
+void session_server::with_room_read(const std::string& id,
+                                    const std::string& room,
+                                    const std::string& what, F then) {
+  if (room.empty()) {
+    then();
+    return;
+  }
+  if (!deps_->rooms) {
+    reply_error(id, "forbidden", "this node has no rooms");
+    return;
+  }
+  // Who is in a room is the room's data: the room must exist, be loaded
+  // and be readable by this user (presence events are not filtered by a
+  // room's audience as its own events are).
+  request(deps_->rooms, std::chrono::seconds(10), get_atom::value,
+          caller{claims_->sub, claims_->org, claims_->admin}, room)
+    .await(
+      [this, id, what, then](const outcome& res, const room_record&) {
+        if (res.ok())
+          then();
+        else if (res.code == "forbidden" || res.code == "not_found")
+          reply_error(id, "forbidden", "may not see the room of " + what);
+        else
+          reply_error(id, "unavailable", "rooms are not ready, retry");
+      },
+      [this, id](caf::error&) {
+        reply_error(id, "unavailable", "rooms did not answer, retry");
+      });
+}
+
+bool session_server::may_hold(const std::string& pattern) const {
+  if (!is_presence_pattern(pattern))
+    return may_subscribe(*claims_, pattern);
+  auto target = parse_presence_key(pattern, nullptr);
+  return target && may_see_presence(*claims_, *target);
+}
+
+void session_server::recheck_room_presence() {
+  for (auto& [pattern, sub] : subs_) {
+    if (!is_presence_pattern(pattern) || !sub.node)
+      continue;
+    auto target = parse_presence_key(pattern, nullptr);
+    auto room = target ? room_of(*target) : std::string{};
+    if (room.empty())
+      continue;
+    request(deps_->rooms, std::chrono::seconds(10), get_atom::value,
+            caller{claims_->sub, claims_->org, claims_->admin}, room)
+      .then(
+        [this, pattern = pattern](const outcome& res, const room_record&) {
+          if (res.code == "forbidden" || res.code == "not_found")
+            drop_subscription(pattern, "forbidden");
+        },
+        [](caf::error&) {
+          // Unanswered: the next heartbeat asks again.
+        });
+  }
 }
 
 template<class F>
@@ -375,16 +441,16 @@ void session_server::tell_presence(Atom atm, const std::string& pattern) {
 void session_server::on_presence(const std::string& id,
                                  const std::string& topic,
                                  const std::string& room) {
-  std::string key;
+  presence_target target;
   std::string what;
-  std::string_view checked_room = room;
   if (topic.empty()) {
     if (!rooms::valid_room_id(room)) {
       reply_error(id, "bad_request",
                   "room must be a room id (conv_ and 24 hex digits)");
       return;
     }
-    key = presence_room_key(claims_->org, room);
+    target.room = room;
+    target.key = presence_room_key(claims_->org, room);
     what = "room " + room;
   } else {
     std::string why;
@@ -392,15 +458,16 @@ void session_server::on_presence(const std::string& id,
       reply_error(id, "bad_topic", why);
       return;
     }
-    if (!may_subscribe(*claims_, topic)) {
-      reply_error(id, "forbidden", "token may not subscribe to " + topic);
-      return;
-    }
-    key = presence_topic_key(claims_->org, topic);
+    target.topic = topic;
+    target.key = presence_topic_key(claims_->org, topic);
     what = topic;
-    checked_room = rooms::room_of_pattern(topic);
   }
-  with_room_access(id, checked_room, what, [this, id, key] {
+  target.org = claims_->org;
+  if (!may_see_presence(*claims_, target)) {
+    reply_error(id, "forbidden", "token may not see who is on " + what);
+    return;
+  }
+  with_room_read(id, room_of(target), what, [this, id, key = target.key] {
     request(deps_->sessions, std::chrono::seconds(10), presence_atom::value,
             key)
       .then(
@@ -488,7 +555,9 @@ void session_server::subscribe_checked(const std::string& id,
 
 void session_server::replay(const std::string& id, const std::string& pattern,
                             uint64_t gen, replay_request req) {
-  auto& reader = deps_->history[this->id() % deps_->history.size()];
+  // By pattern: the same replays meet in one front and share a read.
+  auto& reader = deps_->history[std::hash<std::string>{}(req.pattern)
+                                % deps_->history.size()];
   auto start = [this, id, pattern, gen](replay_result&& res) {
     auto i = subs_.find(pattern);
     if (i == subs_.end() || i->second.gen != gen)
@@ -846,23 +915,30 @@ void session_server::schedule_expiry() {
 }
 
 void session_server::drop_forbidden_subscriptions() {
-  for (auto i = subs_.begin(); i != subs_.end();) {
-    if (may_subscribe(*claims_, i->first)) {
-      ++i;
-      continue;
-    }
-    if (i->second.node) {
-      send(i->second.node, unsubscribe_atom::value,
-           caf::actor_cast<subscriber_actor>(this));
-      tell_presence(leave_atom::value, i->first);
-    }
-    conn_->send_text(nlohmann::json{
-      {"type", "unsubscribed"}, {"topic", i->first}, {"reason", "forbidden"}}
-                       .dump());
-    if (replays_)
-      replays_->erase(i->first);
-    i = subs_.erase(i);
+  std::vector<std::string> gone;
+  for (auto& kvp : subs_)
+    if (!may_hold(kvp.first))
+      gone.push_back(kvp.first);
+  for (auto& pattern : gone)
+    drop_subscription(pattern, "forbidden");
+}
+
+void session_server::drop_subscription(const std::string& pattern,
+                                       const char* reason) {
+  auto i = subs_.find(pattern);
+  if (i == subs_.end())
+    return;
+  if (i->second.node) {
+    send(i->second.node, unsubscribe_atom::value,
+         caf::actor_cast<subscriber_actor>(this));
+    tell_presence(leave_atom::value, pattern);
   }
+  conn_->send_text(nlohmann::json{
+    {"type", "unsubscribed"}, {"topic", pattern}, {"reason", reason}}
+                     .dump());
+  if (replays_)
+    replays_->erase(pattern);
+  subs_.erase(i);
 }
 
 void session_server::reply_ok(const std::string& id) {

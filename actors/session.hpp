@@ -98,6 +98,20 @@ private:
   template<class F>
   void with_room_access(const std::string& id, std::string_view room,
                         const std::string& what, F then);
+  /// As `with_room_access`, but the room must exist and be readable by
+  /// the user (`get_atom`): for presence, whose events and answers no
+  /// room audience filters.
+  template<class F>
+  void with_room_read(const std::string& id, const std::string& room,
+                      const std::string& what, F then);
+  /// Whether the token allows holding subscription `pattern`.
+  bool may_hold(const std::string& pattern) const;
+  /// Drops the presence subscriptions of rooms this user may no longer
+  /// see (removed from a private room, the room deleted); once per
+  /// heartbeat.
+  void recheck_room_presence();
+  /// Ends subscription `pattern` and tells the client why.
+  void drop_subscription(const std::string& pattern, const char* reason);
   /// Tells the registry that subscription `pattern` counts (`join_atom`)
   /// or no longer counts (`leave_atom`) for its presence keys.
   template<class Atom>

@@ -52,6 +52,12 @@ void announce(self_ptr self, const presence_book::transition& t) {
     {"user", t.user},
     {"users",
      t.users}}.dump();
+  if (!st.cfg.clustered) {
+    // Alone, this node's presence is its own: nodes that only share NATS
+    // would publish conflicting counts on the same topics.
+    self->send(st.cfg.topics, publish_atom::value, std::move(ev));
+    return;
+  }
   constexpr auto timeout = std::chrono::seconds(5);
   auto deadline = node_context::unix_ms() + 5000;
   self
@@ -79,15 +85,6 @@ void apply(self_ptr self, const std::string& key, const std::string& user,
     announce(self, *t);
 }
 
-/// Sends this node's count of `c.user` on `c.key` to `member`.
-void send_count(self_ptr self, const node_card& member,
-                const presence_book::change& c, bool announced) {
-  auto [name, started_at] = self_node(self->state);
-  self->send(caf::actor_cast<session_registry_actor>(member.sessions),
-             presence_atom::value, c.key, c.user, name, started_at, c.sessions,
-             announced);
-}
-
 /// Takes this node's new count of `c.user` on `c.key`, and tells every
 /// other member.
 void report(self_ptr self, const presence_book::change& c) {
@@ -95,11 +92,22 @@ void report(self_ptr self, const presence_book::change& c) {
   auto [name, started_at] = self_node(st);
   apply(self, c.key, c.user, name, started_at, c.sessions, true);
   for (size_t m = 1; m < st.members.size(); ++m)
-    send_count(self, st.members[m], c, true);
+    self->send(caf::actor_cast<session_registry_actor>(st.members[m].sessions),
+               presence_atom::value, c.key, c.user, name, started_at,
+               c.sessions, true);
+}
+
+/// Publishes what the key owners among `ts` must.
+void announce_owned(self_ptr self,
+                    const std::vector<presence_book::transition>& ts) {
+  for (auto& t : ts)
+    if (remote_owner(self->state.members, t.key) == nullptr)
+      announce(self, t);
 }
 
 /// After a view change: drops what gone members reported (the owners
-/// publish those leaves) and tells newcomers this node's counts.
+/// publish those leaves) and trades snapshots with newcomers: each side
+/// replaces what it held of the other with the other's snapshot.
 void rebalance(self_ptr self, const member_view& before) {
   auto& st = self->state;
   auto me = self_node(st).first;
@@ -111,17 +119,28 @@ void rebalance(self_ptr self, const member_view& before) {
                          return m.name == node && m.started_at == started_at;
                        });
     });
-  for (auto& t : left)
-    if (remote_owner(st.members, t.key) == nullptr)
-      announce(self, t);
+  announce_owned(self, left);
+  auto [name, started_at] = self_node(st);
   for (size_t m = 1; m < st.members.size(); ++m) {
     auto& member = st.members[m];
     if (std::any_of(before.begin(), before.end(), [&](const node_card& x) {
-          return same_incarnation(x, member);
+          return same_incarnation(x, member) && x.sessions == member.sessions;
         }))
       continue;
-    for (auto& c : st.presence.local())
-      send_count(self, member, c, false);
+    self
+      ->request(caf::actor_cast<session_registry_actor>(member.sessions),
+                std::chrono::seconds(10), presence_atom::value, name,
+                started_at, st.presence.local())
+      .then(
+        [self, node = member.name,
+         started = member.started_at](std::vector<presence_count>& counts) {
+          announce_owned(self,
+                         self->state.presence.replace(node, started, counts));
+        },
+        [node = member.name](caf::error& err) {
+          // Gone again, or slow: the next view change trades again.
+          log()->warn("no presence snapshot from {}: {}", node, to_string(err));
+        });
   }
 }
 
@@ -271,7 +290,20 @@ session_registry_actor::behavior_type session_registry(
     [self](presence_atom, const std::string& key, const std::string& user,
            const std::string& node, int64_t started_at, int32_t sessions,
            bool announced) {
-      apply(self, key, user, node, started_at, sessions, announced);
+      // Only from the members this node sees (a dropped member's late
+      // updates would come back as ghosts).
+      auto& st = self->state;
+      if (sent_by_member(self->current_sender(), st.members,
+                         &node_card::sessions))
+        apply(self, key, user, node, started_at, sessions, announced);
+    },
+    [self](presence_atom, const std::string& node, int64_t started_at,
+           const std::vector<presence_count>& counts) {
+      auto& st = self->state;
+      if (sent_by_member(self->current_sender(), st.members,
+                         &node_card::sessions))
+        announce_owned(self, st.presence.replace(node, started_at, counts));
+      return st.presence.local();
     },
     [self](presence_atom, const std::string& key) {
       auto& st = self->state;

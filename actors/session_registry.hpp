@@ -32,8 +32,12 @@ struct session_registry_state {
     std::string node;
     /// Prefix of the ids of the presence events this node publishes.
     std::string event_ids;
-    /// Where presence events go; none: they are not published.
+    /// Where presence events go in a cluster (the bus, to every member);
+    /// none: they are not published.
     bus_publisher_actor publisher;
+    /// Where they go when this node runs alone (its own clients only).
+    topic_router_actor topics;
+    bool clustered = false;
   };
 
   config cfg;

@@ -35,10 +35,10 @@ void http_router::presence(const http_request& req,
     return;
   }
   auto c = *checked.value;
-  auto target = std::string_view{req.target().data(), req.target().size()};
-  auto topic = query_param(target, "topic");
-  auto room = query_param(target, "room");
-  auto user = query_param(target, "user");
+  auto url = std::string_view{req.target().data(), req.target().size()};
+  auto topic = query_param(url, "topic");
+  auto room = query_param(url, "room");
+  auto user = query_param(url, "user");
   if (!topic.empty() + !room.empty() + !user.empty() != 1) {
     fail(http::status::bad_request, "bad_request",
          "give one of ?topic=<exact topic>, ?room=<room id>, ?user=<user id>");
@@ -46,6 +46,11 @@ void http_router::presence(const http_request& req,
   }
   auto registry = ctx_->sessions;
   if (!user.empty()) {
+    if (!valid_presence_user(user)) {
+      fail(http::status::bad_request, "bad_request",
+           "user must be 1 to 256 bytes of UTF-8");
+      return;
+    }
     if (user != c.sub && !c.admin) {
       fail(http::status::forbidden, "forbidden",
            "only the user themself or an org admin may ask whether a user is "
@@ -70,31 +75,33 @@ void http_router::presence(const http_request& req,
     });
     return;
   }
-  std::string key;
-  std::string check_room;
+  presence_target target;
+  target.org = c.org;
   if (!room.empty()) {
     if (!rooms::valid_room_id(room)) {
       fail(http::status::bad_request, "bad_request",
            "room must be a room id (conv_ and 24 hex digits)");
       return;
     }
-    key = presence_room_key(c.org, room);
-    check_room = room;
+    target.room = room;
+    target.key = presence_room_key(c.org, room);
   } else {
     std::string why;
     if (!topic::valid_topic(topic, &why)) {
       fail(http::status::bad_request, "bad_topic", why);
       return;
     }
-    // The same authorization as subscribing to the topic.
-    if (!may_subscribe(c, topic)) {
-      fail(http::status::forbidden, "forbidden",
-           "token may not subscribe to " + topic);
-      return;
-    }
-    key = presence_topic_key(c.org, topic);
-    check_room = rooms::room_of_pattern(topic);
+    target.topic = topic;
+    target.key = presence_topic_key(c.org, topic);
   }
+  // What subscribing to the topic (or to all of the room's topics) needs.
+  if (!may_see_presence(c, target)) {
+    fail(http::status::forbidden, "forbidden",
+         "token may not see who is on " + (room.empty() ? topic : room));
+    return;
+  }
+  auto key = target.key;
+  auto check_room = room_of(target);
   auto directory = ctx_->rooms;
   sys_.spawn([=](caf::event_based_actor* self) {
     auto ask = [=] {
@@ -109,21 +116,30 @@ void http_router::presence(const http_request& req,
                        "presence did not answer, retry", v, ka));
           });
     };
-    if (check_room.empty() || !directory) {
+    if (check_room.empty()) {
       ask();
       return;
     }
+    if (!directory) {
+      done(error(http::status::forbidden, "forbidden", "this node has no rooms",
+                 v, ka));
+      return;
+    }
+    // Who is in a room is the room's data: the room must exist and be
+    // readable by the caller.
     self
-      ->request(directory, presence_timeout, access_atom::value, c.org, c.sub,
-                check_room)
+      ->request(directory, presence_timeout, get_atom::value,
+                caller{c.sub, c.org, c.admin}, check_room)
       .then(
-        [=](bool allowed) {
-          if (allowed)
+        [=](const outcome& res, const room_record&) {
+          if (res.ok())
             ask();
-          else
+          else if (res.code == "forbidden" || res.code == "not_found")
             done(error(http::status::forbidden, "forbidden",
-                       "not a participant of the private room " + check_room, v,
-                       ka));
+                       "may not see room " + check_room, v, ka));
+          else
+            done(error(http::status::service_unavailable, "unavailable",
+                       "rooms are not ready, retry", v, ka));
         },
         [=](caf::error&) {
           done(error(http::status::service_unavailable, "unavailable",

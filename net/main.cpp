@@ -292,9 +292,11 @@ int run_node(node_options opts) {
     // stream's republished copies.
     nats->use_history(net::jetstream_history::live_prefix, history);
     for (int i = 0; i < hc.readers; ++i)
-      ctx->history.push_back(sys.spawn<caf::detached>(
-        history_reader, history,
-        replay_limits{hc.replay_max, hc.replay_max_bytes}));
+      ctx->history.push_back(
+        sys.spawn(history_front,
+                  sys.spawn<caf::detached>(
+                    history_reader, history,
+                    replay_limits{hc.replay_max, hc.replay_max_bytes})));
     log->info("history: events.> kept in JetStream stream {} (max age {} "
               "ms, {} events, {} bytes); live events from {}.events.>; {} "
               "readers",
@@ -322,6 +324,8 @@ int run_node(node_options opts) {
                                           : asio::ip::host_name();
   registry.event_ids = ctx->ids.node_id();
   registry.publisher = ctx->publisher;
+  registry.topics = ctx->topics;
+  registry.clustered = ctx->cluster != nullptr;
   ctx->sessions = sys.spawn(session_registry, std::move(registry));
   auto agents = std::make_shared<agent_registry>();
   register_builtin_agents(*agents);

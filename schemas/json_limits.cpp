@@ -4,6 +4,12 @@
 
 namespace switchyard::json_limits {
 
+bool valid_utf8(std::string_view str) {
+  boost::beast::websocket::detail::utf8_checker check;
+  return check.write(reinterpret_cast<const uint8_t*>(str.data()), str.size())
+    && check.finish();
+}
+
 namespace {
 
 using nlohmann::json;
@@ -55,9 +61,7 @@ public:
 
 private:
   bool utf8(const json::string_t& val) {
-    boost::beast::websocket::detail::utf8_checker check;
-    if (check.write(reinterpret_cast<const uint8_t*>(val.data()), val.size())
-        && check.finish())
+    if (valid_utf8(val))
       return true;
     not_utf8_ = true;
     return false;

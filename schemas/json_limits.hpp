@@ -15,6 +15,9 @@
 
 namespace switchyard::json_limits {
 
+/// Whether `str` is valid UTF-8.
+bool valid_utf8(std::string_view str);
+
 /// Why a parse failed.
 enum class failure : uint8_t {
   /// The value parsed.

@@ -132,6 +132,19 @@ typename Inspector::result_type inspect(Inspector& f, presence_member& x) {
            x.sessions, x.nodes);
 }
 
+/// One member's count of one user's sessions on one presence key.
+struct presence_count {
+  std::string key;
+  std::string user;
+  int32_t sessions = 0;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, presence_count& x) {
+  return f(caf::meta::type_name("switchyard::presence_count"), x.key, x.user,
+           x.sessions);
+}
+
 /// Who is present on one presence key (`presence.<org>.<topic>` or
 /// `presence.<org>.room.<room id>`), counted once per user across the
 /// cluster.
@@ -192,6 +205,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(switchyard, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::session_info>))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::presence_member))
   CAF_ADD_TYPE_ID(switchyard, (switchyard::presence_info))
+  CAF_ADD_TYPE_ID(switchyard, (switchyard::presence_count))
+  CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::presence_count>))
 
   // History (actors/history_interfaces.hpp).
   CAF_ADD_TYPE_ID(switchyard, (std::vector<switchyard::event>))

@@ -482,14 +482,6 @@ std::string mint_token(const claims& c, std::string_view secret) {
 }
 
 bool may_subscribe(const claims& c, std::string_view pattern) {
-  // Presence of a topic is for whoever may subscribe to the topic; that of
-  // a room for its participants (checked by the session, as for the room's
-  // topics).
-  auto presence = "presence." + c.org + ".";
-  if (pattern.substr(0, presence.size()) == presence) {
-    auto inner = pattern.substr(presence.size());
-    return inner.substr(0, 5) == "room." || may_subscribe(c, inner);
-  }
   // The org fence comes first: no sub_allow entry can widen it.
   if (!topic::covers("events." + c.org + ".>", pattern))
     return false;

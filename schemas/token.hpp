@@ -94,9 +94,7 @@ verified verify_token(std::string_view token, const key_set& keys,
 std::string mint_token(const claims& c, std::string_view secret);
 
 /// Whether `c` may subscribe to `pattern`: inside `events.<org>.` whatever
-/// `sub_allow` says, and covered by one of its `sub_allow` patterns. A
-/// presence pattern `presence.<org>.<topic>` as `<topic>`;
-/// `presence.<org>.room.…` is left to the room's participants check.
+/// `sub_allow` says, and covered by one of its `sub_allow` patterns.
 bool may_subscribe(const claims& c, std::string_view pattern);
 
 /// Whether `c` may publish to `topic`: inside `events.<org>.` whatever

@@ -40,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -187,6 +188,8 @@ void usage() {
     "usage: swload [options]\n"
     "  --scenario fanout|many-topics|idle|storm   (default fanout)\n"
     "  --targets switchyard,switchyard-nats,nats  servers to run, in order\n"
+    "                      (switchyard-history: switchyard-nats with\n"
+    "                      JetStream and --history, every event stored)\n"
     "  --nodes N           switchyard-nats as a cluster of N nodes on one\n"
     "                      nats-server, subscribers spread round-robin; its\n"
     "                      CPU and RSS are the sums over the nodes (default "
@@ -303,7 +306,8 @@ options parse(int argc, char** argv) {
       die("unknown option " + a + " (see --help)");
   }
   for (auto& s : o.servers)
-    if (s != "switchyard" && s != "switchyard-nats" && s != "nats")
+    if (s != "switchyard" && s != "switchyard-nats" && s != "switchyard-history"
+        && s != "nats")
       die("unknown target " + s);
   if (o.nodes < 1 || o.nodes > 8)
     die("--nodes takes 1 to 8");
@@ -1138,6 +1142,11 @@ struct server {
   bool via_nats() const {
     return name != "switchyard";
   }
+  /// A node bridged to a nats-server (switchyard-nats, and
+  /// switchyard-history: the same with JetStream and --history).
+  bool bridged() const {
+    return name == "switchyard-nats" || name == "switchyard-history";
+  }
 
   /// CPU and RSS of the node, summed over every node of a cluster.
   proc_stat stat() const {
@@ -1163,13 +1172,19 @@ struct server {
       }
       die(std::string{"server did not open its port: "} + what);
     };
-    auto start_nats = [&](bool websocket) {
+    auto start_nats = [&](bool websocket, bool jetstream) {
       nats_port = free_port();
       std::string conf = "/tmp/swload-" + name + "-" + std::to_string(getpid())
         + ".conf";
       std::ofstream f(conf);
       f << "listen: 127.0.0.1:" << nats_port << "\n"
         << "max_payload: 1048576\n";
+      if (jetstream) {
+        auto dir = "/tmp/swload-" + name + "-" + std::to_string(getpid())
+          + "-js";
+        std::filesystem::remove_all(dir);
+        f << "jetstream {\n  store_dir: \"" << dir << "\"\n}\n";
+      }
       if (websocket) {
         ws_port = free_port();
         f << "websocket {\n  host: 127.0.0.1\n  port: " << ws_port
@@ -1184,11 +1199,11 @@ struct server {
       return pid;
     };
     if (name == "nats") {
-      node_pid = start_nats(true);
+      node_pid = start_nats(true, false);
       return;
     }
-    if (name == "switchyard-nats")
-      nats_pid = start_nats(false);
+    if (bridged())
+      nats_pid = start_nats(false, name == "switchyard-history");
     ws_port = http_port = free_port();
     std::vector<std::string> args{o.switchyard_bin,
                                   "--port",
@@ -1205,13 +1220,15 @@ struct server {
                                   std::to_string(o.actor_threads),
                                   "--log-level",
                                   "warn"};
-    if (name == "switchyard-nats") {
+    if (bridged()) {
       args.push_back("--nats");
       args.push_back("nats://127.0.0.1:" + std::to_string(nats_port));
     }
+    if (name == "switchyard-history")
+      args.push_back("--history");
     for (auto& a : split(o.extra_args, ' '))
       args.push_back(a);
-    if (name != "switchyard-nats" || o.nodes == 1) {
+    if (!bridged() || o.nodes == 1) {
       node_pid = spawn(args, "/tmp/swload-" + name + ".log");
       wait_port(ws_port, "switchyard");
       return;
@@ -1252,6 +1269,9 @@ struct server {
     for (auto pid : more_pids)
       stop(pid);
     stop(nats_pid);
+    if (name == "switchyard-history")
+      std::filesystem::remove_all("/tmp/swload-" + name + "-"
+                                  + std::to_string(getpid()) + "-js");
     node_pid = nats_pid = -1;
     more_pids.clear();
     more_ports.clear();
@@ -1933,7 +1953,7 @@ public:
       out_ += "PUB " + topic + " " + std::to_string(json.size()) + "\r\n";
       out_ += json;
       out_ += "\r\n";
-    } else if (srv_.name == "switchyard-nats") {
+    } else if (srv_.bridged()) {
       auto env = msgpack_envelope(t, seq);
       out_ += "PUB " + topic + " " + std::to_string(env.size()) + "\r\n";
       out_ += env;

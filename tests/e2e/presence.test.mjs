@@ -134,7 +134,7 @@ describe('presence', () => {
 
   it('a room: its participants see who is there; others get 403', T, async (t) => {
     const nats = await startJetStream(t);
-    const node = await startNode(['--nats', nats.url, ...FAST_RECONNECT], { secret: SECRET });
+    const node = await startNode(['--nats', nats.url, ...FAST_RECONNECT, '--heartbeat-interval', '300ms'], { secret: SECRET });
     t.after(() => node.stop());
     const alice = node.token({ sub: 'alice', org: ORG });
     const room = await waitUntil(async () => {
@@ -159,11 +159,21 @@ describe('presence', () => {
     m.send({ type: 'presence', id: 'p', room: room.id });
     const refused = await m.waitFor((f) => f.id === 'p', { what: 'the refusal' });
     assert.equal(refused.code, 'forbidden');
+    // A token whose sub_allow does not reach the room's topics.
+    const narrow = node.token({ sub: 'alice', org: ORG, subAllow: [`events.${ORG}.docs.>`] });
+    await api(node, 'GET', `/v1/presence?room=${room.id}`, narrow, undefined, 403);
+    // A room that does not exist is nobody's to see.
+    await api(node, 'GET', '/v1/presence?room=conv_000000000000000000000000', alice, undefined, 403);
     await b.unsubscribe(`events.${ORG}.conversations.conversation.*.${room.id}`);
     await presenceUntil(node, alice, 1, 1, `room=${room.id}`);
     await b.unsubscribe(`events.${ORG}.conversations.conversation.message_posted.${room.id}`);
     await presenceUntil(node, alice, 0, 0, `room=${room.id}`);
     await a.waitEvent((e) => e.topic === roomKey && e.data.action === 'leave' && e.data.user === 'bob');
+    // Removed from the private room, bob loses its presence within a heartbeat.
+    await b.subscribe(roomKey);
+    await api(node, 'DELETE', `/v1/rooms/${room.id}/participants/bob`, alice, undefined, 204);
+    const gone = await b.waitFor((f) => f.type === 'unsubscribed' && f.topic === roomKey, { what: 'the unsubscribed frame' });
+    assert.equal(gone.reason, 'forbidden');
   });
 
   it('two clustered nodes count a user once; a killed node takes its users along', T, async (t) => {

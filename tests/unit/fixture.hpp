@@ -151,6 +151,7 @@ inline node_context_ptr make_node(caf::actor_system& sys, settings cfg = {}) {
   registry.node = "unit";
   registry.event_ids = ctx->ids.node_id();
   registry.publisher = ctx->publisher;
+  registry.topics = ctx->topics;
   ctx->sessions = sys.spawn(session_registry, std::move(registry));
   return ctx;
 }

@@ -7,6 +7,7 @@
 
 #include <caf/test/dsl.hpp>
 
+#include "actors/history.hpp"
 #include "actors/session.hpp"
 #include "fixture.hpp"
 #include "schemas/token.hpp"
@@ -23,6 +24,7 @@ constexpr const char* topic = "events.org_123.x.y";
 struct scripted_history {
   std::optional<caf::typed_response_promise<replay_result>> pending;
   replay_request asked;
+  int asks = 0;
 };
 
 history_actor::behavior_type
@@ -32,6 +34,7 @@ scripted_reader(history_actor::pointer self,
     [self, script](replay_atom,
                    const replay_request& req) -> caf::result<replay_result> {
       script->asked = req;
+      ++script->asks;
       script->pending = self->make_response_promise<replay_result>();
       return caf::delegated<replay_result>{};
     },
@@ -89,14 +92,18 @@ struct fixture : test_coordinator_fixture<test_config> {
     sched.run();
   }
 
-  void answer(replay_result res) {
-    CAF_REQUIRE(script->pending.has_value());
+  void answer(replay_result res, scripted_history& by) {
+    CAF_REQUIRE(by.pending.has_value());
     // From an actor: a promise delivers through its sender's context.
-    sys.spawn([rp = *script->pending, res](caf::event_based_actor*) mutable {
+    sys.spawn([rp = *by.pending, res](caf::event_based_actor*) mutable {
       rp.deliver(std::move(res));
     });
-    script->pending.reset();
+    by.pending.reset();
     sched.run();
+  }
+
+  void answer(replay_result res) {
+    answer(std::move(res), *script);
   }
 
   /// The timeline after the welcome and the auth's ok.
@@ -201,6 +208,49 @@ CAF_TEST(unsubscribing during a replay drops it and its held events) {
   CAF_CHECK_EQUAL(after_auth(), std::vector<std::string>{"ok"});
   auto ok = conn->json_texts().back();
   CAF_CHECK_EQUAL(ok["id"], "u");
+}
+
+CAF_TEST(waiting identical replays share a read and one in progress does not ) {
+  auto reader_script = std::make_shared<scripted_history>();
+  auto front = sys.spawn(history_front,
+                         sys.spawn(scripted_reader, reader_script));
+  // Each answer as "since:last_seq".
+  auto answers = std::make_shared<std::vector<std::string>>();
+  auto ask = [&](uint64_t since) {
+    sys.spawn([=](caf::event_based_actor* self) {
+      replay_request req{pattern, since, "ep1", 0, false};
+      self->request(front, caf::infinite, replay_atom::value, req)
+        .then([=](const replay_result& res) {
+          answers->push_back(std::to_string(since) + ":"
+                             + std::to_string(res.last_seq));
+        });
+    });
+    sched.run();
+  };
+  auto read = [&](uint64_t last_seq) {
+    replay_result res;
+    res.last_seq = last_seq;
+    res.complete = true;
+    answer(res, *reader_script);
+  };
+  ask(5); // read 1 starts at once
+  ask(5); // waits: read 1 may have started before this one's hold
+  ask(5); // shares that wait
+  ask(7);
+  auto asks = reader_script->asks;
+  CAF_CHECK_EQUAL(asks, 1);
+  read(9);
+  asks = reader_script->asks;
+  CAF_CHECK_EQUAL(asks, 2);
+  read(10);
+  read(11);
+  asks = reader_script->asks;
+  CAF_CHECK_EQUAL(asks, 3);
+  auto got = *answers;
+  CAF_CHECK_EQUAL(got,
+                  (std::vector<std::string>{"5:9", "5:10", "5:10", "7:11"}));
+  caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
+  sched.run();
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
