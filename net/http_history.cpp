@@ -33,11 +33,9 @@ void http_router::history(const http_request& req,
                   const std::string& message) {
     done(error(status, code, message, v, ka));
   };
-  auto checked = check_bearer(req);
-  if (!checked.value) {
-    fail(http::status::unauthorized, "unauthorized", checked.error);
+  auto checked = check_user(req, done);
+  if (!checked)
     return;
-  }
   if (ctx_->history.empty()) {
     fail(http::status::not_implemented, "not_enabled",
          "this node keeps no history (start it with --history)");
@@ -65,7 +63,7 @@ void http_router::history(const http_request& req,
     return;
   }
   // The same authorization as subscribing.
-  if (!may_subscribe(*checked.value, pattern)) {
+  if (!may_subscribe(*checked, pattern)) {
     fail(http::status::forbidden, "forbidden",
          "token may not subscribe to " + pattern);
     return;
@@ -94,7 +92,7 @@ void http_router::history(const http_request& req,
     return;
   auto& reader
     = ctx_->history[std::hash<std::string>{}(pattern) % ctx_->history.size()];
-  auto user = checked.value->sub;
+  auto user = checked->sub;
   sys_.spawn([=](caf::event_based_actor* self) {
     self
       ->request(reader, history_timeout, history_atom::value, pattern,

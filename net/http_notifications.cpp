@@ -27,12 +27,10 @@ void http_router::notifications(const http_request& req, std::string_view path,
                              const std::string& message) {
     done(error(status, code, message, v, ka));
   };
-  auto checked = check_bearer(req);
-  if (!checked.value) {
-    fail(http::status::unauthorized, "unauthorized", checked.error);
+  auto checked = check_user(req, done);
+  if (!checked)
     return;
-  }
-  caller who{checked.value->sub, checked.value->org, checked.value->admin};
+  caller who{checked->sub, checked->org, checked->admin};
   auto method = req.method();
   auto target = std::string_view{req.target().data(), req.target().size()};
   auto dir = ctx_->notifications;

@@ -29,12 +29,10 @@ void http_router::presence(const http_request& req,
                   const std::string& message) {
     done(error(status, code, message, v, ka));
   };
-  auto checked = check_bearer(req);
-  if (!checked.value) {
-    fail(http::status::unauthorized, "unauthorized", checked.error);
+  auto checked = check_user(req, done);
+  if (!checked)
     return;
-  }
-  auto c = *checked.value;
+  auto c = *checked;
   auto url = std::string_view{req.target().data(), req.target().size()};
   auto topic = query_param(url, "topic");
   auto room = query_param(url, "room");

@@ -443,6 +443,16 @@ void http_router::ingest(const http_request& req, std::string_view name,
 }
 
 std::optional<claims>
+http_router::check_user(const http_request& req,
+                        std::function<void(http_response)>& done) {
+  auto checked = check_bearer(req);
+  if (!checked.value)
+    done(error(http::status::unauthorized, "unauthorized", checked.error,
+               req.version(), req.keep_alive()));
+  return checked.value;
+}
+
+std::optional<claims>
 http_router::check_admin(const http_request& req, bool node_admin,
                          std::function<void(http_response)>& done) {
   auto v = req.version();

@@ -93,6 +93,11 @@ private:
   /// would cost more than the publish itself.
   verified check_bearer(const http_request& req);
 
+  /// The claims of the request's bearer token; else answers 401 through
+  /// `done`.
+  std::optional<claims> check_user(const http_request& req,
+                                   std::function<void(http_response)>& done);
+
   /// The claims of the request's token when it is an admin's (a node
   /// admin's if `node_admin`); else answers 401 or 403 through `done`.
   std::optional<claims> check_admin(const http_request& req, bool node_admin,
