@@ -20,16 +20,17 @@ namespace {
 constexpr const char* pattern = "events.org_123.x.*";
 constexpr const char* topic = "events.org_123.x.y";
 
-/// A history reader whose replay answers when the test says so.
+/// A history reader whose replay answers when the test says so (with
+/// `(ok_atom, replay_result)`: the reader delivers its own promise, as a
+/// promise must be delivered in its actor's context).
 struct scripted_history {
   std::optional<caf::typed_response_promise<replay_result>> pending;
   replay_request asked;
   int asks = 0;
 };
 
-history_actor::behavior_type
-scripted_reader(history_actor::pointer self,
-                std::shared_ptr<scripted_history> script) {
+caf::behavior scripted_reader(caf::event_based_actor* self,
+                              std::shared_ptr<scripted_history> script) {
   return {
     [self, script](replay_atom,
                    const replay_request& req) -> caf::result<replay_result> {
@@ -38,10 +39,21 @@ scripted_reader(history_actor::pointer self,
       script->pending = self->make_response_promise<replay_result>();
       return caf::delegated<replay_result>{};
     },
+    [script](caf::ok_atom, replay_result& res) {
+      CAF_REQUIRE(script->pending.has_value());
+      script->pending->deliver(std::move(res));
+      script->pending.reset();
+    },
     [](history_atom, const std::string&, uint32_t, uint64_t) {
       return history_page{};
     },
   };
+}
+
+/// A scripted reader as a `history_actor`.
+history_actor spawn_reader(caf::actor_system& sys,
+                           std::shared_ptr<scripted_history> script) {
+  return caf::actor_cast<history_actor>(sys.spawn(scripted_reader, script));
 }
 
 event at(uint64_t seq) {
@@ -66,7 +78,7 @@ struct fixture : test_coordinator_fixture<test_config> {
   caf::actor session;
 
   fixture() {
-    ctx->history.push_back(sys.spawn(scripted_reader, script));
+    ctx->history.push_back(spawn_reader(sys, script));
     claims c;
     c.sub = "u_1";
     c.org = "org_123";
@@ -92,18 +104,15 @@ struct fixture : test_coordinator_fixture<test_config> {
     sched.run();
   }
 
-  void answer(replay_result res, scripted_history& by) {
-    CAF_REQUIRE(by.pending.has_value());
-    // From an actor: a promise delivers through its sender's context.
-    sys.spawn([rp = *by.pending, res](caf::event_based_actor*) mutable {
-      rp.deliver(std::move(res));
-    });
-    by.pending.reset();
+  void answer(replay_result res, const history_actor& reader) {
+    caf::anon_send(caf::actor_cast<caf::actor>(reader), caf::ok_atom::value,
+                   std::move(res));
     sched.run();
   }
 
   void answer(replay_result res) {
-    answer(std::move(res), *script);
+    CAF_REQUIRE(script->pending.has_value());
+    answer(std::move(res), ctx->history.front());
   }
 
   /// The timeline after the welcome and the auth's ok.
@@ -212,8 +221,8 @@ CAF_TEST(unsubscribing during a replay drops it and its held events) {
 
 CAF_TEST(waiting identical replays share a read and one in progress does not ) {
   auto reader_script = std::make_shared<scripted_history>();
-  auto front = sys.spawn(history_front,
-                         sys.spawn(scripted_reader, reader_script));
+  auto reader = spawn_reader(sys, reader_script);
+  auto front = sys.spawn(history_front, reader);
   // Each answer as "since:last_seq".
   auto answers = std::make_shared<std::vector<std::string>>();
   auto ask = [&](uint64_t since) {
@@ -231,7 +240,7 @@ CAF_TEST(waiting identical replays share a read and one in progress does not ) {
     replay_result res;
     res.last_seq = last_seq;
     res.complete = true;
-    answer(res, *reader_script);
+    answer(res, reader);
   };
   ask(5); // read 1 starts at once
   ask(5); // waits: read 1 may have started before this one's hold
