@@ -80,6 +80,10 @@ std::string room_of(const presence_target& t) {
   return std::string{rooms::room_of_pattern(t.topic)};
 }
 
+bool refuses_room(const outcome& res) {
+  return res.code == "forbidden" || res.code == "not_found";
+}
+
 bool valid_presence_user(std::string_view user) {
   return !user.empty() && user.size() <= 256 && json_limits::valid_utf8(user);
 }
@@ -98,9 +102,8 @@ std::vector<std::string> presence_keys_of(std::string_view org,
 
 // -- local side ---------------------------------------------------------------
 
-std::optional<int32_t> presence_book::add(const std::string& key,
-                                          const std::string& user,
-                                          int32_t delta) {
+int32_t presence_book::add(const std::string& key, const std::string& user,
+                           int32_t delta) {
   auto& users = local_[key];
   auto& n = users[user];
   n += delta;
@@ -154,8 +157,7 @@ presence_book::drop(const caf::actor_addr& session, const std::string& user) {
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   for (auto& key : keys)
-    if (auto n = add(key, user, -1))
-      out.push_back(change{key, user, *n});
+    out.push_back(change{key, user, add(key, user, -1)});
   return out;
 }
 

@@ -70,6 +70,10 @@ bool may_see_presence(const claims& c, const presence_target& t);
 /// The room of `t`: its own, or that of its topic when that is a room's.
 std::string room_of(const presence_target& t);
 
+/// Whether a room directory's `get` answer refuses the user for good (no
+/// such room, or one they may not read), rather than not yet (loading).
+bool refuses_room(const outcome& res);
+
 /// Whether `user` may be named in a presence query: 1 to 256 bytes of
 /// valid UTF-8 (ids in tokens are; a query string may hold anything).
 bool valid_presence_user(std::string_view user);
@@ -157,8 +161,7 @@ private:
   std::unordered_map<std::string, std::map<std::string, std::vector<holder>>>
     cluster_;
 
-  std::optional<int32_t> add(const std::string& key, const std::string& user,
-                             int32_t delta);
+  int32_t add(const std::string& key, const std::string& user, int32_t delta);
 };
 
 } // namespace switchyard

@@ -368,7 +368,7 @@ void session_server::with_room_read(const std::string& id,
       [this, id, what, then](const outcome& res, const room_record&) {
         if (res.ok())
           then();
-        else if (res.code == "forbidden" || res.code == "not_found")
+        else if (refuses_room(res))
           reply_error(id, "forbidden", "may not see the room of " + what);
         else
           reply_error(id, "unavailable", "rooms are not ready, retry");
@@ -397,7 +397,7 @@ void session_server::recheck_room_presence() {
             caller{claims_->sub, claims_->org, claims_->admin}, room)
       .then(
         [this, pattern = pattern](const outcome& res, const room_record&) {
-          if (res.code == "forbidden" || res.code == "not_found")
+          if (refuses_room(res))
             drop_subscription(pattern, "forbidden");
         },
         [](caf::error&) {

@@ -132,7 +132,7 @@ void http_router::presence(const http_request& req,
         [=](const outcome& res, const room_record&) {
           if (res.ok())
             ask();
-          else if (res.code == "forbidden" || res.code == "not_found")
+          else if (refuses_room(res))
             done(error(http::status::forbidden, "forbidden",
                        "may not see room " + check_room, v, ka));
           else
